@@ -1,0 +1,55 @@
+"""The single ``gatekeeper`` entry point.
+
+Each subcommand lives in ``gatekeeper.commands.<name>`` and exposes
+``HELP``, ``configure(parser)`` and ``run(args) -> int``. Modules are
+imported only when their command runs, so ``gatekeeper validate`` does not
+pay for paramiko or gear."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from gatekeeper.errors import UserError
+
+# name -> (module, one-line help). Order is the order of ``--help``.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "validate": ("gatekeeper.commands.validate", "check layout files (and the service config)"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gatekeeper", description="Gatekeeper project gating")
+    parser.add_argument("--debug", action="store_true", help="log at DEBUG level")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+        # Argument definitions are cheap; import lazily only to configure.
+        importlib.import_module(module).configure(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    module = importlib.import_module(args._module)
+    try:
+        return int(module.run(args) or 0)
+    except UserError as e:
+        for msg in e.messages:
+            print(msg, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

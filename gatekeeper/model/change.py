@@ -1,0 +1,104 @@
+"""What the source (Gerrit) tells us about changes and refs.
+
+These are plain values produced by the Gerrit adapter and consumed by the
+pure core. A queue item holds either a ``Change`` or a ``Ref``; the core tells
+them apart with ``isinstance``, never by probing attributes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Approval:
+    """One vote on the current patchset (Gerrit's ``approvals`` entry)."""
+
+    label: str  # Gerrit label name as Gerrit spells it: "Verified", "Code-Review", "Workflow"
+    value: int
+    username: str | None = None
+    email: str | None = None
+    granted_on: int | None = None  # epoch seconds
+
+
+@dataclass
+class Change:
+    """A Gerrit change at one patchset."""
+
+    project: str
+    branch: str
+    number: int
+    patchset: int
+    change_id: str = ""  # the "I..." Change-Id
+    ref: str = ""  # refs/changes/NN/N/PS
+    revision: str = ""  # commit sha of this patchset
+    parents: list[str] = field(default_factory=list)  # parent commit shas
+    subject: str = ""
+    commit_message: str = ""
+    owner_username: str | None = None
+    owner_email: str | None = None
+    owner_name: str | None = None
+    url: str = ""
+    topic: str | None = None
+    status: str = "NEW"  # NEW | MERGED | ABANDONED (DRAFT on old Gerrit)
+    is_current_patchset: bool = True
+    approvals: list[Approval] = field(default_factory=list)  # on the current patchset
+    files: list[str] | None = None  # None = unknown (file matchers then match)
+    depends_on: list[str] = field(default_factory=list)  # Change-Ids from Depends-On footers
+    # Open changes this one needs because its patchset's parent commit is theirs
+    # (Gerrit's "dependsOn" with isCurrentPatchSet). Filled by the source.
+    needed_by_parent: list[int] = field(default_factory=list)
+    last_updated: int | None = None  # epoch seconds
+    mergeable: bool | None = None
+
+    @property
+    def key(self) -> str:
+        """Identity of this change (all patchsets)."""
+        return f"{self.number}"
+
+    @property
+    def id_string(self) -> str:
+        """The ``N,PS`` form Gerrit's review command and people use."""
+        return f"{self.number},{self.patchset}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in ("NEW", "DRAFT")
+
+    @property
+    def is_merged(self) -> bool:
+        return self.status == "MERGED"
+
+    def approval_values(self, label: str) -> list[int]:
+        wanted = label.lower()
+        return [a.value for a in self.approvals if a.label.lower() == wanted]
+
+
+@dataclass
+class Ref:
+    """A branch or tag update (ref-updated) or a periodic run on a branch."""
+
+    project: str
+    ref: str  # full ref name, e.g. refs/heads/master or refs/tags/1.0
+    oldrev: str = ""
+    newrev: str = ""
+    url: str = ""
+
+    @property
+    def branch(self) -> str | None:
+        if self.ref.startswith("refs/heads/"):
+            return self.ref[len("refs/heads/"):]
+        if not self.ref.startswith("refs/"):
+            return self.ref  # Gerrit 2.x sent bare branch names
+        return None
+
+    @property
+    def key(self) -> str:
+        return f"{self.project}:{self.ref}"
+
+    @property
+    def id_string(self) -> str:
+        return f"{self.ref}@{self.newrev[:7]}" if self.newrev else self.ref
+
+    @property
+    def is_deletion(self) -> bool:
+        return bool(self.newrev) and set(self.newrev) == {"0"}
