@@ -1,0 +1,72 @@
+"""The Gearman wire contract between scheduler, workers, mergers and the pool.
+
+All payloads are UTF-8 JSON objects. Function names:
+
+``build:JOB`` / ``build:JOB:LABEL``
+    Run one build. Arguments: ``BuildArgs`` (the ZUUL_* parameters plus a
+    ``gatekeeper`` object describing the job). Unique id: the build uuid.
+    The worker sends WORK_DATA ``{"worker", "node", "provider", "url"}`` once
+    it has a node (may repeat with more fields), WORK_STATUS for progress,
+    and WORK_COMPLETE with ``BuildResult``. WORK_FAIL / WORK_EXCEPTION mean
+    the build was lost (infrastructure), never that the tests failed.
+
+``stop:WORKER``
+    Ask WORKER (the name it sent in WORK_DATA) to abort a running build:
+    ``{"uuid": BUILD_UUID}``. The worker kills the remote command, collects
+    logs, releases the node and completes the build with result ABORTED.
+
+``merger:merge`` / ``merger:update``
+    Build a speculative state: ``MergeArgs``; returns ``MergeResult``.
+    ``merger:update`` only fetches the listed projects.
+
+``node:claim:LABEL`` / ``node:release``
+    Node pool: claim returns a node lease (host, port, username, key path,
+    provider, node id) or waits; release takes ``{"node_id", "state":
+    "used"|"hold", "hold_for", "reason", "build"}``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+BUILD_PREFIX = "build:"
+STOP_PREFIX = "stop:"
+MERGE_FUNCTION = "merger:merge"
+UPDATE_FUNCTION = "merger:update"
+NODE_CLAIM_PREFIX = "node:claim:"
+NODE_RELEASE_FUNCTION = "node:release"
+
+# Pipeline precedence -> gear job priority.
+PRECEDENCE_PRIORITY = {"high": "high", "normal": "normal", "low": "low"}
+
+# Build results a worker may return in WORK_COMPLETE.
+RESULTS = ("SUCCESS", "FAILURE", "TIMED_OUT", "ABORTED", "NODE_FAILURE", "ERROR")
+
+
+def build_function(job: str, label: str | None = None) -> str:
+    return f"{BUILD_PREFIX}{job}:{label}" if label else f"{BUILD_PREFIX}{job}"
+
+
+def stop_function(worker: str) -> str:
+    return f"{STOP_PREFIX}{worker}"
+
+
+def node_claim_function(label: str) -> str:
+    return f"{NODE_CLAIM_PREFIX}{label}"
+
+
+def encode(obj: dict[str, Any]) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+def decode(data: bytes | str | None) -> dict[str, Any]:
+    """Decode a JSON object payload; anything else is a protocol error."""
+    if data is None or data in (b"", ""):
+        return {}
+    if isinstance(data, bytes):
+        data = data.decode("utf-8", "replace")
+    obj = json.loads(data)
+    if not isinstance(obj, dict):
+        raise ValueError("gearman payload is not a JSON object")
+    return obj
