@@ -72,6 +72,11 @@ class BuildRequest:
     parameters: dict[str, str]  # ZUUL_* and the job's own parameters
     precedence: str = "normal"  # low | normal | high -> Gearman priority
     timeout: int | None = None  # seconds
+    # What the worker needs to know of the job (from the layout's Job):
+    run: str | None = None  # script to run on the node, relative to the workspace
+    artifacts: tuple[str, ...] = ()  # extra paths on the node collected as logs
+    projects: tuple[str, ...] = ()  # projects cloned into the workspace besides ZUUL_PROJECT
+    hold_on_failure: bool = True
 
 
 class Launcher(Protocol):
