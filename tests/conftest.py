@@ -1,0 +1,35 @@
+"""Shared fixtures. Area-specific fixtures live in tests/fixtures/."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gatekeeper.nodes.localsshd import LocalSshd, generate_keypair
+
+
+@pytest.fixture(scope="session")
+def client_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private key (ed25519) that every sshd_node fixture accepts."""
+    return generate_keypair(tmp_path_factory.mktemp("keys") / "id_ed25519", "gatekeeper-test")
+
+
+@pytest.fixture
+def sshd_node(tmp_path: Path, client_key: Path) -> Iterator[LocalSshd]:
+    """A real sshd on a loopback port accepting ``client_key``."""
+    node = LocalSshd(tmp_path / "node", [client_key.with_suffix(".pub").read_text()], name="node")
+    node.start()
+    yield node
+    node.stop()
+
+
+@pytest.fixture
+def sshd_nodes(tmp_path: Path, client_key: Path) -> Iterator[list[LocalSshd]]:
+    """Two independent sshd nodes."""
+    pub = client_key.with_suffix(".pub").read_text()
+    nodes = [LocalSshd(tmp_path / f"node{i}", [pub], name=f"node{i}").start() for i in range(2)]
+    yield nodes
+    for n in nodes:
+        n.stop()
