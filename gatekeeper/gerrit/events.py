@@ -1,0 +1,229 @@
+"""Gerrit ``stream-events`` JSON -> :class:`TriggerEvent`.
+
+Gerrit's documentation says any field may be missing, and the field shapes
+changed between 2.x and 3.x (``number`` as a string or an int, approval
+values as strings, ``oldValue`` since 2.13, ``refName`` with or without
+``refs/heads/``). Everything here is tolerant: a malformed or unknown line is
+logged (truncated) and skipped, never raised."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from gatekeeper.model.events import EventApproval, TriggerEvent
+
+log = logging.getLogger("gatekeeper.gerrit.events")
+
+# Who did it, per event type, in order of preference (3.x name first where
+# Gerrit renamed a field).
+ACCOUNT_FIELDS: dict[str, tuple[str, ...]] = {
+    "patchset-created": ("uploader",),
+    "draft-published": ("uploader",),
+    "comment-added": ("author",),
+    "change-merged": ("submitter",),
+    "merge-failed": ("submitter",),
+    "change-abandoned": ("abandoner",),
+    "change-restored": ("restorer",),
+    "ref-updated": ("submitter",),
+    "reviewer-added": ("reviewer", "adder"),
+    "reviewer-deleted": ("reviewer", "remover"),
+    "topic-changed": ("changer",),
+    "hashtags-changed": ("editor",),
+    "wip-state-changed": ("changer",),
+    "private-state-changed": ("changer",),
+    "vote-deleted": ("remover", "deleter", "reviewer"),
+    "change-deleted": ("deleter",),
+    "assignee-changed": ("changer",),
+    "project-created": (),
+    "ref-replicated": (),
+    "ref-replication-scheduled": (),
+    "ref-replication-done": (),
+    "dropped-output": (),
+}
+KNOWN_TYPES = frozenset(ACCOUNT_FIELDS)
+MAX_LOGGED = 200  # characters of a bad line that make it into the log
+
+
+def truncate(text: str, limit: int = MAX_LOGGED) -> str:
+    text = text.replace("\n", "\\n")
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
+
+
+def to_int(value: Any) -> int | None:
+    """Gerrit 2.x sends numbers as strings ("42", "-1"); 3.x as ints."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value)
+    if isinstance(value, str):
+        s = value.strip()
+        if s.startswith("+"):
+            s = s[1:]
+        try:
+            return int(s)
+        except ValueError:
+            return None
+    return None
+
+
+def to_float(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _dict(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _str(value: Any) -> str | None:
+    if isinstance(value, str) and value != "":
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def parse_approvals(raw: Any) -> tuple[EventApproval, ...]:
+    """``approvals``: [{"type": "Code-Review", "value": "2", "oldValue": "0"}, ...]."""
+    if not isinstance(raw, list):
+        return ()
+    out: list[EventApproval] = []
+    for a in raw:
+        a = _dict(a)
+        label = _str(a.get("type")) or _str(a.get("description"))
+        value = to_int(a.get("value"))
+        if label is None or value is None:
+            continue
+        out.append(EventApproval(label=label, value=value, old_value=to_int(a.get("oldValue"))))
+    return tuple(out)
+
+
+def full_ref(ref_name: str | None) -> str | None:
+    """Gerrit 2.x sent ``master`` for branch updates; 2.13+ sends ``refs/heads/master``."""
+    if not ref_name:
+        return None
+    return ref_name if ref_name.startswith("refs/") else f"refs/heads/{ref_name}"
+
+
+def branch_of(ref_name: str | None) -> str | None:
+    if not ref_name:
+        return None
+    if ref_name.startswith("refs/heads/"):
+        return ref_name[len("refs/heads/"):]
+    if ref_name.startswith("refs/"):
+        return None
+    return ref_name
+
+
+def _account(data: Mapping[str, Any], etype: str) -> Mapping[str, Any]:
+    for name in ACCOUNT_FIELDS.get(etype, ()):
+        acct = data.get(name)
+        if isinstance(acct, Mapping):
+            return acct
+    return {}
+
+
+def event_from_dict(data: Any) -> TriggerEvent | None:
+    """One decoded stream-events object -> TriggerEvent; None (logged) if unusable."""
+    if not isinstance(data, Mapping):
+        log.warning("Skipping Gerrit event that is not a JSON object: %s",
+                    truncate(_safe_dump(data)))
+        return None
+    etype = data.get("type")
+    if not isinstance(etype, str) or not etype:
+        log.warning("Skipping Gerrit event without a type: %s", truncate(_safe_dump(data)))
+        return None
+    if etype not in KNOWN_TYPES:
+        log.info("Skipping Gerrit event of unknown type %r", truncate(etype, 60))
+        return None
+
+    change = _dict(data.get("change"))
+    patchset = _dict(data.get("patchSet"))
+    if not patchset:
+        patchset = _dict(data.get("patchset"))  # draft-published in some 2.x docs
+    ref_update = _dict(data.get("refUpdate"))
+    acct = _account(data, etype)
+
+    project = _str(change.get("project")) or _str(ref_update.get("project"))
+    if project is None:
+        # project-created: projectName; ref-replicated: project
+        project = _str(data.get("projectName")) or _str(data.get("project"))
+    branch = _str(change.get("branch"))
+    ref = _str(patchset.get("ref"))
+    oldrev = newrev = None
+    if etype == "ref-updated":
+        ref = full_ref(_str(ref_update.get("refName")))
+        branch = branch_of(_str(ref_update.get("refName")))
+        oldrev = _str(ref_update.get("oldRev"))
+        newrev = _str(ref_update.get("newRev"))
+    elif etype in ("ref-replicated", "ref-replication-scheduled", "ref-replication-done"):
+        ref = full_ref(_str(data.get("ref")))
+        branch = branch_of(_str(data.get("ref")))
+    elif etype == "change-merged":
+        newrev = _str(data.get("newRev"))
+    elif etype == "project-created":
+        branch = branch_of(_str(data.get("projectHead")))
+    if newrev is None and etype != "ref-updated":
+        newrev = _str(patchset.get("revision"))
+
+    comment = data.get("comment")
+    if not isinstance(comment, str):
+        comment = _str(data.get("reason"))  # abandon/restore/merge-failed reasons
+
+    timestamp = to_float(data.get("eventCreatedOn"))
+    return TriggerEvent(
+        type=etype,
+        project=project,
+        branch=branch,
+        ref=ref,
+        change_number=to_int(change.get("number")),
+        patchset=to_int(patchset.get("number")),
+        change_id=_str(change.get("id")),
+        oldrev=oldrev,
+        newrev=newrev,
+        comment=comment,
+        approvals=parse_approvals(data.get("approvals")),
+        account_username=_str(acct.get("username")),
+        account_email=_str(acct.get("email")),
+        account_name=_str(acct.get("name")),
+        timestamp=timestamp,
+    )
+
+
+def parse_line(line: str | bytes) -> TriggerEvent | None:
+    """One line of ``gerrit stream-events`` output; None when it is skipped."""
+    if isinstance(line, bytes):
+        line = line.decode("utf-8", errors="replace")
+    line = line.strip()
+    if not line:
+        return None
+    try:
+        data = json.loads(line)
+    except ValueError as e:
+        log.warning("Skipping malformed Gerrit event line (%s): %s", e.msg, truncate(line))
+        return None
+    try:
+        return event_from_dict(data)
+    except Exception:  # a parser bug must not kill the watcher
+        log.exception("Failed to parse Gerrit event: %s", truncate(line))
+        return None
+
+
+def _safe_dump(data: Any) -> str:
+    try:
+        return json.dumps(data, sort_keys=True)
+    except (TypeError, ValueError):
+        return repr(data)
