@@ -1,0 +1,293 @@
+"""Persistent node and image records, and the small repository around them.
+
+Every state change is a conditional UPDATE (``... WHERE id = ? AND state IN
+(...)``) so two threads or processes can never both move a node out of the
+same state: that is what makes a claim atomic. Times are epoch seconds from
+the caller's clock (floats), so the pure planner can run on virtual time.
+Only portable SQL (no SQLite-only constructs): PostgreSQL runs it as is."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+log = logging.getLogger("gatekeeper.nodes.db")
+
+# Node states.
+BUILDING = "building"
+READY = "ready"
+IN_USE = "in-use"
+USED = "used"
+HOLD = "hold"
+DELETING = "deleting"
+DELETED = "deleted"
+FAILED = "failed"
+NODE_STATES = (BUILDING, READY, IN_USE, USED, HOLD, DELETING, DELETED, FAILED)
+LIVE_STATES = tuple(s for s in NODE_STATES if s != DELETED)
+
+# Image states (BUILDING, READY, FAILED, DELETING, DELETED shared with nodes).
+IMAGE_STATES = (BUILDING, READY, FAILED, DELETING, DELETED)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class NodeRow(Base):
+    __tablename__ = "pool_nodes"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    label: Mapped[str] = mapped_column(sa.String(255), index=True)
+    provider: Mapped[str] = mapped_column(sa.String(255), index=True)
+    image: Mapped[str] = mapped_column(sa.String(255), default="")
+    image_id: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+    external_id: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
+    host: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
+    port: Mapped[int] = mapped_column(sa.Integer, default=22)
+    username: Mapped[str] = mapped_column(sa.String(255), default="")
+    key_ref: Mapped[str] = mapped_column(sa.String(1024), default="")  # a path, never a key
+    host_key: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    state: Mapped[str] = mapped_column(sa.String(32), index=True)
+    state_time: Mapped[float] = mapped_column(sa.Float)
+    hold_until: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
+    hold_reason: Mapped[str] = mapped_column(sa.String(1024), default="")
+    build: Mapped[str] = mapped_column(sa.String(255), default="")
+    project: Mapped[str] = mapped_column(sa.String(255), default="")
+    job: Mapped[str] = mapped_column(sa.String(255), default="")
+    static_name: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
+    created: Mapped[float] = mapped_column(sa.Float)
+
+
+class ImageRow(Base):
+    __tablename__ = "pool_images"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(sa.String(255), index=True)
+    image: Mapped[str] = mapped_column(sa.String(255), index=True)
+    version: Mapped[int] = mapped_column(sa.Integer)
+    external_id: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
+    template_id: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
+    state: Mapped[str] = mapped_column(sa.String(32), index=True)
+    state_time: Mapped[float] = mapped_column(sa.Float)
+    created: Mapped[float] = mapped_column(sa.Float)
+
+
+class AutoholdRow(Base):
+    __tablename__ = "pool_autoholds"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    project: Mapped[str] = mapped_column(sa.String(255))
+    job: Mapped[str] = mapped_column(sa.String(255))
+    count: Mapped[int] = mapped_column(sa.Integer)
+    hold_for: Mapped[float | None] = mapped_column(sa.Float, nullable=True)  # None = forever
+    reason: Mapped[str] = mapped_column(sa.String(1024), default="")
+    created: Mapped[float] = mapped_column(sa.Float)
+
+
+@dataclass(frozen=True)
+class Node:
+    """A snapshot of one node record (what the planner and callers see)."""
+
+    id: int
+    label: str
+    provider: str
+    state: str
+    state_time: float
+    created: float
+    image: str = ""
+    image_id: int | None = None
+    external_id: str | None = None
+    host: str | None = None
+    port: int = 22
+    username: str = ""
+    key_ref: str = ""
+    host_key: str | None = None
+    hold_until: float | None = None
+    hold_reason: str = ""
+    build: str = ""
+    project: str = ""
+    job: str = ""
+    static_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Image:
+    id: int
+    provider: str
+    image: str
+    version: int
+    state: str
+    state_time: float
+    created: float
+    external_id: str | None = None
+    template_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Autohold:
+    id: int
+    project: str
+    job: str
+    count: int
+    hold_for: float | None
+    reason: str
+    created: float
+
+
+def _snap(cls, row):
+    return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
+
+
+class PoolStore:
+    """Repository of node, image and autohold records on one Engine."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        Base.metadata.create_all(engine)
+
+    # -- nodes ------------------------------------------------------------
+    def create_node(self, label: str, provider: str, now: float, state: str = BUILDING,
+                    **values: object) -> Node:
+        with self.engine.begin() as conn:
+            res = conn.execute(sa.insert(NodeRow).values(
+                label=label, provider=provider, state=state, state_time=now, created=now,
+                **_defaults(values)))
+            node_id = res.inserted_primary_key[0]
+        node = self.get_node(node_id)
+        assert node is not None
+        return node
+
+    def get_node(self, node_id: int) -> Node | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(NodeRow.__table__).where(NodeRow.id == node_id)).first()
+        return _snap(Node, row) if row else None
+
+    def list_nodes(self, states: Iterable[str] | None = None, label: str | None = None,
+                   provider: str | None = None) -> list[Node]:
+        q = sa.select(NodeRow.__table__).order_by(NodeRow.id)
+        if states is not None:
+            q = q.where(NodeRow.state.in_(list(states)))
+        if label is not None:
+            q = q.where(NodeRow.label == label)
+        if provider is not None:
+            q = q.where(NodeRow.provider == provider)
+        with self.engine.connect() as conn:
+            return [_snap(Node, r) for r in conn.execute(q)]
+
+    def update_node(self, node_id: int, **values: object) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(sa.update(NodeRow).where(NodeRow.id == node_id).values(**values))
+
+    def transition(self, node_id: int, from_states: Iterable[str], to_state: str, now: float,
+                   **values: object) -> bool:
+        """Move the node to ``to_state`` only if it is in one of
+        ``from_states``; True if this call did it."""
+        with self.engine.begin() as conn:
+            res = conn.execute(
+                sa.update(NodeRow)
+                .where(NodeRow.id == node_id, NodeRow.state.in_(list(from_states)))
+                .values(state=to_state, state_time=now, **values))
+            return res.rowcount == 1
+
+    def claim_ready(self, label: str, build: str, now: float, project: str = "",
+                    job: str = "") -> Node | None:
+        """Atomically take the oldest ready node of ``label`` for ``build``."""
+        for node in self.list_nodes([READY], label=label):
+            if self.transition(node.id, [READY], IN_USE, now, build=build, project=project,
+                               job=job):
+                return self.get_node(node.id)
+        return None
+
+    # -- images -----------------------------------------------------------
+    def create_image(self, provider: str, image: str, now: float) -> Image:
+        with self.engine.begin() as conn:
+            top = conn.execute(
+                sa.select(sa.func.max(ImageRow.version))
+                .where(ImageRow.provider == provider, ImageRow.image == image)).scalar()
+            res = conn.execute(sa.insert(ImageRow).values(
+                provider=provider, image=image, version=(top or 0) + 1, state=BUILDING,
+                state_time=now, created=now))
+            image_id = res.inserted_primary_key[0]
+        img = self.get_image(image_id)
+        assert img is not None
+        return img
+
+    def get_image(self, image_id: int) -> Image | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(ImageRow.__table__).where(ImageRow.id == image_id)).first()
+        return _snap(Image, row) if row else None
+
+    def list_images(self, states: Iterable[str] | None = None, provider: str | None = None,
+                    image: str | None = None) -> list[Image]:
+        q = sa.select(ImageRow.__table__).order_by(ImageRow.id)
+        if states is not None:
+            q = q.where(ImageRow.state.in_(list(states)))
+        if provider is not None:
+            q = q.where(ImageRow.provider == provider)
+        if image is not None:
+            q = q.where(ImageRow.image == image)
+        with self.engine.connect() as conn:
+            return [_snap(Image, r) for r in conn.execute(q)]
+
+    def transition_image(self, image_id: int, from_states: Iterable[str], to_state: str,
+                         now: float, **values: object) -> bool:
+        with self.engine.begin() as conn:
+            res = conn.execute(
+                sa.update(ImageRow)
+                .where(ImageRow.id == image_id, ImageRow.state.in_(list(from_states)))
+                .values(state=to_state, state_time=now, **values))
+            return res.rowcount == 1
+
+    def update_image(self, image_id: int, **values: object) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(sa.update(ImageRow).where(ImageRow.id == image_id).values(**values))
+
+    # -- autoholds --------------------------------------------------------
+    def add_autohold(self, project: str, job: str, count: int, hold_for: float | None,
+                     reason: str, now: float) -> Autohold:
+        with self.engine.begin() as conn:
+            res = conn.execute(sa.insert(AutoholdRow).values(
+                project=project, job=job, count=count, hold_for=hold_for, reason=reason,
+                created=now))
+            ah_id = res.inserted_primary_key[0]
+        return next(a for a in self.list_autoholds() if a.id == ah_id)
+
+    def list_autoholds(self) -> list[Autohold]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(AutoholdRow.__table__).order_by(AutoholdRow.id))
+            return [_snap(Autohold, r) for r in rows]
+
+    def delete_autohold(self, ah_id: int) -> bool:
+        with self.engine.begin() as conn:
+            return conn.execute(
+                sa.delete(AutoholdRow).where(AutoholdRow.id == ah_id)).rowcount == 1
+
+    def consume_autohold(self, project: str, job: str) -> Autohold | None:
+        """Use up one hold of the first matching request (atomically)."""
+        for ah in self.list_autoholds():
+            if ah.project != project or ah.job != job or ah.count <= 0:
+                continue
+            with self.engine.begin() as conn:
+                res = conn.execute(
+                    sa.update(AutoholdRow)
+                    .where(AutoholdRow.id == ah.id, AutoholdRow.count == ah.count)
+                    .values(count=ah.count - 1))
+                if res.rowcount == 1:
+                    if ah.count - 1 == 0:
+                        conn.execute(sa.delete(AutoholdRow).where(AutoholdRow.id == ah.id))
+                    return ah
+        return None
+
+
+def _defaults(values: dict[str, object]) -> dict[str, object]:
+    known = {c.name for c in NodeRow.__table__.columns}
+    bad = set(values) - known
+    if bad:
+        raise TypeError(f"unknown node fields: {sorted(bad)}")
+    return values
