@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from gatekeeper.nodes.localsshd import LocalSshd, generate_keypair
+from tests.fixtures.gearman import gear_server, gearman_server, gearmand_server  # noqa: F401
 
 
 @pytest.fixture(scope="session")

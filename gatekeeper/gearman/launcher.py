@@ -1,0 +1,463 @@
+"""Launch builds as Gearman jobs and turn Gearman traffic into build events.
+
+One gear job per build: function ``build:JOB`` (``build:JOB:LABEL`` when
+the job has a node label), unique id = build uuid, JSON arguments = the
+build parameters (ZUUL_* at the top level, where job scripts expect them)
+plus a ``gatekeeper`` object describing the job (see protocol.py).
+
+Threads: launch() and cancel() only queue work and return; one submitter
+thread talks to the server (registration checks, submissions, cancels,
+stop requests); gear's poll thread delivers packets to the handlers below,
+which emit events to ``event_sink``. Every build gets exactly one
+BuildCompleted, except a build cancelled before it was submitted.
+
+Label fallback: when ``build:JOB:LABEL`` has no worker but ``build:JOB``
+has, the build goes to ``build:JOB`` (the label travels in the arguments,
+so a worker registering only per job still claims the right node).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import gear
+
+from gatekeeper.gearman import admin
+from gatekeeper.gearman.nodelay import NoDelayClient
+from gatekeeper.gearman.protocol import RESULTS, build_function, decode, encode, stop_function
+from gatekeeper.interfaces import BuildRequest
+from gatekeeper.model.events import BuildCompleted, BuildProgress, BuildStarted
+
+log = logging.getLogger("gatekeeper.gearman.launcher")
+
+PRIORITY = {"high": gear.PRECEDENCE_HIGH, "normal": gear.PRECEDENCE_NORMAL,
+            "low": gear.PRECEDENCE_LOW}
+
+# Build states, as this launcher knows them.
+PENDING, SUBMITTED, RUNNING, DONE = "pending", "submitted", "running", "done"
+
+
+def build_arguments(request: BuildRequest) -> dict[str, Any]:
+    """The JSON object a worker receives for ``request``."""
+    args: dict[str, Any] = dict(request.parameters)
+    args["gatekeeper"] = {
+        "job": request.job,
+        "label": request.label,
+        "timeout": request.timeout,
+        "run": request.run,
+        "artifacts": list(request.artifacts),
+        "projects": list(request.projects),
+        "hold_on_failure": request.hold_on_failure,
+    }
+    return args
+
+
+@dataclass
+class _Build:
+    request: BuildRequest
+    state: str = PENDING
+    function: str = ""
+    job: gear.TextJob | None = None
+    worker: str | None = None
+    node: str | None = None
+    provider: str | None = None
+    url: str | None = None
+    abort: bool = False  # cancel() was called after submission
+    stop_sent_to: set[str] = field(default_factory=set)
+
+
+class _Client(NoDelayClient):
+    """gear.Client forwarding job packets to the launcher."""
+
+    def __init__(self, launcher: GearmanLauncher, client_id: str):
+        self.launcher = launcher
+        super().__init__(client_id=client_id)
+
+    def handlePacket(self, packet: gear.Packet) -> None:
+        try:
+            super().handlePacket(packet)
+        except gear.UnknownJobError:
+            # gearmand's WORK_FAIL after an admin cancel we already settled.
+            log.debug("packet for a job we no longer track: %s", packet)
+
+    def handleWorkComplete(self, packet: gear.Packet) -> gear.Job:
+        job = super().handleWorkComplete(packet)
+        # Read the result from this packet: job.data[-1] would be the last
+        # WORK_DATA when WORK_COMPLETE carries no data.
+        self.launcher._on_complete(job, packet.getArgument(1, True))
+        return job
+
+    def handleWorkFail(self, packet: gear.Packet) -> gear.Job:
+        job = super().handleWorkFail(packet)
+        self.launcher._on_lost(job, "worker reported WORK_FAIL")
+        return job
+
+    def handleWorkException(self, packet: gear.Packet) -> gear.Job:
+        job = super().handleWorkException(packet)
+        self.launcher._on_lost(job, f"worker exception: {job.exception}")
+        return job
+
+    def handleWorkData(self, packet: gear.Packet) -> gear.Job:
+        job = super().handleWorkData(packet)
+        self.launcher._on_data(job, packet.getArgument(1, True))
+        return job
+
+    def handleWorkStatus(self, packet: gear.Packet) -> gear.Job:
+        job = super().handleWorkStatus(packet)
+        self.launcher._on_status(job)
+        return job
+
+    def handleDisconnect(self, job: gear.Job) -> gear.Job:
+        job = super().handleDisconnect(job)
+        self.launcher._on_lost(job, "lost the connection to the gearman server")
+        return job
+
+
+class GearmanLauncher:
+    """``Launcher`` over Gearman. Call start() before launch(), stop() at the end."""
+
+    def __init__(self, host: str, port: int, event_sink: Callable[[object], None],
+                 client_name: str = "gatekeeper-scheduler",
+                 ssl_key: str | None = None, ssl_cert: str | None = None,
+                 ssl_ca: str | None = None, submit_timeout: float = 30.0,
+                 admin_timeout: float = 5.0, check_interval: float = 10.0):
+        self.host = host
+        self.port = port
+        self.event_sink = event_sink
+        self.client_name = client_name
+        self._ssl = (ssl_key, ssl_cert, ssl_ca)
+        self._admin = admin.AdminTarget(host, port, ssl_key, ssl_cert, ssl_ca)
+        self.submit_timeout = submit_timeout
+        self.admin_timeout = admin_timeout
+        self.check_interval = check_interval
+        self._lock = threading.Lock()
+        self._builds: dict[str, _Build] = {}
+        self._work: queue.Queue[tuple[str, str] | None] = queue.Queue()
+        self._client: _Client | None = None
+        self._thread: threading.Thread | None = None
+        self._stop_seq = 0
+
+    # --- lifecycle ---------------------------------------------------------
+
+    def start(self) -> GearmanLauncher:
+        if self._client is not None:
+            return self
+        key, cert, ca = self._ssl
+        self._client = _Client(self, self.client_name)
+        self._client.addServer(self.host, self.port, ssl_key=key, ssl_cert=cert, ssl_ca=ca,
+                               keepalive=True, tcp_keepidle=60, tcp_keepintvl=15, tcp_keepcnt=4)
+        self._thread = threading.Thread(target=self._run, name="gearman-launcher", daemon=True)
+        self._thread.start()
+        return self
+
+    def wait_for_server(self, timeout: float) -> bool:
+        assert self._client is not None, "start() first"
+        try:
+            self._client.waitForServer(timeout)
+            return True
+        except gear.TimeoutError:
+            return False
+
+    def stop(self) -> None:
+        if self._client is None:
+            return
+        self._work.put(None)
+        if self._thread is not None:
+            self._thread.join(timeout=self.submit_timeout + self.admin_timeout + 5)
+        client, self._client = self._client, None
+        client.shutdown()
+
+    @property
+    def client(self) -> gear.Client | None:
+        """The underlying gear client (tests inspect its sockets)."""
+        return self._client
+
+    # --- Launcher protocol (scheduler thread) -------------------------------
+
+    def launch(self, request: BuildRequest) -> None:
+        if self._client is None:
+            raise RuntimeError("GearmanLauncher.start() was not called")
+        with self._lock:
+            if request.uuid in self._builds:
+                log.warning("build %s already launched; ignoring", request.uuid)
+                return
+            self._builds[request.uuid] = _Build(request)
+        self._work.put(("launch", request.uuid))
+
+    def cancel(self, build_uuid: str) -> bool:
+        with self._lock:
+            build = self._builds.get(build_uuid)
+            if build is None or build.state == DONE:
+                return False
+            if build.state == PENDING:
+                # Not handed to Gearman yet: it never will be.
+                build.state = DONE
+                del self._builds[build_uuid]
+                log.info("build %s cancelled before submission", build_uuid)
+                return True
+            build.abort = True
+        self._work.put(("cancel", build_uuid))
+        return False
+
+    def in_flight(self) -> list[str]:
+        with self._lock:
+            return [u for u, b in self._builds.items() if b.state != DONE]
+
+    # --- submitter thread ---------------------------------------------------
+
+    def _run(self) -> None:
+        next_check = time.monotonic() + self.check_interval
+        while True:
+            timeout = max(0.0, next_check - time.monotonic())
+            try:
+                item = self._work.get(timeout=timeout)
+            except queue.Empty:
+                item = ("check", "")
+            if item is None:
+                return
+            what, uuid = item
+            try:
+                if what == "launch":
+                    self._submit(uuid)
+                elif what == "cancel":
+                    self._cancel(uuid)
+                elif what == "stop":
+                    self._send_stop(uuid)
+            except Exception:
+                log.exception("gearman launcher: %s %s failed", what, uuid)
+                if what == "launch":
+                    self._finish(uuid, "LOST", message="could not submit the build")
+            if time.monotonic() >= next_check:
+                try:
+                    self._check_orphans()
+                except Exception:
+                    log.exception("gearman launcher: orphan check failed")
+                next_check = time.monotonic() + self.check_interval
+
+    def _choose_function(self, request: BuildRequest) -> str | None:
+        status = admin.status(self._admin, timeout=self.admin_timeout)
+
+        def has_worker(name: str) -> bool:
+            st = status.get(name)
+            return bool(st and st.workers > 0)
+
+        if request.label:
+            labelled = build_function(request.job, request.label)
+            if has_worker(labelled):
+                return labelled
+        plain = build_function(request.job)
+        return plain if has_worker(plain) else None
+
+    def _submit(self, uuid: str) -> None:
+        with self._lock:
+            build = self._builds.get(uuid)
+            if build is None or build.state != PENDING:
+                return  # cancelled meanwhile
+            request = build.request
+        client = self._client
+        assert client is not None
+        try:
+            client.waitForServer(self.submit_timeout)
+            function = self._choose_function(request)
+        except (gear.TimeoutError, admin.AdminError) as e:
+            self._finish(uuid, "LOST", message=f"gearman server unavailable: {e}")
+            return
+        if function is None:
+            self._finish(uuid, "NOT_REGISTERED",
+                         message=f"no worker registered for {build_function(request.job, request.label)}")
+            return
+        job = gear.TextJob(function, encode(build_arguments(request)), unique=uuid)
+        with self._lock:
+            if build.state != PENDING:
+                return
+            build.function = function
+            build.job = job
+        try:
+            client.submitJob(job, precedence=PRIORITY.get(request.precedence,
+                                                          gear.PRECEDENCE_NORMAL),
+                             timeout=self.submit_timeout)
+        except gear.GearmanError as e:
+            self._finish(uuid, "LOST", message=f"could not submit: {e}")
+            return
+        with self._lock:
+            if build.state == PENDING:
+                build.state = SUBMITTED
+            abort = build.abort
+        log.info("build %s submitted as %s (%s)", uuid, function, job.handle)
+        if abort:
+            self._cancel(uuid)
+
+    def _cancel(self, uuid: str) -> None:
+        with self._lock:
+            build = self._builds.get(uuid)
+            if build is None or build.state in (DONE, PENDING):
+                return
+            job, state = build.job, build.state
+        if state == SUBMITTED and job is not None and job.connection is not None:
+            req = gear.CancelJobAdminRequest(job.handle)
+            try:
+                job.connection.sendAdminRequest(req, timeout=self.admin_timeout)
+                reply = (req.response or b"").strip()
+            except Exception as e:  # timeout or connection gone
+                log.warning("cancel of %s: no answer from gearman: %s", uuid, e)
+                reply = b""
+            if reply.startswith(b"OK"):
+                # gearmand then sends WORK_FAIL, gear.Server nothing: settle
+                # the build now and forget the job either way.
+                job.connection.related_jobs.pop(job.handle, None)
+                self._finish(uuid, "ABORTED", message="cancelled while queued")
+                return
+            log.info("build %s is not queued any more (%r); asking its worker to stop",
+                     uuid, reply)
+        self._send_stop(uuid)
+
+    def _send_stop(self, uuid: str) -> None:
+        with self._lock:
+            build = self._builds.get(uuid)
+            if build is None or build.state == DONE or not build.abort:
+                return
+            worker = build.worker
+            if worker is None or worker in build.stop_sent_to:
+                return  # asked already, or not started: _on_data sends it
+            build.stop_sent_to.add(worker)
+            self._stop_seq += 1
+            unique = f"stop:{uuid}:{self._stop_seq}"
+        function = stop_function(worker)
+        try:
+            if not admin.registered(self._admin, function, timeout=self.admin_timeout):
+                log.warning("build %s: %s has no worker; the build ends when its worker "
+                            "is gone", uuid, function)
+                return
+            assert self._client is not None
+            self._client.submitJob(gear.TextJob(function, encode({"uuid": uuid}), unique=unique),
+                                   timeout=self.submit_timeout)
+            log.info("build %s: asked %s to stop it", uuid, worker)
+        except (gear.GearmanError, admin.AdminError) as e:
+            log.warning("build %s: could not ask %s to stop: %s", uuid, worker, e)
+
+    def _check_orphans(self) -> None:
+        """Settle builds whose function lost every worker.
+
+        gearmand re-queues the job of a worker that died; with no worker
+        left for its function it would wait forever. A running build's
+        worker is registered for its function, so zero workers means
+        nobody runs or will run it."""
+        with self._lock:
+            watched = [(u, b.function, b.job) for u, b in self._builds.items()
+                       if b.state in (SUBMITTED, RUNNING) and b.function]
+        if not watched:
+            return
+        try:
+            status = admin.status(self._admin, timeout=self.admin_timeout)
+        except admin.AdminError as e:
+            log.debug("orphan check skipped: %s", e)
+            return
+        for uuid, function, job in watched:
+            st = status.get(function)
+            if st is not None and st.workers > 0:
+                continue
+            log.warning("build %s: no worker left for %s", uuid, function)
+            if job is not None and job.connection is not None and job.handle:
+                try:
+                    job.connection.sendAdminRequest(gear.CancelJobAdminRequest(job.handle),
+                                                    timeout=self.admin_timeout)
+                except Exception as e:
+                    log.debug("cancel of orphan %s: %s", uuid, e)
+                job.connection.related_jobs.pop(job.handle, None)
+            self._finish(uuid, "LOST", message=f"no worker left for {function}")
+
+    # --- gear poll thread ---------------------------------------------------
+
+    def _build_for(self, job: gear.Job) -> _Build | None:
+        build = self._builds.get(job.unique) if job.unique else None
+        if build is None or build.job is not job:
+            return None  # a stop request, or a build already settled
+        return build
+
+    def _on_data(self, job: gear.Job, raw: bytes) -> None:
+        try:
+            data = decode(raw)
+        except ValueError as e:
+            log.warning("ignoring WORK_DATA that is not a JSON object: %s", e)
+            return
+        with self._lock:
+            build = self._build_for(job)
+            if build is None or build.state == DONE:
+                return
+            first = build.state != RUNNING
+            build.state = RUNNING
+            for key in ("worker", "node", "provider", "url"):
+                if data.get(key):
+                    setattr(build, key, str(data[key]))
+            event = BuildStarted(build.request.uuid, build.worker, build.node, build.provider,
+                                 build.url) if first else None
+            wants_stop = build.abort and build.worker not in build.stop_sent_to
+        if event is not None:
+            self._emit(event)
+        if wants_stop:
+            self._work.put(("stop", build.request.uuid))
+
+    def _on_status(self, job: gear.Job) -> None:
+        with self._lock:
+            build = self._build_for(job)
+            if build is None or build.state == DONE:
+                return
+        try:
+            event = BuildProgress(build.request.uuid, int(job.numerator), int(job.denominator))
+        except (TypeError, ValueError):
+            return
+        self._emit(event)
+
+    def _on_complete(self, job: gear.Job, raw: bytes) -> None:
+        with self._lock:
+            build = self._build_for(job)
+        if build is None:
+            return
+        try:
+            data = decode(raw)
+        except ValueError as e:
+            self._finish(build.request.uuid, "ERROR", message=f"bad result from worker: {e}")
+            return
+        result = str(data.get("result") or "")
+        message = data.get("message")
+        if result not in RESULTS:
+            message = f"worker returned an unknown result {result!r}"
+            result = "ERROR"
+        self._finish(build.request.uuid, result, url=data.get("url"), node=data.get("node"),
+                     provider=data.get("provider"), worker=data.get("worker"),
+                     message=message)
+
+    def _on_lost(self, job: gear.Job, why: str) -> None:
+        with self._lock:
+            build = self._build_for(job)
+        if build is not None:
+            # A build we asked to stop ends ABORTED whatever way it ends.
+            self._finish(build.request.uuid, "ABORTED" if build.abort else "LOST", message=why)
+
+    # --- helpers ------------------------------------------------------------
+
+    def _finish(self, uuid: str, result: str, url: Any = None, node: Any = None,
+                provider: Any = None, worker: Any = None, message: Any = None) -> None:
+        with self._lock:
+            build = self._builds.pop(uuid, None)
+            if build is None or build.state == DONE:
+                return
+            build.state = DONE
+            event = BuildCompleted(
+                uuid, result, url=url or build.url, node=node or build.node,
+                provider=provider or build.provider, worker=worker or build.worker,
+                message=str(message) if message else None)
+        log.info("build %s: %s%s", uuid, result, f" ({message})" if message else "")
+        self._emit(event)
+
+    def _emit(self, event: object) -> None:
+        try:
+            self.event_sink(event)
+        except Exception:
+            log.exception("event sink failed for %r", event)
