@@ -11,6 +11,14 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 Manager = Literal["independent", "dependent", "serial"]
+
+# Variables a reporter message template (str.format) may use; the core fills
+# every one of them when it reports (see doc/layout.md):
+#   pipeline   pipeline name            change   "NUMBER,PATCHSET" (or the ref)
+#   project    project name             branch   target branch
+#   jobs       the job result list, one line per job (name, url, result, voting)
+#   status_url the status page URL      reason   why the item failed or was dequeued ("" if none)
+MESSAGE_VARIABLES = ("pipeline", "change", "project", "branch", "jobs", "status_url", "reason")
 Precedence = Literal["low", "normal", "high"]
 
 
