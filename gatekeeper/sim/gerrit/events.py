@@ -1,0 +1,97 @@
+"""Fan-out of stream events to every `gerrit stream-events` subscriber.
+
+Each subscriber owns an unbounded queue of ready-to-send JSON lines so a
+slow client never blocks the emulator. ``pause()`` holds events back (in
+order) until ``resume()``; events published while paused are delivered then."""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger("gatekeeper.sim.gerrit.events")
+
+
+@dataclass(eq=False)
+class Subscriber:
+    username: str
+    types: frozenset[str]  # empty = all
+    lines: queue.Queue[str | None] = field(default_factory=queue.Queue)
+    # Called by drop_all(): closes the subscriber's channel/connection abruptly.
+    drop: Callable[[], None] | None = None
+
+    def wants(self, event_type: str) -> bool:
+        return not self.types or event_type in self.types
+
+
+class EventBus:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._subscribers: list[Subscriber] = []
+        self._paused = False
+        self._held: list[dict[str, Any]] = []
+        self.history: list[dict[str, Any]] = []  # every event ever published, in order
+
+    def subscribe(self, sub: Subscriber) -> None:
+        with self._lock:
+            self._subscribers.append(sub)
+            self._changed.notify_all()
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        with self._lock:
+            if sub in self._subscribers:
+                self._subscribers.remove(sub)
+            self._changed.notify_all()
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self._subscribers)
+
+    def wait_for_count(self, n: int, timeout: float) -> bool:
+        with self._lock:
+            return self._changed.wait_for(lambda: len(self._subscribers) >= n, timeout)
+
+    def wait_for_count_below(self, n: int, timeout: float) -> bool:
+        with self._lock:
+            return self._changed.wait_for(lambda: len(self._subscribers) < n, timeout)
+
+    def publish(self, event: dict[str, Any]) -> None:
+        with self._lock:
+            self.history.append(event)
+            if self._paused:
+                self._held.append(event)
+                return
+            self._deliver(event)
+
+    def _deliver(self, event: dict[str, Any]) -> None:
+        line = json.dumps(event, separators=(",", ":")) + "\n"
+        log.debug("event %s to %d subscriber(s)", event.get("type"), len(self._subscribers))
+        for sub in self._subscribers:
+            if sub.wants(event.get("type", "")):
+                sub.lines.put(line)
+
+    def pause(self) -> None:
+        with self._lock:
+            self._paused = True
+
+    def resume(self) -> None:
+        with self._lock:
+            self._paused = False
+            held, self._held = self._held, []
+            for event in held:
+                self._deliver(event)
+
+    def drop_all(self) -> int:
+        with self._lock:
+            subs = list(self._subscribers)
+        for sub in subs:
+            if sub.drop is not None:
+                sub.drop()
+            sub.lines.put(None)  # wake the writer so it notices the channel is gone
+        return len(subs)
