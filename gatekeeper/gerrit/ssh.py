@@ -115,23 +115,36 @@ def connect(target: SSHTarget) -> paramiko.SSHClient:
             transport.set_keepalive(target.keepalive)
         return client
     except GerritError:
-        client.close()
+        close_client(client)
         raise
     except paramiko.BadHostKeyException as e:
-        client.close()
+        close_client(client)
         raise GerritHostKeyError(
             f"host key of {target.host}:{target.port} does not match known_hosts "
             f"(got {e.key.get_name()} {e.key.fingerprint}); refusing to connect") from e
     except paramiko.AuthenticationException as e:
-        client.close()
+        close_client(client)
         raise GerritAuthError(
             f"Gerrit {target.describe()} rejected the SSH key"
             f"{' ' + target.key_file if target.key_file else ''} ({type(e).__name__}); "
             "check the username and that the public key is registered") from e
     except (OSError, EOFError, paramiko.SSHException) as e:
-        client.close()
+        close_client(client)
         raise GerritTransportError(
             f"cannot connect to Gerrit {target.describe()}: {type(e).__name__}: {e}") from e
+
+
+def close_client(client: paramiko.SSHClient | None, join_timeout: float = 5.0) -> None:
+    """Close ``client`` and wait for its transport thread, so nothing leaks."""
+    if client is None:
+        return
+    transport = client.get_transport()
+    try:
+        client.close()
+    except Exception:  # closing a broken client must not stop a reconnect
+        log.debug("Error closing SSH client", exc_info=True)
+    if transport is not None and transport is not threading.current_thread():
+        transport.join(join_timeout)
 
 
 @dataclass(frozen=True)
@@ -233,7 +246,7 @@ class GerritSSH:
                 if t is not None and t.is_active():
                     return c
                 self._client = None
-                c.close()
+                close_client(c)
             self._client = connect(self.target)
             return self._client
 
@@ -241,7 +254,7 @@ class GerritSSH:
         with self._lock:
             if self._client is client:
                 self._client = None
-        client.close()
+        close_client(client)
 
     def run(self, argv: Sequence[str], stdin: bytes | None = None,
             timeout: float | None = None) -> CommandResult:
@@ -266,5 +279,4 @@ class GerritSSH:
     def close(self) -> None:
         with self._lock:
             c, self._client = self._client, None
-        if c is not None:
-            c.close()
+        close_client(c)
