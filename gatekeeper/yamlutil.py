@@ -15,7 +15,9 @@ e.g. ``pipelines[0].trigger.gerrit[1].event``. Line numbers are 1-based."""
 
 from __future__ import annotations
 
+import difflib
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -163,16 +165,24 @@ def located(filename: str, line: int, path: Sequence[Any] | str, message: str) -
 
 
 def format_invalid(
-    error: vol.Invalid, data: Any, filename: str, prefix: Sequence[Any] = ()
+    error: vol.Invalid,
+    data: Any,
+    filename: str,
+    prefix: Sequence[Any] = (),
+    vocabulary: Iterable[str] = (),
 ) -> list[str]:
     """Every error of ``error`` (a MultipleInvalid holds many) as
     ``FILE:LINE: path: message``, sorted by line. ``prefix`` is prepended to
     each path when the schema was applied to a sub-document."""
-    return [m for _, m in invalid_lines(error, data, filename, prefix)]
+    return [m for _, m in invalid_lines(error, data, filename, prefix, vocabulary)]
 
 
 def invalid_lines(
-    error: vol.Invalid, data: Any, filename: str, prefix: Sequence[Any] = ()
+    error: vol.Invalid,
+    data: Any,
+    filename: str,
+    prefix: Sequence[Any] = (),
+    vocabulary: Iterable[str] = (),
 ) -> list[tuple[int, str]]:
     """Like :func:`format_invalid`, with each message's line number."""
     errors: Iterable[vol.Invalid] = (
@@ -180,10 +190,11 @@ def invalid_lines(
     )
     out: list[tuple[int, str]] = []
     seen: set[str] = set()
+    words = sorted(vocabulary)
     for err in errors:
         path = list(prefix) + list(err.path)
         line = line_for_path(data, path)
-        msg = located(filename, line, path, _message(err, data, path))
+        msg = located(filename, line, path, _message(err, data, path, words))
         if msg not in seen:
             seen.add(msg)
             out.append((line, msg))
@@ -191,21 +202,24 @@ def invalid_lines(
     return out
 
 
-def _message(err: vol.Invalid, data: Any, path: list[Any]) -> str:
+def _message(err: vol.Invalid, data: Any, path: list[Any], words: list[str]) -> str:
     msg = err.msg
     if msg == "extra keys not allowed":
-        return "unknown key"
+        close = difflib.get_close_matches(str(path[-1]), words, n=1) if path else []
+        return f"unknown key (did you mean {close[0]!r}?)" if close else "unknown key"
     if msg == "required key not provided":
         return "required key missing"
-    if msg.startswith("expected ") and path:
+    if _BUILTIN_EXPECTED.fullmatch(msg):
         # Show what was found; voluptuous only says what it wanted.
         found = _lookup(data, path)
         if found is not _MISSING:
-            return f"{msg}, got {_type_name(found)}"
+            return f"{msg}, got {type_name(found)}"
     return msg
 
 
 _MISSING = object()
+# voluptuous' own type messages ("expected str"), which do not say what was found
+_BUILTIN_EXPECTED = re.compile(r"expected (\w+|a dictionary|a list)")
 
 
 def _lookup(data: Any, path: Sequence[Any]) -> Any:
@@ -218,7 +232,7 @@ def _lookup(data: Any, path: Sequence[Any]) -> Any:
     return node
 
 
-def _type_name(value: Any) -> str:
+def type_name(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):

@@ -1,7 +1,14 @@
-"""``gatekeeper validate [--config FILE] LAYOUT...``: check layouts (and config).
+"""``gatekeeper validate [--config FILE] [--merge] [LAYOUT...]``.
 
-Prints a one-line summary and exits 0 when everything is valid; otherwise
-the CLI prints every error (``FILE:LINE: key: message``) and exits 2."""
+Each LAYOUT is checked as a complete layout of its own (so
+``gatekeeper validate layouts/*.yaml`` checks every sample); ``--merge``
+checks them together as one layout, the way the scheduler loads the list in
+``scheduler.layout``. With ``--config`` the service config is validated too,
+job labels must be labels the config knows (static nodes, pool labels), and
+without LAYOUT arguments the config's own layout list is checked (merged).
+
+Valid: one summary line per layout on stdout, exit 0. Otherwise the CLI
+prints every error (``FILE:LINE: key: message``) on stderr and exits 2."""
 
 from __future__ import annotations
 
@@ -21,33 +28,50 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="also validate this service config and check job labels against its labels",
     )
-    parser.add_argument("layouts", nargs="+", metavar="LAYOUT", help="layout YAML files (merged)")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="validate the layout files together as one layout (as the scheduler does)",
+    )
+    parser.add_argument("layouts", nargs="*", metavar="LAYOUT", help="layout YAML files")
 
 
 def run(args: argparse.Namespace) -> int:
     from gatekeeper.layout.loader import load_layout
 
+    if not args.layouts and not args.config:
+        raise UserError("nothing to validate: give LAYOUT files and/or --config FILE")
     messages: list[str] = []
     known_labels: set[str] | None = None
+    groups: list[list[str]] = []
     if args.config:
         from gatekeeper.config import load_config
 
         try:
-            known_labels = load_config(args.config).known_labels()
+            config = load_config(args.config)
         except UserError as e:
             messages.extend(e.messages)
-    try:
-        layout = load_layout(args.layouts, known_labels=known_labels)
-    except UserError as e:
-        messages.extend(e.messages)
+        else:
+            known_labels = config.known_labels()
+            if not args.layouts:
+                groups.append(list(config.scheduler.layout))
+    if args.layouts:
+        groups.extend([list(args.layouts)] if args.merge else [[p] for p in args.layouts])
+    summaries = []
+    for paths in groups:
+        try:
+            layout = load_layout(paths, known_labels=known_labels)
+        except UserError as e:
+            messages.extend(e.messages)
+            continue
+        summaries.append(
+            f"OK: {', '.join(paths)}: {len(layout.pipelines)} pipelines, "
+            f"{len(layout.jobs)} jobs, {len(layout.projects)} projects"
+        )
     if messages:
         raise UserError(messages)
-    what = f"{len(args.layouts)} layout file{'s' if len(args.layouts) != 1 else ''}"
     if args.config:
-        what += f" and {args.config}"
-    print(
-        f"OK: {what}: {len(layout.pipelines)} pipelines, {len(layout.jobs)} jobs, "
-        f"{len(layout.projects)} projects",
-        file=sys.stdout,
-    )
+        summaries.append(f"OK: {args.config}: config valid, {len(known_labels or ())} known labels")
+    for line in summaries:
+        print(line, file=sys.stdout)
     return 0

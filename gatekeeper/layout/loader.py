@@ -9,6 +9,7 @@ Phase 2 is skipped when phase 1 failed: its checks assume valid shapes."""
 
 from __future__ import annotations
 
+import difflib
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -20,7 +21,7 @@ from gatekeeper.layout.jobs import JobRegistry
 from gatekeeper.layout.model import Job, JobTree, Layout, Pipeline, Project
 from gatekeeper.layout.pipelines import build_pipeline
 from gatekeeper.layout.problems import Problems, Source
-from gatekeeper.layout.schema import LAYOUT, PROJECT_KEYS
+from gatekeeper.layout.schema import KEYS, LAYOUT, PROJECT_KEYS
 from gatekeeper.layout.templates import TemplateRegistry
 from gatekeeper.layout.trees import TreeBuilder, duplicate_jobs
 from gatekeeper.yamlutil import LineDict, invalid_lines, load_text, read_text
@@ -82,7 +83,7 @@ def _parse(texts: list[tuple[str, str]]) -> tuple[list[Doc], Problems]:
         try:
             LAYOUT(doc)
         except vol.Invalid as e:
-            problems.messages.extend((filename, line, m) for line, m in invalid_lines(e, doc, filename))
+            problems.messages.extend((filename, line, m) for line, m in invalid_lines(e, doc, filename, vocabulary=KEYS))
             continue
         docs.append((filename, doc))
     return docs, problems
@@ -134,6 +135,7 @@ def _compile(docs: list[Doc], problems: Problems, known_labels: set[str] | None)
         projects[name] = _project(raw, src, templates, trees, names, problems)
 
     jobs: dict[str, Job] = {}
+    bad_labels: dict[tuple[int, str], tuple[Source, list[str]]] = {}
     for name in [*registry.explicit, *trees.referenced]:
         if name in jobs or not registry.known(name):
             continue
@@ -141,9 +143,14 @@ def _compile(docs: list[Doc], problems: Problems, known_labels: set[str] | None)
         jobs[name] = job
         if known_labels is not None and job.label is not None and job.label not in known_labels:
             src = origin["label"]
-            known = ", ".join(sorted(known_labels)) or "none"
-            suffix = f" (job {name!r})" if name != _def_name(src) else ""
-            problems.add(src, ["label"], f"unknown label {job.label!r}{suffix}; known labels: {known}")
+            bad_labels.setdefault((id(src), job.label), (src, []))[1].append(name)
+    for (_, label), (src, names) in bad_labels.items():
+        known = ", ".join(sorted(known_labels or ())) or "none"
+        used = ""
+        if names != [_def_name(src)]:
+            shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            used = f" (used by {shown})"
+        problems.add(src, ["label"], f"unknown label {label!r}{used}; known labels: {known}")
     return Layout(
         pipelines=pipelines,
         jobs=jobs,
@@ -204,9 +211,11 @@ def _project(
         if key in PROJECT_KEYS:
             continue
         if key not in pipelines:
+            close = difflib.get_close_matches(str(key), [*PROJECT_KEYS, *pipelines], n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
             problems.add(
                 src, [key],
-                f"unknown pipeline {key!r} (project keys are: {', '.join(PROJECT_KEYS)}; "
+                f"unknown pipeline {key!r} ({hint}project keys are: {', '.join(PROJECT_KEYS)}; "
                 f"pipelines: {', '.join(sorted(pipelines)) or 'none'})",
             )
             continue

@@ -16,6 +16,7 @@ import voluptuous as vol
 from croniter import croniter
 
 from gatekeeper.layout.model import MESSAGE_VARIABLES
+from gatekeeper.yamlutil import type_name
 
 GERRIT_EVENTS = (
     "patchset-created",
@@ -80,7 +81,7 @@ def duration(value: Any) -> int:
         m = _DURATION.match(value)
         if m and int(m.group(1)) > 0:
             return int(m.group(1)) * _UNITS[m.group(2)]
-    raise vol.Invalid(f"expected a duration (seconds, or e.g. 30m, 2h, 1d), got {value!r}")
+    raise vol.Invalid(f"expected a duration (seconds, or e.g. 30m, 2h, 1d), not {value!r}")
 
 
 def parse_duration(value: Any) -> int:
@@ -167,6 +168,21 @@ def one_or_many(inner: Any, allow_empty: bool = False) -> Callable[[Any], list[A
     return validate
 
 
+def list_of(inner: Any) -> Callable[[Any], list[Any]]:
+    """A list whose every item is checked (voluptuous' own ``[schema]``
+    stops reporting after the first bad item)."""
+    validate_items = one_or_many(inner, allow_empty=True)
+
+    def validate(value: Any) -> list[Any]:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise vol.Invalid("expected a list")
+        return validate_items(value)
+
+    return validate
+
+
 def job_tree(value: Any) -> Any:
     """A list whose items are job names or ``{parent: children}`` mappings
     (one key each); children are a job name or such a list."""
@@ -204,7 +220,9 @@ def job_tree(value: Any) -> Any:
             except vol.Invalid as e:
                 _collect(errors, e, [i, parent])
         else:
-            errors.append(vol.Invalid("expected a job name or {job: [children]}", path=[i]))
+            errors.append(
+                vol.Invalid(f"expected a job name or {{job: [children]}}, got {type_name(item)}", path=[i])
+            )
     if errors:
         raise vol.MultipleInvalid(errors)
     return value
@@ -394,9 +412,34 @@ PROJECT_TEMPLATE = vol.Schema(
 
 LAYOUT = vol.Schema(
     {
-        "pipelines": [PIPELINE],
-        "jobs": [JOB],
-        "project-templates": [PROJECT_TEMPLATE],
-        "projects": [PROJECT],
+        "pipelines": list_of(PIPELINE),
+        "jobs": list_of(JOB),
+        "project-templates": list_of(PROJECT_TEMPLATE),
+        "projects": list_of(PROJECT),
     }
 )
+
+
+def schema_keys(*schemas: Any) -> set[str]:
+    """Every literal key of the given (nested) schemas, for "did you mean"."""
+    out: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, vol.Schema):
+            walk(node.schema)
+        elif isinstance(node, dict):
+            for k, v in node.items():
+                key = k.schema if isinstance(k, vol.Marker) else k
+                if isinstance(key, str):
+                    out.add(key)
+                walk(v)
+        elif isinstance(node, (vol.All, vol.Any)):
+            for v in node.validators:
+                walk(v)
+
+    for s in schemas:
+        walk(s)
+    return out
+
+
+KEYS = schema_keys(LAYOUT, PIPELINE, GERRIT_TRIGGER, TIMER_TRIGGER, REQUIRE, REPORTER, JOB, PROJECT)

@@ -1,0 +1,392 @@
+"""The service configuration (etc/gatekeeper.yaml), read by every service.
+
+``load_config(path)`` validates the file with voluptuous, reports every
+problem as ``FILE:LINE: section.key: message`` (UserError), fills defaults and
+returns a frozen, typed :class:`Config`. Relative paths resolve against the
+directory of the config file. Secrets (the web admin token, a database
+password) never appear in ``repr``/``str``. See doc/configuration.md."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import voluptuous as vol
+
+from gatekeeper.errors import UserError
+from gatekeeper.yamlutil import LineDict, invalid_lines, line_for_path, load_file, located
+
+log = logging.getLogger("gatekeeper.config")
+
+DEFAULT_STATE_DIR = "/var/lib/gatekeeper"
+
+
+@dataclass(frozen=True)
+class GerritConfig:
+    server: str
+    user: str
+    sshkey: str  # path of the private key (the key itself is never loaded here)
+    port: int = 29418
+    host_key_checking: bool = True
+    known_hosts: str | None = None  # None: ~/.ssh/known_hosts
+    baseurl: str = ""  # web URL of Gerrit, for links in reports
+    event_delay: float = 0.5  # seconds an event waits before it is processed
+
+
+@dataclass(frozen=True)
+class GearmanConfig:
+    server: str = "127.0.0.1"
+    port: int = 4730
+    embedded: bool = True  # the scheduler runs its own gear.Server on server:port
+    ssl_key: str | None = None
+    ssl_cert: str | None = None
+    ssl_ca: str | None = None
+
+    @property
+    def ssl(self) -> bool:
+        return self.ssl_key is not None
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    layout: tuple[str, ...]
+    state_dir: str = DEFAULT_STATE_DIR
+    status_url: str = ""  # public URL of the status page, for reports
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    url: str
+
+    def __repr__(self) -> str:
+        return f"DatabaseConfig(url={redact_url(self.url)!r})"
+
+
+@dataclass(frozen=True)
+class MergerConfig:
+    git_dir: str
+    git_user_name: str = "Gatekeeper"
+    git_user_email: str = "gatekeeper@localhost"
+    git_url_base: str | None = None  # where upstream repos are cloned from; None: Gerrit over SSH
+    url: str | None = None  # where workers fetch prepared refs (ZUUL_URL); None: the merger's git_dir
+
+
+@dataclass(frozen=True)
+class StaticNode:
+    name: str
+    host: str
+    username: str
+    private_key: str  # path
+    labels: tuple[str, ...]
+    port: int = 22
+    provider: str = "static"
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    jobs_root: str
+    log_root: str
+    hostname: str
+    log_url: str = ""  # public base URL of log_root; empty: logs are served by the web UI
+    nodes: tuple[StaticNode, ...] = ()
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    host: str = "127.0.0.1"
+    port: int = 8001
+    admin_token: str | None = field(default=None, repr=False)
+
+    @property
+    def listen(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Config:
+    path: str  # absolute path of the file
+    gerrit: GerritConfig
+    gearman: GearmanConfig
+    scheduler: SchedulerConfig
+    database: DatabaseConfig
+    merger: MergerConfig
+    worker: WorkerConfig
+    web: WebConfig
+    # Node pool settings are designed by the node-pool issue; kept as the raw
+    # mapping (a LineDict, so its validator can report lines) until then.
+    pool: dict[str, Any] = field(default_factory=dict, repr=False)  # may hold cloud credentials
+
+    @property
+    def base_dir(self) -> str:
+        return os.path.dirname(self.path)
+
+    def resolve(self, path: str) -> str:
+        """A path from the config made absolute (relative to the file's directory)."""
+        return _resolve(self.base_dir, path)
+
+    def known_labels(self) -> set[str]:
+        """Labels some node can have: static nodes' labels and pool labels."""
+        labels = {label for node in self.worker.nodes for label in node.labels}
+        return labels | pool_labels(self.pool)
+
+
+def pool_labels(pool: dict[str, Any]) -> set[str]:
+    """Label names from ``pool.labels``: a list of names, a list of
+    ``{name: ...}`` mappings (nodepool style) or a mapping keyed by name."""
+    labels = pool.get("labels") if isinstance(pool, dict) else None
+    if isinstance(labels, dict):
+        return {str(k) for k in labels}
+    out: set[str] = set()
+    for item in labels if isinstance(labels, list) else []:
+        if isinstance(item, str):
+            out.add(item)
+        elif isinstance(item, dict) and isinstance(item.get("name"), str):
+            out.add(item["name"])
+    return out
+
+
+def redact_url(url: str) -> str:
+    """``postgresql://u:secret@h/db`` -> ``postgresql://u:***@h/db``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "***"
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(":" + parts.password + "@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _resolve(base: str, path: str) -> str:
+    path = os.path.expanduser(path)
+    return os.path.normpath(path if os.path.isabs(path) else os.path.join(base, path))
+
+
+def _port(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+        raise vol.Invalid("expected a TCP port (1-65535)")
+    return value
+
+
+def _listen(value: Any) -> tuple[str, int]:
+    if not isinstance(value, str) or ":" not in value:
+        raise vol.Invalid("expected HOST:PORT, e.g. 127.0.0.1:8001")
+    host, _, port = value.rpartition(":")
+    host = host.strip("[]")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise vol.Invalid(f"expected HOST:PORT, e.g. 127.0.0.1:8001, not {value!r}")
+    return host, int(port)
+
+
+def _nonneg_number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise vol.Invalid("expected a number of seconds (>= 0)")
+    return float(value)
+
+
+def _url(value: Any) -> str:
+    if not isinstance(value, str) or "://" not in value:
+        raise vol.Invalid("expected a URL (scheme://...)")
+    return value
+
+
+_str = vol.All(str, vol.Length(min=1, msg="must not be empty"))
+_paths = vol.Any(_str, vol.All([_str], vol.Length(min=1)), msg="expected a path or a list of paths")
+
+STATIC_NODE = vol.Schema(
+    {
+        vol.Required("name"): _str,
+        vol.Required("host"): _str,
+        "port": _port,
+        vol.Required("username"): _str,
+        vol.Required("private_key"): _str,
+        vol.Required("labels"): vol.All([_str], vol.Length(min=1, msg="needs at least one label")),
+        "provider": _str,
+    }
+)
+
+SCHEMA = vol.Schema(
+    {
+        vol.Required("gerrit"): {
+            vol.Required("server"): _str,
+            "port": _port,
+            vol.Required("user"): _str,
+            vol.Required("sshkey"): _str,
+            "host_key_checking": bool,
+            "known_hosts": _str,
+            "baseurl": _url,
+            "event_delay": _nonneg_number,
+        },
+        "gearman": {
+            "server": _str,
+            "port": _port,
+            "embedded": bool,
+            "ssl_key": _str,
+            "ssl_cert": _str,
+            "ssl_ca": _str,
+        },
+        vol.Required("scheduler"): {
+            vol.Required("layout"): _paths,
+            "state_dir": _str,
+            "status_url": _url,
+        },
+        "database": {"url": _url},
+        "merger": {
+            "git_dir": _str,
+            "git_user_name": _str,
+            "git_user_email": _str,
+            "git_url_base": _str,
+            "url": _str,
+        },
+        "worker": {
+            "jobs_root": _str,
+            "log_root": _str,
+            "log_url": _url,
+            "hostname": _str,
+            "nodes": [STATIC_NODE],
+        },
+        # Open until the node-pool issue defines it: any mapping is accepted.
+        "pool": vol.Any(None, dict, msg="expected a mapping"),
+        "web": {"listen": _listen, "admin_token": _str},
+    }
+)
+
+_SECTIONS = ("gerrit", "gearman", "scheduler", "database", "merger", "worker", "pool", "web")
+
+
+def load_config(path: str) -> Config:
+    """Load, validate and complete the service config; UserError lists every problem."""
+    path = os.path.abspath(path)
+    doc = load_file(path)
+    if doc is None:
+        raise UserError(f"{path}:1: empty config (expected sections: {', '.join(_SECTIONS)})")
+    if not isinstance(doc, LineDict):
+        raise UserError(f"{path}:1: expected a mapping of sections ({', '.join(_SECTIONS)})")
+    try:
+        data = SCHEMA(doc)
+    except vol.Invalid as e:
+        raise UserError([m for _, m in invalid_lines(e, doc, path, vocabulary=_vocabulary())]) from None
+    problems = _cross_checks(data, doc, path)
+    if problems:
+        raise UserError(problems)
+    return _build(path, data)
+
+
+def _vocabulary() -> set[str]:
+    out: set[str] = set(_SECTIONS)
+    for section in SCHEMA.schema.values():
+        if isinstance(section, dict):
+            out.update(k.schema if isinstance(k, vol.Marker) else k for k in section)
+    out.update(k.schema if isinstance(k, vol.Marker) else k for k in STATIC_NODE.schema)
+    return out
+
+
+def _cross_checks(data: dict[str, Any], doc: LineDict, path: str) -> list[str]:
+    out = []
+    gearman = data.get("gearman") or {}
+    ssl = [k for k in ("ssl_key", "ssl_cert", "ssl_ca") if k in gearman]
+    if ssl and len(ssl) != 3:
+        missing = ", ".join(k for k in ("ssl_key", "ssl_cert", "ssl_ca") if k not in gearman)
+        p = ["gearman", ssl[0]]
+        out.append(located(path, line_for_path(doc, p), p, f"SSL needs ssl_key, ssl_cert and ssl_ca; missing {missing}"))
+    names: dict[str, int] = {}
+    for i, node in enumerate((data.get("worker") or {}).get("nodes") or []):
+        p = ["worker", "nodes", i, "name"]
+        if node["name"] in names:
+            out.append(located(path, line_for_path(doc, p), p, f"duplicate node name {node['name']!r} (first on line {names[node['name']]})"))
+        names.setdefault(node["name"], line_for_path(doc, p))
+    return out
+
+
+def _build(path: str, data: dict[str, Any]) -> Config:
+    base = os.path.dirname(path)
+
+    def rel(value: str | None) -> str | None:
+        return _resolve(base, value) if value is not None else None
+
+    g = data["gerrit"]
+    gerrit = GerritConfig(
+        server=g["server"],
+        user=g["user"],
+        sshkey=rel(g["sshkey"]) or "",
+        port=g.get("port", 29418),
+        host_key_checking=g.get("host_key_checking", True),
+        known_hosts=rel(g.get("known_hosts")),
+        baseurl=g.get("baseurl", f"https://{g['server']}"),
+        event_delay=g.get("event_delay", 0.5),
+    )
+    gm = data.get("gearman") or {}
+    gearman = GearmanConfig(
+        server=gm.get("server", "127.0.0.1"),
+        port=gm.get("port", 4730),
+        embedded=gm.get("embedded", True),
+        ssl_key=rel(gm.get("ssl_key")),
+        ssl_cert=rel(gm.get("ssl_cert")),
+        ssl_ca=rel(gm.get("ssl_ca")),
+    )
+    s = data["scheduler"]
+    layouts = s["layout"] if isinstance(s["layout"], list) else [s["layout"]]
+    state_dir = rel(s.get("state_dir", DEFAULT_STATE_DIR)) or DEFAULT_STATE_DIR
+    w = data.get("web") or {}
+    host, port = w.get("listen", ("127.0.0.1", 8001))
+    web = WebConfig(host=host, port=port, admin_token=w.get("admin_token"))
+    scheduler = SchedulerConfig(
+        layout=tuple(_resolve(base, p) for p in layouts),
+        state_dir=state_dir,
+        status_url=s.get("status_url", f"http://{host}:{port}/"),
+    )
+    db_url = (data.get("database") or {}).get("url", f"sqlite:///{state_dir}/gatekeeper.sqlite")
+    database = DatabaseConfig(url=_sqlite_relative(base, db_url))
+    m = data.get("merger") or {}
+    merger = MergerConfig(
+        git_dir=rel(m.get("git_dir", os.path.join(state_dir, "git"))) or "",
+        git_user_name=m.get("git_user_name", "Gatekeeper"),
+        git_user_email=m.get("git_user_email", "gatekeeper@localhost"),
+        git_url_base=m.get("git_url_base"),
+        url=m.get("url"),
+    )
+    wk = data.get("worker") or {}
+    worker = WorkerConfig(
+        jobs_root=rel(wk.get("jobs_root", os.path.join(state_dir, "jobs"))) or "",
+        log_root=rel(wk.get("log_root", os.path.join(state_dir, "logs"))) or "",
+        hostname=wk.get("hostname") or socket.gethostname(),
+        log_url=wk.get("log_url", ""),
+        nodes=tuple(
+            StaticNode(
+                name=n["name"],
+                host=n["host"],
+                username=n["username"],
+                private_key=rel(n["private_key"]) or "",
+                labels=tuple(n["labels"]),
+                port=n.get("port", 22),
+                provider=n.get("provider", "static"),
+            )
+            for n in wk.get("nodes") or []
+        ),
+    )
+    config = Config(
+        path=path,
+        gerrit=gerrit,
+        gearman=gearman,
+        scheduler=scheduler,
+        database=database,
+        merger=merger,
+        worker=worker,
+        web=web,
+        pool=data.get("pool") or {},
+    )
+    log.debug("loaded config %s", path)
+    return config
+
+
+def _sqlite_relative(base: str, url: str) -> str:
+    """``sqlite:///rel.db`` is relative to the config file's directory;
+    ``sqlite:////abs.db`` and ``sqlite://`` (memory) stay as written."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and len(url) > len(prefix) and not url[len(prefix):].startswith("/"):
+        return prefix + _resolve(base, url[len(prefix):])
+    return url
