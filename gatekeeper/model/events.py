@@ -107,6 +107,9 @@ class MergeCompleted:
     conflict_files: tuple[str, ...] = ()
     conflict_change: str | None = None  # "N,PS" of the change that did not merge
     error: str | None = None  # infrastructure error (could not fetch ...)
+    # ZUUL_URL: where workers fetch ``ref`` from (the merger's git daemon),
+    # as "<base>/" + project; None when the merger did not say.
+    url: str | None = None
 
 
 # --- management events ----------------------------------------------------

@@ -1,0 +1,234 @@
+"""Build the speculative state of a queue item and publish it as refs.
+
+For each project: the branch tip, then every change ahead of the item in
+queue order, then the item's own change(s), each applied with its merge
+mode. The result is pushed as one ref name (``refs/gatekeeper/<branch>/Z<uuid>``
+unless the request names it) into the publish repository of every project
+touched; workers fetch it from there."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import time
+import uuid as uuidlib
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+from gatekeeper.interfaces import MergeItem
+from gatekeeper.merger.publish import PublishRepo
+from gatekeeper.merger.repo import (
+    MERGE_MODES,
+    GitError,
+    Repo,
+    check_branch_name,
+    check_ref_name,
+    git_env,
+    is_sha,
+)
+from gatekeeper.model.events import MergeCompleted
+
+log = logging.getLogger("gatekeeper.merger.merger")
+
+_PROJECT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*(/[A-Za-z0-9_][A-Za-z0-9_.+-]*)*$")
+_ZERO = "0" * 40
+
+
+def check_project_name(project: str) -> str:
+    """Project names become paths under our directories: nothing that escapes them."""
+    if not _PROJECT.match(project or "") or any(
+            part in ("..", ".") or part.endswith(".git") for part in project.split("/")):
+        raise ValueError(f"invalid project name: {project!r}")
+    return project
+
+
+def project_url(base: str, project: str) -> str:
+    """``base`` + project: a URL (ssh://, file://, git://) or a local path."""
+    if "://" in base or re.match(r"^[^/]+@[^/]+:", base):
+        return base.rstrip("/") + "/" + project
+    return str(Path(base) / project)
+
+
+class MergeFailure(Exception):
+    def __init__(self, message: str, conflict_files: tuple[str, ...] = (),
+                 conflict_change: str | None = None):
+        super().__init__(message)
+        self.conflict_files = conflict_files
+        self.conflict_change = conflict_change
+
+
+class Merger:
+    def __init__(self, git_dir: str | Path, git_url_base: str, publish_root: str | Path,
+                 user_name: str = "Gatekeeper", user_email: str = "gatekeeper@localhost",
+                 ssh_key: str | None = None, known_hosts: str | None = None,
+                 keep_refs: int = 1000, max_ref_age: float = 3 * 86400,
+                 git_timeout: float = 600):
+        self.git_dir = Path(git_dir)
+        self.git_url_base = git_url_base
+        self.publish_root = Path(publish_root)
+        self.user_name = user_name
+        self.user_email = user_email
+        self.env = git_env(ssh_key, known_hosts)
+        self.keep_refs = keep_refs
+        self.max_ref_age = max_ref_age
+        self.git_timeout = git_timeout
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
+
+    # --- repositories -------------------------------------------------------
+
+    def repo(self, project: str) -> Repo:
+        check_project_name(project)
+        repo = Repo(self.git_dir / project, project_url(self.git_url_base, project), self.env,
+                    self.user_name, self.user_email, self.git_timeout)
+        repo.ensure()
+        return repo
+
+    def publish_repo(self, project: str) -> PublishRepo:
+        check_project_name(project)
+        pub = PublishRepo(self.publish_root / project, self.env, self.git_timeout)
+        pub.ensure()
+        return pub
+
+    @contextmanager
+    def _locked(self, projects: Sequence[str]) -> Iterator[None]:
+        """One merge at a time per repository; sorted to avoid deadlocks."""
+        with ExitStack() as stack:
+            for project in sorted(set(projects)):
+                with self._locks_lock:
+                    lock = self._locks.setdefault(project, threading.Lock())
+                stack.enter_context(lock)
+            yield
+
+    # --- operations ---------------------------------------------------------
+
+    def update(self, projects: Sequence[str]) -> dict[str, dict[str, str]]:
+        """Fetch ``projects`` and mirror their branches to the publish repos."""
+        for p in projects:
+            check_project_name(p)
+        result: dict[str, dict[str, str]] = {}
+        with self._locked(projects):
+            for project in projects:
+                repo = self.repo(project)
+                repo.update()
+                self._mirror_branches(repo, self.publish_repo(project))
+                result[project] = repo.branches()
+        return result
+
+    def _mirror_branches(self, repo: Repo, pub: PublishRepo) -> None:
+        repo.push(pub.path, ["+refs/remotes/origin/*:refs/heads/*"])
+
+    def merge(self, items: Sequence[MergeItem], ref_name: str = "", uuid: str = "",
+              merge_mode: str | None = None) -> MergeCompleted:
+        """Build and publish the speculative state; never raises for bad input."""
+        uuid = uuid or uuidlib.uuid4().hex
+        try:
+            return self._merge(list(items), ref_name, uuid, merge_mode)
+        except MergeFailure as e:
+            log.info("merge %s: %s", uuid, e)
+            return MergeCompleted(uuid, False, conflict_files=e.conflict_files,
+                                  conflict_change=e.conflict_change,
+                                  error=None if e.conflict_change else str(e))
+        except (GitError, ValueError, OSError) as e:
+            log.warning("merge %s failed: %s", uuid, e)
+            return MergeCompleted(uuid, False, error=str(e))
+
+    def _merge(self, items: list[MergeItem], ref_name: str, uuid: str,
+               merge_mode: str | None) -> MergeCompleted:
+        if not items:
+            raise ValueError("nothing to merge: no items")
+        for item in items:
+            check_project_name(item.project)
+            check_branch_name(item.branch)
+            mode = merge_mode or item.merge_mode or "merge-resolve"
+            if mode not in MERGE_MODES:
+                raise ValueError(f"unknown merge mode {mode!r} (one of {', '.join(MERGE_MODES)})")
+        if ref_name:
+            check_ref_name(ref_name)
+        projects = [i.project for i in items]
+        with self._locked(projects):
+            repos: dict[str, Repo] = {}
+            for project in dict.fromkeys(projects):
+                repos[project] = self.repo(project)
+                repos[project].update()
+            states: dict[tuple[str, str], str] = {}
+            for item in items:
+                self._apply(repos[item.project], item, states, merge_mode)
+            return self._publish(repos, states, ref_name, uuid)
+
+    def _apply(self, repo: Repo, item: MergeItem, states: dict[tuple[str, str], str],
+               merge_mode: str | None) -> None:
+        key = (item.project, item.branch)
+        if key not in states:
+            tip = repo.branch_tip(item.branch)
+            if tip is None:
+                raise MergeFailure(f"{item.project} has no branch {item.branch!r}")
+            states[key] = tip
+        if item.number is None:
+            # A ref item (branch tip / ref-updated): test exactly newrev.
+            if item.newrev and item.newrev != _ZERO:
+                if not is_sha(item.newrev):
+                    raise ValueError(f"invalid newrev {item.newrev!r}")
+                if not repo.has_commit(item.newrev) and item.ref:
+                    repo.fetch(item.ref)
+                if not repo.has_commit(item.newrev):
+                    raise MergeFailure(f"{item.project}: commit {item.newrev} not found")
+                states[key] = item.newrev
+            return
+        change = f"{item.number},{item.patchset}"
+        if not item.ref:
+            raise ValueError(f"change {change} has no ref to fetch")
+        sha = repo.fetch(item.ref)
+        mode = merge_mode or item.merge_mode or "merge-resolve"
+        repo.reset_to(states[key])
+        outcome = repo.apply(sha, mode, message=f"Merge change {change} ({item.ref})")
+        if not outcome.ok:
+            files = outcome.conflict_files
+            what = f"conflicts in {', '.join(files)}" if files else outcome.detail
+            raise MergeFailure(f"change {change} does not merge into {item.project} "
+                               f"{item.branch}: {what}", files, change)
+        states[key] = repo.head()
+        log.debug("applied %s (%s) to %s %s -> %s", change, mode, item.project, item.branch,
+                  states[key])
+
+    def _publish(self, repos: dict[str, Repo], states: dict[tuple[str, str], str],
+                 ref_name: str, uuid: str) -> MergeCompleted:
+        commits: dict[str, str] = {}
+        published: dict[str, list[str]] = {}
+        last_ref = ""
+        for (project, branch), sha in states.items():
+            ref = ref_name or f"refs/gatekeeper/{branch}/Z{uuid}"
+            pub = self.publish_repo(project)
+            self._mirror_branches(repos[project], pub)
+            repos[project].push(pub.path, [f"{sha}:{ref}"])
+            published.setdefault(project, []).append(ref)
+            commits[project] = sha
+            last_ref = ref
+        now = time.time()
+        for project, refs in published.items():
+            self.publish_repo(project).record(refs, now)
+        log.info("merge %s: published %s for %s", uuid, last_ref, ", ".join(commits))
+        return MergeCompleted(uuid, True, commits=commits, ref=last_ref)
+
+    def prune(self, now: float | None = None) -> int:
+        """Drop old speculative refs from every publish repository."""
+        deleted = 0
+        if not self.publish_root.is_dir():
+            return 0
+        for path in self._publish_repos():
+            project = path.relative_to(self.publish_root).as_posix()
+            with self._locked([project]):
+                pub = PublishRepo(path, self.env, self.git_timeout)
+                deleted += len(pub.prune(self.keep_refs, self.max_ref_age, now))
+        return deleted
+
+    def _publish_repos(self) -> list[Path]:
+        found = []
+        for top, dirs, files in os.walk(self.publish_root):
+            if "HEAD" in files and "refs" in dirs:
+                found.append(Path(top))
+                dirs[:] = []  # do not walk into a repository
+        return sorted(found)
