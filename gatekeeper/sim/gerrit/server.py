@@ -41,6 +41,27 @@ def load_or_create_host_key(path: Path) -> paramiko.Ed25519Key:
     return paramiko.Ed25519Key.from_private_key_file(str(path))
 
 
+class _Transport(paramiko.Transport):
+    """Lets a session start only after paramiko has answered its exec request.
+
+    paramiko replies to "exec" after ``check_channel_exec_request`` returns;
+    a fast command could otherwise send data, exit status and close before
+    that reply, which clients report as "Channel closed"."""
+
+    def __init__(self, sock: socket.socket):
+        super().__init__(sock)
+        self.exec_gates: dict[int, threading.Event] = {}
+
+    def _send_user_message(self, data: paramiko.Message) -> None:
+        super()._send_user_message(data)
+        raw = data.asbytes()
+        if raw[:1] in (bytes([paramiko.common.MSG_CHANNEL_SUCCESS]),
+                       bytes([paramiko.common.MSG_CHANNEL_FAILURE])) and len(raw) >= 5:
+            gate = self.exec_gates.pop(int.from_bytes(raw[1:5], "big"), None)
+            if gate is not None:
+                gate.set()
+
+
 class _Interface(paramiko.ServerInterface):
     def __init__(self, server: SshServer):
         self.server = server
@@ -90,7 +111,13 @@ class _Interface(paramiko.ServerInterface):
         if isinstance(command, bytes):
             command = command.decode("utf-8", errors="replace")
         env = self.env.pop(channel.get_id(), {})
-        self.server.spawn_session(channel, self.username, command, env)
+        gate = threading.Event()
+        transport = channel.get_transport()
+        if isinstance(transport, _Transport):
+            transport.exec_gates[channel.remote_chanid] = gate
+        else:
+            gate.set()
+        self.server.spawn_session(channel, self.username, command, env, gate)
         return True
 
 
@@ -160,7 +187,7 @@ class SshServer:
             except OSError:
                 continue
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            transport = paramiko.Transport(conn)
+            transport = _Transport(conn)
             transport.add_server_key(self.host_key)
             transport.set_keepalive(0)
             try:
@@ -185,8 +212,9 @@ class SshServer:
 
     # --- sessions ---------------------------------------------------------------
     def spawn_session(self, channel: paramiko.Channel, username: str, command: str,
-                      env: dict[str, str]) -> None:
-        th = threading.Thread(target=self._run_session, args=(channel, username, command, env),
+                      env: dict[str, str], gate: threading.Event) -> None:
+        th = threading.Thread(target=self._run_session,
+                              args=(channel, username, command, env, gate),
                               name=f"gerrit-emu-session-{self.port}", daemon=True)
         with self._lock:
             self._sessions = [s for s in self._sessions if s.is_alive()]
@@ -194,8 +222,10 @@ class SshServer:
         th.start()
 
     def _run_session(self, channel: paramiko.Channel, username: str, command: str,
-                     env: dict[str, str]) -> None:
+                     env: dict[str, str], gate: threading.Event) -> None:
         status: int | None = 1
+        # Bounded: if paramiko's internals change we only lose the ordering.
+        gate.wait(5)
         try:
             argv = split_command(command)
             log.debug("%s runs %r", username, argv[:2])
