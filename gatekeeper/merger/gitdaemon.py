@@ -1,0 +1,92 @@
+"""Serve the merger's publish repositories read-only with ``git daemon``.
+
+Workers fetch ``ZUUL_REF`` from ``ZUUL_URL`` + project, e.g.
+``git fetch git://127.0.0.1:9418/org/demo refs/gatekeeper/master/Zabc``.
+git daemon is unauthenticated and read-only; by default it listens on
+loopback only (all-in-one). A site with worker hosts elsewhere listens on
+an address those hosts reach, or serves ``publish_root`` over SSH/HTTP
+and passes that base as the merger's ``zuul_url``."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from gatekeeper.gearman.gearmand import free_port
+
+log = logging.getLogger("gatekeeper.merger.gitdaemon")
+
+
+class GitDaemon:
+    def __init__(self, base_path: str | Path, host: str = "127.0.0.1", port: int = 0,
+                 log_file: str | Path | None = None):
+        self.base_path = Path(base_path)
+        self.host = host
+        self.port = port
+        self.log_file = Path(log_file) if log_file else None
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The ZUUL_URL base: ``git://HOST:PORT/`` (a project name follows)."""
+        return f"git://{self.host}:{self.port}/"
+
+    def start(self, timeout: float = 10.0) -> GitDaemon:
+        if self._proc is not None:
+            return self
+        self.base_path.mkdir(parents=True, exist_ok=True)
+        attempts = 1 if self.port else 5
+        for _ in range(attempts):
+            port = self.port or free_port(self.host)
+            argv = ["git", "daemon", "--reuseaddr", f"--base-path={self.base_path}",
+                    "--export-all", f"--listen={self.host}", f"--port={port}",
+                    "--informative-errors", str(self.base_path)]
+            out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
+            try:
+                # Its own session: git daemon forks a child per connection,
+                # and stop() ends the whole group.
+                self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+                                              stderr=out, start_new_session=True)
+            finally:
+                if out is not subprocess.DEVNULL:
+                    out.close()  # type: ignore[union-attr]
+            if self._wait_accepting(port, timeout):
+                self.port = port
+                log.info("git daemon serving %s at %s", self.base_path, self.url)
+                return self
+            self.stop()
+        raise RuntimeError("git daemon did not start")
+
+    def _wait_accepting(self, port: int, timeout: float) -> bool:
+        assert self._proc is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                return False
+            try:
+                with socket.create_connection((self.host, port), timeout=1):
+                    return True
+            except OSError:
+                time.sleep(0.02)
+        return False
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        try:  # the group too: children serving a fetch outlive the parent
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        if proc.poll() is None:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+        log.info("git daemon stopped")
