@@ -269,20 +269,11 @@ def load_config(path: str) -> Config:
     try:
         data = SCHEMA(doc)
     except vol.Invalid as e:
-        raise UserError([m for _, m in invalid_lines(e, doc, path, vocabulary=_vocabulary())]) from None
+        raise UserError([m for _, m in invalid_lines(e, doc, path, schema=SCHEMA)]) from None
     problems = _cross_checks(data, doc, path)
     if problems:
         raise UserError(problems)
     return _build(path, data)
-
-
-def _vocabulary() -> set[str]:
-    out: set[str] = set(_SECTIONS)
-    for section in SCHEMA.schema.values():
-        if isinstance(section, dict):
-            out.update(k.schema if isinstance(k, vol.Marker) else k for k in section)
-    out.update(k.schema if isinstance(k, vol.Marker) else k for k in STATIC_NODE.schema)
-    return out
 
 
 def _cross_checks(data: dict[str, Any], doc: LineDict, path: str) -> list[str]:

@@ -169,12 +169,13 @@ def format_invalid(
     data: Any,
     filename: str,
     prefix: Sequence[Any] = (),
-    vocabulary: Iterable[str] = (),
+    schema: Any = None,
 ) -> list[str]:
     """Every error of ``error`` (a MultipleInvalid holds many) as
     ``FILE:LINE: path: message``, sorted by line. ``prefix`` is prepended to
-    each path when the schema was applied to a sub-document."""
-    return [m for _, m in invalid_lines(error, data, filename, prefix, vocabulary)]
+    each path when the schema was applied to a sub-document. ``schema``
+    (the one that was applied) lets unknown keys suggest a valid neighbour."""
+    return [m for _, m in invalid_lines(error, data, filename, prefix, schema)]
 
 
 def invalid_lines(
@@ -182,7 +183,7 @@ def invalid_lines(
     data: Any,
     filename: str,
     prefix: Sequence[Any] = (),
-    vocabulary: Iterable[str] = (),
+    schema: Any = None,
 ) -> list[tuple[int, str]]:
     """Like :func:`format_invalid`, with each message's line number."""
     errors: Iterable[vol.Invalid] = (
@@ -190,10 +191,10 @@ def invalid_lines(
     )
     out: list[tuple[int, str]] = []
     seen: set[str] = set()
-    words = sorted(vocabulary)
     for err in errors:
         path = list(prefix) + list(err.path)
         line = line_for_path(data, path)
+        words = sorted(keys_at(schema, list(err.path)[:-1])) if schema is not None else []
         msg = located(filename, line, path, _message(err, data, path, words))
         if msg not in seen:
             seen.add(msg)
@@ -215,6 +216,34 @@ def _message(err: vol.Invalid, data: Any, path: list[Any], words: list[str]) -> 
         if found is not _MISSING:
             return f"{msg}, got {type_name(found)}"
     return msg
+
+
+def keys_at(schema: Any, path: Sequence[Any]) -> set[str]:
+    """The literal keys the mapping at ``path`` of ``schema`` accepts (for
+    "did you mean"). Validators wrapping a schema expose it as ``.inner``."""
+    while True:
+        if isinstance(schema, vol.Schema):
+            schema = schema.schema
+        elif hasattr(schema, "inner"):
+            if path and isinstance(path[0], int):
+                path = path[1:]
+            schema = schema.inner
+        else:
+            break
+    if isinstance(schema, (vol.All, vol.Any)):
+        return set().union(*(keys_at(v, path) for v in schema.validators))
+    if isinstance(schema, list):
+        if path and isinstance(path[0], int):
+            return set().union(*(keys_at(v, path[1:]) for v in schema))
+        return set()
+    if not isinstance(schema, dict):
+        return set()
+    literal = {(k.schema if isinstance(k, vol.Marker) else k): v for k, v in schema.items()}
+    if not path:
+        return {k for k in literal if isinstance(k, str)}
+    if path[0] in literal:
+        return keys_at(literal[path[0]], path[1:])
+    return set()
 
 
 _MISSING = object()

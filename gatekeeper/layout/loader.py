@@ -21,7 +21,7 @@ from gatekeeper.layout.jobs import JobRegistry
 from gatekeeper.layout.model import Job, JobTree, Layout, Pipeline, Project
 from gatekeeper.layout.pipelines import build_pipeline
 from gatekeeper.layout.problems import Problems, Source
-from gatekeeper.layout.schema import KEYS, LAYOUT, PROJECT_KEYS
+from gatekeeper.layout.schema import LAYOUT, PROJECT_KEYS
 from gatekeeper.layout.templates import TemplateRegistry
 from gatekeeper.layout.trees import TreeBuilder, duplicate_jobs
 from gatekeeper.yamlutil import LineDict, invalid_lines, load_text, read_text
@@ -83,7 +83,7 @@ def _parse(texts: list[tuple[str, str]]) -> tuple[list[Doc], Problems]:
         try:
             LAYOUT(doc)
         except vol.Invalid as e:
-            problems.messages.extend((filename, line, m) for line, m in invalid_lines(e, doc, filename, vocabulary=KEYS))
+            problems.messages.extend((filename, line, m) for line, m in invalid_lines(e, doc, filename, schema=LAYOUT))
             continue
         docs.append((filename, doc))
     return docs, problems

@@ -165,6 +165,7 @@ def one_or_many(inner: Any, allow_empty: bool = False) -> Callable[[Any], list[A
             raise vol.MultipleInvalid(errors)
         return out
 
+    validate.inner = schema  # type: ignore[attr-defined]  # for yamlutil.keys_at
     return validate
 
 
@@ -180,6 +181,7 @@ def list_of(inner: Any) -> Callable[[Any], list[Any]]:
             raise vol.Invalid("expected a list")
         return validate_items(value)
 
+    validate.inner = inner  # type: ignore[attr-defined]  # for yamlutil.keys_at
     return validate
 
 
@@ -419,27 +421,3 @@ LAYOUT = vol.Schema(
     }
 )
 
-
-def schema_keys(*schemas: Any) -> set[str]:
-    """Every literal key of the given (nested) schemas, for "did you mean"."""
-    out: set[str] = set()
-
-    def walk(node: Any) -> None:
-        if isinstance(node, vol.Schema):
-            walk(node.schema)
-        elif isinstance(node, dict):
-            for k, v in node.items():
-                key = k.schema if isinstance(k, vol.Marker) else k
-                if isinstance(key, str):
-                    out.add(key)
-                walk(v)
-        elif isinstance(node, (vol.All, vol.Any)):
-            for v in node.validators:
-                walk(v)
-
-    for s in schemas:
-        walk(s)
-    return out
-
-
-KEYS = schema_keys(LAYOUT, PIPELINE, GERRIT_TRIGGER, TIMER_TRIGGER, REQUIRE, REPORTER, JOB, PROJECT)
