@@ -6,6 +6,7 @@ run on adapter threads, only the scheduler thread consumes them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gatekeeper.model.change import Approval
@@ -120,6 +121,9 @@ class Reconfigure:
     """Load the layout again (SIGHUP); keep the old one if the new one is bad."""
 
     paths: tuple[str, ...] = ()
+    # Returns the new Layout or raises (UserError) if it does not load; the
+    # scheduler keeps the old layout then. None: the scheduler's own loader.
+    loader: Callable[[], object] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

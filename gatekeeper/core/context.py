@@ -1,0 +1,54 @@
+"""What the pipeline managers share: the layout, the door, the effects port."""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from gatekeeper.core.deps import ChangeLookup
+from gatekeeper.core.door import Door
+from gatekeeper.interfaces import BuildRequest, MergeRequest, ReportResult
+from gatekeeper.layout.model import Layout
+from gatekeeper.model.change import Change
+from gatekeeper.model.runtime import BuildSet, QueueItem
+
+log = logging.getLogger("gatekeeper.core.context")
+
+
+class Effects(Protocol):
+    """The outside world as the core sees it (the scheduler binds the adapters).
+
+    launch/cancel/merge are fire-and-forget: results come back as events.
+    report is synchronous because a submit's outcome decides what happens to
+    the items behind."""
+
+    def launch(self, request: BuildRequest) -> None: ...
+
+    def cancel(self, build_uuid: str) -> None: ...
+
+    def merge(self, request: MergeRequest) -> None: ...
+
+    def report(self, change: Change, message: str, labels: dict[str, int],
+               submit: bool) -> ReportResult: ...
+
+
+@dataclass
+class Context:
+    layout: Layout
+    door: Door
+    effects: Effects
+    lookup: ChangeLookup
+    clock: Callable[[], float]
+    new_uuid: Callable[[], str]
+    status_url: str = ""
+    git_url: str = ""
+    # Indexes rebuilt from the items (not independent state): which build /
+    # merge request belongs to which item and build set.
+    builds: dict[str, tuple[QueueItem, BuildSet]] = field(default_factory=dict)
+    merges: dict[str, tuple[QueueItem, BuildSet]] = field(default_factory=dict)
+    # Items that left their queue, newest last, for ``explain`` after the fact.
+    finished: deque[QueueItem] = field(default_factory=lambda: deque(maxlen=500))
+    ops: int = 0  # items processed: the cost counter the scale tests assert on

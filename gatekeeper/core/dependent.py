@@ -1,0 +1,139 @@
+"""The dependent (gate) manager: shared queues, speculative testing, window."""
+
+from __future__ import annotations
+
+import logging
+
+from gatekeeper.core.deps import resolve
+from gatekeeper.core.filters import check_requirements
+from gatekeeper.core.manager import PipelineManager
+from gatekeeper.model.change import Change, Ref
+from gatekeeper.model.runtime import ChangeQueue, QueueItem
+
+log = logging.getLogger("gatekeeper.core.dependent")
+
+
+class DependentManager(PipelineManager):
+    def queue_for(self, project: str) -> ChangeQueue:
+        name = self.ctx.layout.queue_name(project)
+        q = self.state.queue_named(name)
+        if q is None:
+            cfg = self.pipeline.window
+            q = ChangeQueue(name, self.state.name, window=cfg.window,
+                            window_floor=max(1, cfg.floor))
+            self.door.add_queue(self.state, q)
+        if project not in q.projects:
+            q.projects.add(project)
+        return q
+
+    def add(self, change: Change | Ref, trigger: str) -> QueueItem | None:
+        q = self.queue_for(change.project)
+        if isinstance(change, Ref):
+            item = self.new_item(change, q, trigger)
+            self.door.note(item, "enqueue", f"enqueued by {trigger}")
+            return item
+        deps = resolve(change, self.ctx.lookup)
+        if deps.problems:
+            self.not_enqueued(change, "; ".join(deps.problems), report=True)
+            return None
+        needs = []
+        for d in deps.direct:
+            ahead = [i for i in self.state.index.get(d.key, []) if i.live]
+            here = [i for i in ahead if i.queue == q.name]
+            if not ahead:
+                self.state.waiting.setdefault(d.key, [])
+                if all(w.key != change.key for w in self.state.waiting[d.key]):
+                    self.state.waiting[d.key].append(change)
+                self.not_enqueued(change, (
+                    f"it depends on {d.id_string} ({d.project}), which is neither merged nor "
+                    f"in the {self.state.name} queue ahead of it; it will be enqueued when "
+                    f"{d.id_string} is"), report=True)
+                return None
+            if not here:
+                self.not_enqueued(change, (
+                    f"it depends on {d.id_string} in {d.project}, which is in gate queue "
+                    f"{ahead[0].queue}, not in {q.name}; changes in different queues cannot "
+                    "be tested together, so merge the dependency first"), report=True)
+                return None
+            dep = here[0]
+            if isinstance(dep.change, Change) and dep.change.patchset != d.patchset:
+                self.not_enqueued(change, (
+                    f"it depends on {d.id_string}, but patchset {dep.change.patchset} of it "
+                    "is in the queue"), report=True)
+                return None
+            if dep.failing_reasons:
+                self.not_enqueued(change, (
+                    f"it depends on {dep.label}, which is failing "
+                    f"({'; '.join(dep.failing_reasons)})"), report=True)
+                return None
+            needs.append(d.key)
+        item = self.new_item(change, q, trigger, needs=tuple(needs))
+        ahead_label = item.item_ahead.label if item.item_ahead else "the branch tip"
+        text = f"enqueued by {trigger} in queue {q.name} behind {ahead_label}"
+        if needs:
+            text += f"; needs {', '.join(d.id_string for d in deps.direct)} (ahead of it)"
+        self.door.note(item, "enqueue", text)
+        self.report_start(item)
+        self._pull_waiting(change)
+        return item
+
+    def _pull_waiting(self, change: Change) -> None:
+        """Changes refused because they needed ``change`` may follow it now."""
+        for w in self.state.waiting.pop(change.key, []):
+            fresh = self.ctx.lookup.get_change(w.number, refresh=True) or w
+            if not fresh.is_open or not fresh.is_current_patchset:
+                continue
+            if not check_requirements(self.pipeline, fresh, self.ctx.clock()).matched:
+                self.door.decision(self.state, fresh, "not-enqueued",
+                                   f"{change.id_string} entered the queue but it no longer "
+                                   "meets the pipeline's requirements")
+                continue
+            self.enqueue(fresh, f"its dependency {change.id_string} entering the queue")
+
+    def window_grow(self, q: ChangeQueue, item: QueueItem) -> None:
+        cfg = self.pipeline.window
+        if not q.window:
+            return
+        old = q.window
+        new = old + cfg.increase_factor if cfg.increase_type == "linear" \
+            else old * max(1, cfg.increase_factor)
+        if new != old:
+            self.door.set(q, window=new)
+            self.door.note(item, "window", f"queue {q.name} window grows {old} -> {new} "
+                           f"({cfg.increase_type}) after {item.label} merged")
+
+    def window_shrink(self, q: ChangeQueue, item: QueueItem) -> None:
+        cfg = self.pipeline.window
+        if not q.window:
+            return
+        old = q.window
+        new = old - cfg.decrease_factor if cfg.decrease_type == "linear" \
+            else old // max(1, cfg.decrease_factor)
+        new = max(q.window_floor, new)
+        if new != old:
+            self.door.set(q, window=new)
+            self.door.note(item, "window", f"queue {q.name} window shrinks {old} -> {new} "
+                           f"({cfg.decrease_type}, floor {q.window_floor}) after {item.label} "
+                           "failed")
+
+    def promote(self, keys: list[str]) -> str | None:
+        items = []
+        for k in keys:
+            found = [i for i in self.state.index.get(k, []) if i.live]
+            if not found:
+                return f"change {k} is not in pipeline {self.state.name}"
+            items.append(found[0])
+        queues = {i.queue for i in items}
+        if len(queues) != 1:
+            return "the changes to promote are in different queues"
+        q = self.state.queue_named(queues.pop())
+        assert q is not None
+        order = items + [i for i in q.items if i not in items]
+        self.door.reorder(q, order)
+        prev = None
+        for it in order:
+            if it.item_ahead is not prev:
+                self.door.link(it, prev)
+                self.reset(it, f"promoted: the queue was reordered ({', '.join(keys)} first)")
+            prev = it
+        return None

@@ -1,0 +1,164 @@
+"""The one door every runtime state change goes through.
+
+The pipeline managers never assign to a model object directly: they call
+``Door``. Each call applies the change and hands a ``Mutation`` to every
+listener. This is the seam for restart safety: a later store can append the
+mutations to a journal (or snapshot the state after each ``run_once``) and
+rebuild the queues after a restart. It also gives the loop a cheap "did
+anything change?" test: ``Door.count``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from gatekeeper.model.change import Change
+from gatekeeper.model.runtime import (
+    Build,
+    BuildSet,
+    ChangeQueue,
+    HistoryEntry,
+    PipelineState,
+    QueueItem,
+)
+
+log = logging.getLogger("gatekeeper.core.door")
+
+
+@dataclass(frozen=True)
+class Mutation:
+    op: str  # set | add-queue | remove-queue | add-item | remove-item | move-item | add-build | note | decision
+    target: str  # uuid (item, build set, build) or queue/pipeline name
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def _target(obj: object) -> str:
+    if isinstance(obj, (QueueItem, BuildSet, Build)):
+        return obj.uuid
+    if isinstance(obj, ChangeQueue):
+        return f"{obj.pipeline}/{obj.name}"
+    if isinstance(obj, PipelineState):
+        return obj.name
+    return type(obj).__name__
+
+
+class Door:
+    def __init__(self, clock: Callable[[], float]):
+        self.clock = clock
+        self.count = 0
+        self.listeners: list[Callable[[Mutation], None]] = []
+
+    def _emit(self, op: str, target: str, **data: Any) -> None:
+        self.count += 1
+        if self.listeners:
+            m = Mutation(op, target, data)
+            for listener in self.listeners:
+                listener(m)
+
+    # --- attributes -------------------------------------------------------
+
+    def set(self, obj: object, **attrs: Any) -> bool:
+        """Set attributes that differ; True if anything changed."""
+        changed = {}
+        for k, v in attrs.items():
+            old = getattr(obj, k)
+            same = old is v if isinstance(v, (QueueItem, BuildSet)) or v is None else old == v
+            if not same:
+                setattr(obj, k, v)
+                changed[k] = v.uuid if isinstance(v, (QueueItem, BuildSet)) else v
+        if changed:
+            self._emit("set", _target(obj), **changed)
+        return bool(changed)
+
+    # --- queues and items -------------------------------------------------
+
+    def add_queue(self, state: PipelineState, queue: ChangeQueue) -> None:
+        state.queues.append(queue)
+        self._emit("add-queue", _target(queue), window=queue.window)
+
+    def remove_queue(self, state: PipelineState, queue: ChangeQueue) -> None:
+        state.queues.remove(queue)
+        self._emit("remove-queue", _target(queue))
+
+    def add_item(self, state: PipelineState, queue: ChangeQueue, item: QueueItem) -> None:
+        """Append ``item`` at the end of ``queue`` behind the current tail."""
+        tail = queue.items[-1] if queue.items else None
+        queue.items.append(item)
+        item.item_ahead = tail
+        if tail is not None:
+            tail.items_behind.append(item)
+        state.index.setdefault(item.change.key, []).append(item)
+        self._emit("add-item", item.uuid, queue=queue.name, ahead=tail.uuid if tail else None,
+                   change=item.label, live=item.live)
+
+    def link(self, item: QueueItem, ahead: QueueItem | None) -> None:
+        """Make ``ahead`` the item ``item`` is tested on top of."""
+        old = item.item_ahead
+        if old is ahead:
+            return
+        if old is not None and item in old.items_behind:
+            old.items_behind.remove(item)
+        item.item_ahead = ahead
+        if ahead is not None:
+            ahead.items_behind.append(item)
+        self._emit("move-item", item.uuid, ahead=ahead.uuid if ahead else None)
+
+    def reorder(self, queue: ChangeQueue, items: list[QueueItem]) -> None:
+        queue.items[:] = items
+        self._emit("reorder", _target(queue), items=[i.uuid for i in items])
+
+    def remove_item(self, state: PipelineState, queue: ChangeQueue, item: QueueItem,
+                    reason: str) -> None:
+        """Take ``item`` out; those behind it now sit on the item that was ahead."""
+        ahead = item.item_ahead
+        for behind in list(item.items_behind):
+            behind.item_ahead = ahead
+            if ahead is not None:
+                ahead.items_behind.append(behind)
+        if ahead is not None and item in ahead.items_behind:
+            ahead.items_behind.remove(item)
+        item.items_behind = []
+        item.item_ahead = None
+        queue.items.remove(item)
+        same = state.index.get(item.change.key, [])
+        if item in same:
+            same.remove(item)
+        if not same:
+            state.index.pop(item.change.key, None)
+        item.dequeued = True
+        item.dequeue_reason = reason
+        item.active = False
+        self._emit("remove-item", item.uuid, reason=reason)
+
+    # --- build sets and builds --------------------------------------------
+
+    def new_build_set(self, item: QueueItem, build_set: BuildSet) -> None:
+        item.build_set = build_set
+        self._emit("new-build-set", item.uuid, build_set=build_set.uuid,
+                   base=build_set.base_item)
+
+    def add_build(self, build_set: BuildSet, build: Build) -> None:
+        build_set.builds[build.job] = build
+        self._emit("add-build", build_set.uuid, job=build.job, build=build.uuid,
+                   attempt=build.attempt, result=build.result)
+
+    # --- history ----------------------------------------------------------
+
+    def note(self, item: QueueItem, kind: str, text: str) -> None:
+        entry = HistoryEntry(self.clock(), kind, text)
+        item.history.append(entry)
+        log.info("%s %s [%s] %s", item.pipeline, item.label, kind, text)
+        self._emit("note", item.uuid, kind=kind, text=text)
+
+    def decision(self, state: PipelineState, change: Change, kind: str, text: str) -> None:
+        """Record a decision about a change that is not (or no longer) an item."""
+        entry = HistoryEntry(self.clock(), kind, text)
+        state.decisions.append((change.key, entry))
+        log.info("%s %s [%s] %s", state.name, change.id_string, kind, text)
+        self._emit("decision", state.name, change=change.key, kind=kind, text=text)
+
+    def other(self, op: str, target: str, **data: Any) -> None:
+        """Changes to engine-level state (window of a queue, layout swap)."""
+        self._emit(op, target, **data)

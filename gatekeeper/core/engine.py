@@ -1,0 +1,193 @@
+"""The core as one object: pipelines' state, their managers, and the entry
+points the scheduler loop calls (triggers, results, management, process)."""
+
+from __future__ import annotations
+
+import logging
+
+from gatekeeper.core import jobs as jobsel
+from gatekeeper.core.context import Context
+from gatekeeper.core.dependent import DependentManager
+from gatekeeper.core.filters import match_trigger
+from gatekeeper.core.independent import IndependentManager
+from gatekeeper.core.manager import PipelineManager
+from gatekeeper.core.serial import SerialManager
+from gatekeeper.layout.model import Layout
+from gatekeeper.model.change import Change, Ref
+from gatekeeper.model.events import (
+    BuildCompleted,
+    BuildProgress,
+    BuildStarted,
+    MergeCompleted,
+    TriggerEvent,
+)
+from gatekeeper.model.runtime import PipelineState, QueueItem
+
+log = logging.getLogger("gatekeeper.core.engine")
+
+MANAGERS: dict[str, type[PipelineManager]] = {
+    "independent": IndependentManager,
+    "dependent": DependentManager,
+    "serial": SerialManager,
+}
+MAX_PASSES = 1000  # a pass that keeps changing state this often is a bug; stop and log
+
+
+class Engine:
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+        self.states: dict[str, PipelineState] = {}
+        self.managers: dict[str, PipelineManager] = {}
+        self._bind(ctx.layout)
+
+    def _bind(self, layout: Layout) -> None:
+        self.ctx.layout = layout
+        managers = {}
+        for name, p in layout.pipelines.items():
+            state = self.states.get(name) or PipelineState(name)
+            self.states[name] = state
+            managers[name] = MANAGERS[p.manager](self.ctx, state)
+        self.managers = managers
+
+    # --- inputs -------------------------------------------------------------
+
+    def on_trigger(self, event: TriggerEvent, change: Change | Ref) -> None:
+        now = self.ctx.clock()
+        for name, manager in self.managers.items():
+            pipeline = self.ctx.layout.pipelines[name]
+            if event.type == "timer" and event.pipeline != name:
+                continue
+            m = match_trigger(pipeline, event, change, now=now)
+            if m.matched:
+                log.info("%s matches %s: %s", event.describe(), name, m.reasons[-1])
+            manager.on_trigger(event, change, m.matched)
+
+    def on_result(self, ev: object) -> None:
+        if isinstance(ev, MergeCompleted):
+            owner = self.ctx.merges.pop(ev.request_uuid, None)
+            if owner is None or owner[0].build_set is not owner[1]:
+                log.debug("merge result %s is for nothing current; ignored", ev.request_uuid)
+                return
+            self._manager(owner[0]).on_merge_completed(owner[0], owner[1], ev)
+            return
+        if not isinstance(ev, (BuildStarted, BuildProgress, BuildCompleted)):
+            log.warning("unknown result event %r ignored", ev)
+            return
+        owner = self.ctx.builds.get(ev.build_uuid)
+        if owner is None:
+            log.debug("event for unknown or cancelled build %s ignored", ev.build_uuid)
+            return
+        item, bs = owner
+        build = next((b for b in bs.builds.values() if b.uuid == ev.build_uuid), None)
+        if build is None or item.build_set is not bs or item.dequeued:
+            self.ctx.builds.pop(ev.build_uuid, None)
+            return
+        manager = self._manager(item)
+        if isinstance(ev, BuildStarted):
+            manager.on_build_started(item, build, ev)
+        elif isinstance(ev, BuildProgress):
+            self.ctx.door.set(build, progress=(ev.numerator, ev.denominator))
+        else:
+            self.ctx.builds.pop(ev.build_uuid, None)
+            manager.on_build_completed(item, build, ev)
+
+    def enqueue(self, pipeline: str, change: Change | Ref, who: str = "an operator") -> str | None:
+        manager = self.managers.get(pipeline)
+        if manager is None:
+            return f"no pipeline named {pipeline}"
+        item = manager.enqueue(change, trigger=f"enqueue by {who}")
+        return None if item is not None else "not enqueued (see the change's decisions)"
+
+    def dequeue(self, pipeline: str, key: str, who: str = "an operator") -> str | None:
+        manager = self.managers.get(pipeline)
+        if manager is None:
+            return f"no pipeline named {pipeline}"
+        if not manager.dequeue_change(key, f"dequeued by {who}"):
+            return f"{key} is not in pipeline {pipeline}"
+        return None
+
+    def promote(self, pipeline: str, keys: list[str]) -> str | None:
+        manager = self.managers.get(pipeline)
+        if manager is None:
+            return f"no pipeline named {pipeline}"
+        return manager.promote(keys)
+
+    def process(self) -> int:
+        """Process every pipeline until a pass changes nothing; returns passes."""
+        for n in range(1, MAX_PASSES + 1):
+            before = self.ctx.door.count
+            for manager in self.managers.values():
+                manager.process()
+            if self.ctx.door.count == before:
+                return n
+        log.error("queues still changing after %d passes; giving up this turn", MAX_PASSES)
+        return MAX_PASSES
+
+    def _manager(self, item: QueueItem) -> PipelineManager:
+        m = self.managers.get(item.pipeline)
+        if m is None:
+            raise LookupError(f"item {item.uuid} of unknown pipeline {item.pipeline}")
+        return m
+
+    # --- reconfiguration --------------------------------------------------
+
+    def reconfigure(self, layout: Layout) -> None:
+        """Swap the layout keeping queued items; drop what no longer exists."""
+        old = self.states
+        door = self.ctx.door
+        for name, state in old.items():
+            if name in layout.pipelines and \
+                    layout.pipelines[name].manager == self.ctx.layout.pipelines[name].manager:
+                continue
+            manager = self.managers[name]
+            for item in state.items():
+                manager.remove(item, f"pipeline {name} no longer exists (or changed manager) "
+                               "in the new layout", merged=True)
+        self.states = {n: s for n, s in old.items() if n in layout.pipelines and
+                       layout.pipelines[n].manager == self.ctx.layout.pipelines[n].manager}
+        self._bind(layout)
+        door.other("layout", "engine", files=list(layout.files))
+        for name, manager in self.managers.items():
+            state = self.states[name]
+            pipeline = layout.pipelines[name]
+            for q in list(state.queues):
+                if not q.dynamic:
+                    q.window_floor = max(1, pipeline.window.floor)
+                    if q.window:
+                        door.set(q, window=max(q.window_floor, q.window))
+            for item in state.items():
+                if item.dequeued:
+                    continue
+                selected = jobsel.select_jobs(layout, name, item.change)
+                if item.live and not selected:
+                    manager.remove(item, "no jobs for it in the new layout")
+                    continue
+                keep = {s.job.name for s in selected}
+                bs = item.build_set
+                for job, build in list(bs.builds.items()):
+                    if job in keep:
+                        continue
+                    if build.result is None:
+                        self.ctx.builds.pop(build.uuid, None)
+                        self.ctx.effects.cancel(build.uuid)
+                    del bs.builds[job]
+                    door.other("drop-build", bs.uuid, job=job)
+                    door.note(item, "cancel", f"{job} is not in the new layout; "
+                              "its build was cancelled")
+                if isinstance(manager, DependentManager):
+                    want = layout.queue_name(item.change.project)
+                    if want != item.queue:
+                        manager.remove(item, f"queue changed to {want} in the new layout",
+                                       merged=True)
+                        new = manager.add(item.change, f"re-enqueue after moving to queue {want}")
+                        if new is not None:
+                            door.note(new, "reconfigure", f"moved from queue {item.queue}")
+            for item in state.items():
+                door.note(item, "reconfigure", "the layout was reloaded")
+
+    # --- queries ------------------------------------------------------------
+
+    def find_items(self, key: str) -> list[QueueItem]:
+        out = [i for s in self.states.values() for i in s.index.get(key, [])]
+        out += [i for i in self.ctx.finished if i.change.key == key]
+        return out

@@ -1,0 +1,463 @@
+"""The pipeline manager: processing a queue item by item (nnfi, reset,
+merge, launch, report). Subclasses decide how changes enter queues."""
+
+from __future__ import annotations
+
+import logging
+
+from gatekeeper.core import jobs as jobsel
+from gatekeeper.core.context import Context
+from gatekeeper.core.params import build_parameters
+from gatekeeper.core.report import base_fields, compose, job_lines
+from gatekeeper.interfaces import BuildRequest, MergeItem, MergeRequest, ReportResult
+from gatekeeper.layout.model import Job, Pipeline
+from gatekeeper.model.change import Change, Ref
+from gatekeeper.model.events import BuildCompleted, BuildStarted, MergeCompleted, TriggerEvent
+from gatekeeper.model.runtime import (
+    PASSING_RESULTS,
+    RETRYABLE_RESULTS,
+    Build,
+    BuildSet,
+    ChangeQueue,
+    PipelineState,
+    QueueItem,
+    SpeculativeChange,
+)
+
+log = logging.getLogger("gatekeeper.core.manager")
+
+
+class PipelineManager:
+    speculative = True  # items are tested on top of the items ahead of them
+
+    def __init__(self, ctx: Context, state: PipelineState):
+        self.ctx = ctx
+        self.state = state
+        self.door = ctx.door
+
+    @property
+    def pipeline(self) -> Pipeline:
+        return self.ctx.layout.pipelines[self.state.name]
+
+    # --- entering ---------------------------------------------------------
+
+    def on_trigger(self, event: TriggerEvent, change: Change | Ref, matched: bool) -> None:
+        """Dequeue what the event makes stale, then enqueue if it matched."""
+        if isinstance(change, Change):
+            if event.type == "patchset-created" and self.pipeline.dequeue_on_new_patchset:
+                for item in list(self.state.index.get(change.key, [])):
+                    if isinstance(item.change, Change) and item.change.patchset < change.patchset:
+                        self.remove(item, f"patchset {change.patchset} was uploaded; "
+                                    f"patchset {item.change.patchset} is out of date")
+            elif event.type == "change-abandoned":
+                for item in list(self.state.index.get(change.key, [])):
+                    self.remove(item, "the change was abandoned")
+            elif event.type == "change-merged":
+                for item in list(self.state.index.get(change.key, [])):
+                    if not item.merged:
+                        self.remove(item, "the change was merged outside this pipeline",
+                                    merged=True)
+        if matched:
+            self.enqueue(change, trigger=event.describe())
+
+    def enqueue(self, change: Change | Ref, trigger: str) -> QueueItem | None:
+        if isinstance(change, Change):
+            for item in self.state.index.get(change.key, []):
+                if item.live and isinstance(item.change, Change) \
+                        and item.change.patchset == change.patchset:
+                    self.door.note(item, "ignored",
+                                   f"{trigger}: already in the queue, not enqueued again")
+                    return None
+            if not change.is_open:
+                self.not_enqueued(change, f"the change is {change.status.lower()}")
+                return None
+        if not jobsel.select_jobs(self.ctx.layout, self.state.name, change):
+            self.not_enqueued(change, f"project {change.project} has no jobs in pipeline "
+                              f"{self.state.name} for this change", report=False)
+            return None
+        return self.add(change, trigger)
+
+    def add(self, change: Change | Ref, trigger: str) -> QueueItem | None:
+        raise NotImplementedError
+
+    def not_enqueued(self, change: Change | Ref, reason: str, report: bool = False) -> None:
+        if isinstance(change, Change):
+            self.door.decision(self.state, change, "not-enqueued", reason)
+            if report:
+                text = compose(self.pipeline, "not-enqueued", None,
+                               {"pipeline": self.state.name, "change": change.id_string,
+                                "project": change.project, "branch": change.branch,
+                                "status_url": self.ctx.status_url}, "", reason)
+                self._send(change, text, {}, False)
+        else:
+            log.info("%s: %s not enqueued: %s", self.state.name, change.key, reason)
+
+    def new_item(self, change: Change | Ref, queue: ChangeQueue, trigger: str,
+                 live: bool = True, needs: tuple[str, ...] = ()) -> QueueItem:
+        uuid = self.ctx.new_uuid()
+        item = QueueItem(uuid=uuid, change=change, pipeline=self.state.name, queue=queue.name,
+                         enqueue_time=self.ctx.clock(),
+                         build_set=BuildSet(self.ctx.new_uuid()), live=live, needs=needs,
+                         trigger=trigger)
+        self.door.add_item(self.state, queue, item)
+        return item
+
+    def report_start(self, item: QueueItem) -> None:
+        action = self.pipeline.start
+        if action is None or not action.send or not isinstance(item.change, Change):
+            return
+        self.report(item, "start", action, "")
+        self.door.set(item, reported_start=True)
+
+    # --- processing -------------------------------------------------------
+
+    def process(self) -> None:
+        for q in list(self.state.queues):
+            self.process_queue(q)
+            if q.dynamic and not q.items and q in self.state.queues:
+                self.door.remove_queue(self.state, q)
+
+    def process_queue(self, q: ChangeQueue) -> None:
+        nnfi: QueueItem | None = None
+        for pos, item in enumerate(list(q.items)):
+            if item.dequeued:
+                continue
+            if q.window and pos >= q.window and item.build_set.is_fresh:
+                # Beyond the window and untouched: everything behind is too.
+                if not item.active:
+                    break
+                self.door.set(item, active=False)
+                self.door.note(item, "window", f"outside the window of {q.window}; waiting")
+                continue
+            self.ctx.ops += 1
+            nnfi = self.process_item(q, item, nnfi, pos)
+
+    def process_item(self, q: ChangeQueue, item: QueueItem, nnfi: QueueItem | None,
+                     pos: int) -> QueueItem | None:
+        ahead = item.item_ahead
+        if ahead is not None and not ahead.live:
+            ahead = None
+        actionable = q.window == 0 or pos < q.window
+        if self.door.set(item, active=actionable):
+            if actionable:
+                self.door.note(item, "window", f"inside the window ({pos + 1} of {q.window or 'unlimited'}); active")
+            else:
+                self.door.note(item, "window", f"outside the window of {q.window}; not launching")
+        if self.speculative and ahead is not nnfi:
+            if not self.move(item, ahead, nnfi):
+                return nnfi
+        if actionable and item.live and self.prepare(item):
+            self.launch_jobs(item)
+        failing = self.failing_reasons(item)
+        self.door.set(item, failing_reasons=tuple(failing))
+        if not item.live and not item.items_behind:
+            self.remove(item, "no change that needs it is queued behind it any more",
+                        merged=True)
+            return nnfi
+        if ahead is None and item.live and self.is_complete(item):
+            self.finish(q, item)
+            return nnfi
+        if not failing and item.live:
+            return item
+        return nnfi
+
+    def move(self, item: QueueItem, ahead: QueueItem | None, nnfi: QueueItem | None) -> bool:
+        """``ahead`` is failing: test ``item`` on ``nnfi`` instead. False if it
+        was dequeued because it needs a change being skipped."""
+        skipped = []
+        cur = ahead
+        while cur is not None and cur is not nnfi:
+            skipped.append(cur)
+            cur = cur.item_ahead
+        keys = {s.change.key: s for s in skipped}
+        for need in item.needs:
+            if need in keys:
+                dep = keys[need]
+                self.remove(item, f"it depends on {dep.label}, which is failing "
+                            f"({'; '.join(dep.failing_reasons) or 'removed'})",
+                            report="failure")
+                return False
+        why = "; ".join(ahead.failing_reasons) if ahead is not None else ""
+        where = nnfi.label if nnfi is not None else "the branch tip"
+        text = (f"{ahead.label if ahead else 'the item ahead'} ahead of it is failing"
+                f"{' (' + why + ')' if why else ''}; now tested on top of {where}")
+        self.door.link(item, nnfi)
+        self.door.note(item, "nnfi", f"nearest non-failing item ahead: {where}")
+        self.reset(item, text)
+        return True
+
+    def reset(self, item: QueueItem, reason: str) -> None:
+        """Throw away ``item``'s build set and those of every item behind it."""
+        todo = [(item, reason)]
+        while todo:
+            it, why = todo.pop()
+            if not it.build_set.is_fresh:
+                self.cancel_builds(it, why)
+                self.ctx.merges.pop(it.build_set.merge_request or "", None)
+                self.door.new_build_set(it, BuildSet(self.ctx.new_uuid()))
+                self.door.set(it, failing_reasons=())
+                self.door.note(it, "reset", why)
+            for b in it.items_behind:
+                todo.append((b, f"{it.label} ahead of it was reset"))
+
+    def cancel_builds(self, item: QueueItem, why: str, mark: str | None = None) -> None:
+        for build in list(item.build_set.builds.values()):
+            if build.result is not None:
+                continue
+            self.ctx.builds.pop(build.uuid, None)
+            self.ctx.effects.cancel(build.uuid)
+            self.door.note(item, "cancel", f"{build.job} cancelled: {why}")
+            if mark:
+                self.door.set(build, result=mark, end_time=self.ctx.clock(), message=why)
+
+    def speculative_chain(self, item: QueueItem) -> list[QueueItem]:
+        chain = [item]
+        if self.speculative:
+            cur = item.item_ahead
+            while cur is not None:
+                chain.append(cur)
+                cur = cur.item_ahead
+        chain.reverse()
+        return chain
+
+    def prepare(self, item: QueueItem) -> bool:
+        """Ask for the speculative merge once; True when it is ready."""
+        bs = item.build_set
+        if bs.merge_state == "complete":
+            return bool(bs.merged)
+        if bs.merge_state == "pending":
+            return False
+        base = item.item_ahead.uuid if self.speculative and item.item_ahead else None
+        c = item.change
+        if isinstance(c, Ref):
+            spec = SpeculativeChange(c.project, c.branch or "", c.ref, revision=c.newrev)
+            self.door.set(bs, changes=(spec,), base_item=base, merge_state="complete",
+                          merged=True, commits={c.project: c.newrev} if c.newrev else {},
+                          ref=c.ref)
+            return True
+        chain = self.speculative_chain(item)
+        changes, merge_items = [], []
+        for it in chain:
+            x = it.change
+            if not isinstance(x, Change):
+                continue
+            changes.append(SpeculativeChange(x.project, x.branch, x.ref, x.number, x.patchset,
+                                             x.revision))
+            proj = self.ctx.layout.projects.get(x.project)
+            merge_items.append(MergeItem(x.project, x.branch, x.number, x.patchset, x.ref,
+                                         x.revision,
+                                         proj.merge_mode if proj else "merge-resolve"))
+        uuid = self.ctx.new_uuid()
+        request = MergeRequest(uuid, tuple(merge_items),
+                               ref_name=f"refs/gatekeeper/{c.branch}/Z{bs.uuid}")
+        self.door.set(bs, changes=tuple(changes), base_item=base, merge_state="pending",
+                      merge_request=uuid)
+        self.ctx.merges[uuid] = (item, bs)
+        ahead = [x.id_string for x in changes[:-1]]
+        self.door.note(item, "merge", "speculative merge requested: "
+                       + (f"{c.id_string} on top of {', '.join(ahead)}" if ahead
+                          else f"{c.id_string} on the branch tip"))
+        self.ctx.effects.merge(request)
+        return False
+
+    def on_merge_completed(self, item: QueueItem, bs: BuildSet, ev: MergeCompleted) -> None:
+        if ev.merged:
+            self.door.set(bs, merge_state="complete", merged=True, commits=dict(ev.commits),
+                          ref=ev.ref, git_url=ev.url)
+            self.door.note(item, "merge", f"speculative state ready: {ev.ref}")
+            return
+        if ev.error:
+            why = f"the merger could not prepare the speculative state: {ev.error}"
+        else:
+            ahead = [c.id_string for c in bs.changes[:-1]]
+            who = ev.conflict_change or item.label
+            on = (f"on top of {', '.join(ahead)}" if ahead
+                  else f"on the tip of {item.change.branch}")
+            why = f"{who} does not merge {on}"
+            if ev.conflict_files:
+                why += f" (conflict in {', '.join(ev.conflict_files)})"
+        self.door.set(bs, merge_state="complete", merged=False, merge_error=why)
+        self.door.note(item, "merge", why)
+
+    def selected(self, item: QueueItem) -> list[jobsel.SelectedJob]:
+        return jobsel.select_jobs(self.ctx.layout, self.state.name, item.change)
+
+    def launch_jobs(self, item: QueueItem) -> None:
+        selected = self.selected(item)
+        bs = item.build_set
+        for job, why in jobsel.jobs_to_skip(selected, bs):
+            self.door.add_build(bs, Build(self.ctx.new_uuid(), job.name, job.voting,
+                                          result="SKIPPED", message=why))
+            self.door.note(item, "skip", f"{job.name} skipped: {why}")
+        for job in jobsel.jobs_to_launch(selected, bs):
+            self.launch_build(item, job, 1)
+
+    def launch_build(self, item: QueueItem, job: Job, attempt: int) -> None:
+        uuid = self.ctx.new_uuid()
+        bs = item.build_set
+        params = build_parameters(self.pipeline, item, job, uuid, self.ctx.git_url)
+        request = BuildRequest(uuid, job.name, job.label, params,
+                               precedence=self.pipeline.precedence, timeout=job.timeout,
+                               run=job.run, artifacts=job.artifacts, projects=job.projects,
+                               hold_on_failure=job.hold_on_failure)
+        self.door.add_build(bs, Build(uuid, job.name, job.voting, attempt,
+                                      launch_time=self.ctx.clock()))
+        self.ctx.builds[uuid] = (item, bs)
+        on = ", ".join(c.id_string for c in bs.changes) or item.label
+        self.door.note(item, "launch", f"{job.name} launched (attempt {attempt}) "
+                       f"as {uuid[:7]} testing {on}")
+        self.ctx.effects.launch(request)
+
+    def on_build_started(self, item: QueueItem, build: Build, ev: BuildStarted) -> None:
+        self.door.set(build, start_time=self.ctx.clock(), worker=ev.worker, node=ev.node,
+                      provider=ev.provider, url=ev.url or build.url)
+
+    def on_build_completed(self, item: QueueItem, build: Build, ev: BuildCompleted) -> None:
+        now = self.ctx.clock()
+        job = self.ctx.layout.jobs.get(build.job)
+        start = build.start_time if build.start_time is not None else build.launch_time
+        if ev.result in RETRYABLE_RESULTS and job is not None and build.attempt < job.attempts:
+            self.door.set(build, result=ev.result, end_time=now, start_time=start)
+            self.door.note(item, "retry", f"{build.job} was {ev.result} (attempt {build.attempt}"
+                           f" of {job.attempts}): launching it again")
+            self.launch_build(item, job, build.attempt + 1)
+            return
+        self.door.set(build, result=ev.result, end_time=now, start_time=start,
+                      url=ev.url or build.url, node=ev.node or build.node,
+                      worker=ev.worker or build.worker, message=ev.message)
+        self.door.note(item, "build", f"{build.job} {ev.result}"
+                       + ("" if build.voting else " (non-voting)"))
+        if self.pipeline.fail_fast and build.voting and ev.result not in PASSING_RESULTS:
+            why = f"fail-fast: {build.job} failed"
+            self.cancel_builds(item, why, mark="CANCELED")
+            bs = item.build_set
+            for s in self.selected(item):
+                if s.job.name not in bs.builds:
+                    self.door.add_build(bs, Build(self.ctx.new_uuid(), s.job.name, s.job.voting,
+                                                  result="SKIPPED", message=why))
+
+    # --- outcomes ---------------------------------------------------------
+
+    def failing_reasons(self, item: QueueItem) -> list[str]:
+        bs = item.build_set
+        out = []
+        if bs.merge_state == "complete" and not bs.merged:
+            out.append(bs.merge_error or "it does not merge")
+        failed = jobsel.failed_voting_jobs(self.selected(item), bs)
+        if failed:
+            out.append(f"voting job{'s' if len(failed) > 1 else ''} failed: {', '.join(failed)}")
+        return out
+
+    def is_complete(self, item: QueueItem) -> bool:
+        bs = item.build_set
+        if bs.merge_state == "complete" and not bs.merged:
+            return True
+        if bs.merge_state != "complete":
+            return False
+        return jobsel.all_complete(self.selected(item), bs)
+
+    def finish(self, q: ChangeQueue, item: QueueItem) -> None:
+        """``item`` is at the head with every job done: report, submit, dequeue."""
+        bs = item.build_set
+        if not self.selected(item):
+            self.remove(item, "no jobs left for it in this pipeline")
+            return
+        if bs.merge_state == "complete" and not bs.merged:
+            self.door.set(bs, result="MERGER_FAILURE")
+            self.report(item, "merge-failure", self.merge_failure_action(), bs.merge_error or "")
+            self.window_shrink(q, item)
+            self.remove(item, f"merge failure: {bs.merge_error}")
+            return
+        failed = jobsel.failed_voting_jobs(self.selected(item), bs)
+        if failed:
+            self.door.set(bs, result="FAILURE")
+            self.report(item, "failure", self.pipeline.failure, "")
+            self.window_shrink(q, item)
+            self.remove(item, f"it failed: {', '.join(failed)}")
+            return
+        self.door.set(bs, result="SUCCESS")
+        action = self.pipeline.success
+        result = self.report(item, "success", action, "")
+        if action is not None and action.submit and action.send:
+            if not result.ok:
+                why = f"Gerrit did not submit {item.label}: {result.error or 'no reason given'}"
+                self.door.set(bs, result="MERGER_FAILURE")
+                self.door.note(item, "submit", why)
+                self.report(item, "merge-failure", self.merge_failure_action(), why)
+                self.window_shrink(q, item)
+                self.remove(item, why)
+                return
+            self.door.set(item, merged=True)
+            self.door.note(item, "submit", f"{item.label} submitted")
+            self.window_grow(q, item)
+        self.remove(item, "reported success", merged=True)
+
+    def merge_failure_action(self):
+        p = self.pipeline
+        return p.merge_failure if p.merge_failure is not None else p.failure
+
+    def report(self, item: QueueItem, kind: str, action, reason: str) -> ReportResult:
+        c = item.change
+        if action is None or not action.send or not isinstance(c, Change):
+            self.door.note(item, "report", f"{kind}: nothing to report")
+            return ReportResult(True)
+        fields = base_fields(self.pipeline, item, self.ctx.status_url)
+        jobs = "" if kind == "start" else job_lines(self.selected(item), item, fields)
+        message = compose(self.pipeline, kind, action, fields, jobs, reason)
+        labels = dict(action.labels)
+        result = self._send(c, message, labels, action.submit)
+        votes = " ".join(f"{k}{v:+d}" for k, v in labels.items())
+        self.door.note(item, "report", f"{kind} reported{' ' + votes if votes else ''}"
+                       + ("" if result.ok else f"; Gerrit said: {result.error}"))
+        return result
+
+    def _send(self, change: Change, message: str, labels: dict[str, int],
+              submit: bool) -> ReportResult:
+        try:
+            return self.ctx.effects.report(change, message, labels, submit)
+        except Exception as e:  # a reporter must not take the scheduler down
+            log.exception("reporting on %s failed", change.id_string)
+            return ReportResult(False, f"{type(e).__name__}: {e}")
+
+    def window_grow(self, q: ChangeQueue, item: QueueItem) -> None:
+        pass
+
+    def window_shrink(self, q: ChangeQueue, item: QueueItem) -> None:
+        pass
+
+    # --- leaving ----------------------------------------------------------
+
+    def remove(self, item: QueueItem, reason: str, merged: bool = False,
+               report: str | None = None) -> None:
+        """Dequeue ``item``. Unless it merged, whatever was tested on top of it is
+        reset and whatever depends on it is dequeued too."""
+        q = self.state.queue_named(item.queue)
+        if q is None or item.dequeued:
+            return
+        if report is not None:
+            self.report(item, report, self.pipeline.failure, f"Removed from the queue: {reason}.")
+        behind = list(item.items_behind)
+        self.cancel_builds(item, f"{item.label} dequeued")
+        self.ctx.merges.pop(item.build_set.merge_request or "", None)
+        self.door.note(item, "dequeue", reason)
+        self.door.remove_item(self.state, q, item, reason)
+        self.ctx.finished.append(item)
+        if not merged and self.speculative:
+            for b in behind:
+                self.reset(b, f"{item.label} ahead of it left the queue ({reason})")
+        if not merged:
+            for other in list(q.items):
+                if item.change.key in other.needs and not other.dequeued:
+                    self.remove(other, f"it depends on {item.label}, which left the queue "
+                                f"({reason})", report="failure" if other.live else None)
+        if q.dynamic and not q.items and q in self.state.queues:
+            self.door.remove_queue(self.state, q)
+
+    def dequeue_change(self, key: str, reason: str) -> bool:
+        items = list(self.state.index.get(key, []))
+        for item in items:
+            self.remove(item, reason)
+        return bool(items)
+
+    def promote(self, keys: list[str]) -> str | None:
+        return f"pipeline {self.state.name} does not support promote"

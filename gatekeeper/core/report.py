@@ -1,0 +1,118 @@
+"""Report messages: templates from the layout, the job list, plain reasons."""
+
+from __future__ import annotations
+
+import logging
+import string
+
+from gatekeeper.core.jobs import SelectedJob
+from gatekeeper.layout.model import Pipeline, ReporterAction
+from gatekeeper.model.change import Change
+from gatekeeper.model.runtime import Build, QueueItem
+
+log = logging.getLogger("gatekeeper.core.report")
+
+MERGE_FAILURE_TEXT = (
+    "Merge Failed.\n\nThis change or one of its cross-repo dependencies was unable to be "
+    "automatically merged with the current state of its repository. Please rebase the "
+    "change and upload a new patchset.")
+
+DEFAULT_TEMPLATES = {
+    "start": "Starting {pipeline} jobs.",
+    "success": "Build succeeded ({pipeline} pipeline).",
+    "failure": "Build failed ({pipeline} pipeline).",
+    "merge-failure": MERGE_FAILURE_TEXT,
+    "not-enqueued": "Not enqueued in the {pipeline} pipeline.",
+}
+
+
+def format_duration(seconds: float) -> str:
+    s = int(round(seconds))
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    if h:
+        return f"{h}h {m:02d}m {sec:02d}s"
+    return f"{m}m {sec:02d}s"
+
+
+def _url_for(s: SelectedJob, build: Build, fields: dict[str, str]) -> str | None:
+    pattern = s.job.success_url if build.result == "SUCCESS" else s.job.failure_url
+    if pattern:
+        try:
+            return pattern.format_map(_Fields(fields))
+        except (ValueError, IndexError, AttributeError, KeyError):
+            log.warning("bad url pattern %r of job %s", pattern, s.job.name)
+    return build.url
+
+
+def job_line(s: SelectedJob, build: Build | None, fields: dict[str, str]) -> str:
+    """``- NAME URL : RESULT in 5m 03s (non-voting)``"""
+    if build is None:
+        return f"- {s.job.name} : NOT RUN"
+    result = build.result or "IN PROGRESS"
+    if build.result == "SUCCESS" and s.job.success_message:
+        result = s.job.success_message
+    elif build.result not in (None, "SUCCESS", "SKIPPED") and s.job.failure_message:
+        result = s.job.failure_message
+    url = _url_for(s, build, dict(fields, job=s.job.name, uuid=build.uuid))
+    line = f"- {s.job.name}{' ' + url if url else ''} : {result}"
+    if build.duration is not None and build.result not in (None, "SKIPPED"):
+        line += f" in {format_duration(build.duration)}"
+    if not s.job.voting:
+        line += " (non-voting)"
+    return line
+
+
+def job_lines(selected: list[SelectedJob], item: QueueItem, fields: dict[str, str]) -> str:
+    bs = item.build_set
+    return "\n".join(job_line(s, bs.builds.get(s.job.name), fields) for s in selected)
+
+
+class _Fields(dict):
+    """Unknown ``{names}`` stay as written instead of failing the report."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def render(template: str, fields: dict[str, str]) -> str:
+    try:
+        return string.Formatter().vformat(template, (), _Fields(fields))
+    except (ValueError, IndexError, AttributeError, KeyError) as e:
+        log.warning("report template %r cannot be rendered (%s); sending it as written",
+                    template, e)
+        return template
+
+
+def base_fields(pipeline: Pipeline, item: QueueItem, status_url: str) -> dict[str, str]:
+    c = item.change
+    return {
+        "pipeline": pipeline.name,
+        "change": c.id_string if isinstance(c, Change) else f"{c.ref}",
+        "project": c.project,
+        "branch": c.branch or "",
+        "status_url": status_url,
+        "patchset": str(c.patchset) if isinstance(c, Change) else "",
+        "number": str(c.number) if isinstance(c, Change) else "",
+    }
+
+
+def compose(pipeline: Pipeline, kind: str, action: ReporterAction | None,
+            fields: dict[str, str], jobs: str, reason: str) -> str:
+    """Header, the rendered template (plus the job list and the reason when
+    the template does not place them itself), footer."""
+    template = action.message if action is not None and action.message else DEFAULT_TEMPLATES[kind]
+    all_fields = dict(fields, jobs=jobs, reason=reason)
+    parts = []
+    if pipeline.header:
+        parts.append(render(pipeline.header, all_fields).strip())
+    parts.append(render(template, all_fields).strip())
+    if reason and "{reason}" not in template:
+        parts.append(reason)
+    if kind == "start" and fields.get("status_url") and "{status_url}" not in template:
+        parts.append(fields["status_url"])
+    if jobs and kind != "start" and "{jobs}" not in template:
+        parts.append(jobs)
+    if pipeline.footer:
+        parts.append(render(pipeline.footer, all_fields).strip())
+    return "\n\n".join(p for p in parts if p)

@@ -1,0 +1,325 @@
+"""The scheduler loop: the one thread that owns all queue state.
+
+Adapters (Gerrit watcher, Gearman launcher, merger client, SIGHUP handler,
+CLI via RPC) put events on three thread-safe queues. Each turn drains
+management events, then results, then trigger events (as Zuul does), fires
+due timers, and lets the pure core (``gatekeeper.core``) process every
+pipeline until nothing changes. The core acts on the world only through
+``AdapterEffects`` and changes state only through ``Door``."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import uuid as uuidlib
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from croniter import croniter
+
+from gatekeeper.core.context import Context
+from gatekeeper.core.door import Door
+from gatekeeper.core.engine import Engine
+from gatekeeper.core.explain import explain_change
+from gatekeeper.core.status import status as core_status
+from gatekeeper.interfaces import (
+    BuildRequest,
+    Launcher,
+    Merger,
+    MergeRequest,
+    Reporter,
+    ReportResult,
+    Source,
+)
+from gatekeeper.layout.model import Layout
+from gatekeeper.model.change import Change, Ref
+from gatekeeper.model.events import (
+    BuildCompleted,
+    Dequeue,
+    Enqueue,
+    MergeCompleted,
+    Promote,
+    Reconfigure,
+    TriggerEvent,
+)
+
+log = logging.getLogger("gatekeeper.scheduler")
+
+MAX_TIMER_SLEEP = 10.0  # seconds the loop sleeps at most without events
+
+
+class AdapterEffects:
+    """Binds the core's effects to the adapters. An adapter that raises turns
+    into a result event, so no build or merge is ever waited for forever."""
+
+    def __init__(self, reporter: Reporter, launcher: Launcher, merger: Merger,
+                 results: Callable[[object], None]):
+        self.reporter = reporter
+        self.launcher = launcher
+        self.merger = merger
+        self.results = results
+
+    def launch(self, request: BuildRequest) -> None:
+        try:
+            self.launcher.launch(request)
+        except Exception as e:
+            log.exception("launching %s (%s) failed", request.job, request.uuid)
+            self.results(BuildCompleted(request.uuid, "LOST", message=f"launch failed: {e}"))
+
+    def cancel(self, build_uuid: str) -> None:
+        try:
+            self.launcher.cancel(build_uuid)
+        except Exception:
+            log.exception("cancelling build %s failed", build_uuid)
+
+    def merge(self, request: MergeRequest) -> None:
+        try:
+            self.merger.merge(request)
+        except Exception as e:
+            log.exception("merge request %s failed", request.uuid)
+            self.results(MergeCompleted(request.uuid, False, error=f"merger unavailable: {e}"))
+
+    def report(self, change: Change, message: str, labels: dict[str, int],
+               submit: bool) -> ReportResult:
+        return self.reporter.report(change, message, labels, submit=submit)
+
+
+class Scheduler:
+    def __init__(self, layout: Layout, source: Source, reporter: Reporter, launcher: Launcher,
+                 merger: Merger, clock: Callable[[], float], status_url: str = "",
+                 git_url: str = "", layout_loader: Callable[[tuple[str, ...]], Layout] | None = None,
+                 new_uuid: Callable[[], str] | None = None):
+        self.clock = clock
+        self.source = source
+        self.layout_loader = layout_loader
+        self.trigger_events: queue.Queue[TriggerEvent] = queue.Queue()
+        self.result_events: queue.Queue[object] = queue.Queue()
+        self.management_events: queue.Queue[object] = queue.Queue()
+        self.door = Door(clock)
+        self.effects = AdapterEffects(reporter, launcher, merger, self.add_result_event)
+        ctx = Context(layout, self.door, self.effects, source, clock,
+                      new_uuid or (lambda: uuidlib.uuid4().hex), status_url, git_url)
+        self.engine = Engine(ctx)
+        self.errors: deque[str] = deque(maxlen=100)  # management problems, newest last
+        self._timers: dict[tuple[str, str], float] = {}
+        self._lock = threading.RLock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._reset_timers()
+
+    @property
+    def layout(self) -> Layout:
+        return self.engine.ctx.layout
+
+    # --- inputs (any thread) ---------------------------------------------
+
+    def add_trigger_event(self, event: TriggerEvent) -> None:
+        self.trigger_events.put(event)
+        self._wake.set()
+
+    def add_result_event(self, event: object) -> None:
+        self.result_events.put(event)
+        self._wake.set()
+
+    def add_management_event(self, event: object) -> None:
+        self.management_events.put(event)
+        self._wake.set()
+
+    def reconfigure(self, layout: Layout) -> None:
+        """Switch to ``layout`` on the loop thread (queued like SIGHUP)."""
+        self.add_management_event(Reconfigure(loader=lambda: layout))
+
+    # --- the loop -----------------------------------------------------------
+
+    def pending(self) -> bool:
+        return not (self.trigger_events.empty() and self.result_events.empty()
+                    and self.management_events.empty())
+
+    def run_once(self) -> bool:
+        """One turn; True if any event was handled."""
+        with self._lock:
+            handled = False
+            for q, handler in ((self.management_events, self._management),
+                               (self.result_events, self.engine.on_result)):
+                while True:
+                    try:
+                        ev = q.get_nowait()
+                    except queue.Empty:
+                        break
+                    handled = True
+                    try:
+                        handler(ev)
+                    except Exception:
+                        log.exception("event %r could not be handled; skipped", ev)
+            for ev in self._due_timers():
+                self.trigger_events.put(ev)
+            while True:
+                try:
+                    tev = self.trigger_events.get_nowait()
+                except queue.Empty:
+                    break
+                handled = True
+                try:
+                    self._trigger(tev)
+                except Exception:
+                    log.exception("trigger event %s could not be handled; skipped",
+                                  tev.describe())
+            try:
+                self.engine.process()
+            except Exception:
+                log.exception("processing the queues failed")
+            return handled
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run, name="gatekeeper-scheduler",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.clear()
+            self.run_once()
+            if self.pending():
+                continue
+            nxt = self.next_wakeup()
+            wait = MAX_TIMER_SLEEP if nxt is None else min(MAX_TIMER_SLEEP,
+                                                           max(0.0, nxt - self.clock()))
+            self._wake.wait(wait)
+
+    # --- timers ---------------------------------------------------------------
+
+    def _reset_timers(self) -> None:
+        now = self.clock()
+        timers = {}
+        for name, p in self.layout.pipelines.items():
+            for t in p.timer_triggers:
+                key = (name, t.cron)
+                timers[key] = self._timers.get(key) or self._next_fire(t.cron, now)
+        self._timers = timers
+
+    @staticmethod
+    def _next_fire(cron: str, after: float) -> float:
+        return float(croniter(cron, datetime.fromtimestamp(after, UTC)).get_next(float))
+
+    def next_wakeup(self) -> float | None:
+        """When the next timer trigger is due (epoch seconds), if any."""
+        return min(self._timers.values()) if self._timers else None
+
+    def _due_timers(self) -> list[TriggerEvent]:
+        now = self.clock()
+        out = []
+        for (name, cron), when in sorted(self._timers.items(), key=lambda kv: kv[1]):
+            if when <= now:
+                out.append(TriggerEvent("timer", pipeline=name, timespec=cron, timestamp=when,
+                                        source="timer"))
+                self._timers[(name, cron)] = self._next_fire(cron, now)
+        return out
+
+    # --- handlers (loop thread) -----------------------------------------
+
+    def _trigger(self, ev: TriggerEvent) -> None:
+        if ev.type == "timer":
+            name = ev.pipeline or ""
+            for project in self.layout.projects.values():
+                if name not in project.pipelines:
+                    continue
+                for branch in self.source.get_project_branches(project.name):
+                    ref = Ref(project.name, f"refs/heads/{branch}")
+                    self.engine.on_trigger(ev, ref)
+            return
+        subject: Change | Ref | None
+        if ev.is_change_event:
+            assert ev.change_number is not None
+            if ev.type in ("change-abandoned", "change-merged", "patchset-created"):
+                self.source.invalidate(ev.change_number)
+            subject = self.source.get_change(ev.change_number, ev.patchset, refresh=True)
+        elif ev.type == "ref-updated" and ev.project and ev.ref:
+            subject = self.source.get_ref(ev.project, ev.ref, ev.oldrev or "", ev.newrev or "")
+        else:
+            log.debug("event %s concerns no change or ref; ignored", ev.describe())
+            return
+        if subject is None:
+            log.warning("event %s: the source does not know the change; ignored",
+                        ev.describe())
+            return
+        self.engine.on_trigger(ev, subject)
+
+    def _management(self, ev: object) -> None:
+        if isinstance(ev, Reconfigure):
+            self._reconfigure(ev)
+        elif isinstance(ev, Enqueue):
+            subject = self._subject(ev.project, ev.change_number, ev.patchset, ev.ref,
+                                    ev.oldrev, ev.newrev)
+            err = "the change or ref is unknown" if subject is None else \
+                self.engine.enqueue(ev.pipeline, subject)
+            self._note_error("enqueue", err)
+        elif isinstance(ev, Dequeue):
+            key = str(ev.change_number) if ev.change_number is not None else f"{ev.project}:{ev.ref}"
+            self._note_error("dequeue", self.engine.dequeue(ev.pipeline, key))
+        elif isinstance(ev, Promote):
+            self._note_error("promote", self.engine.promote(
+                ev.pipeline, [str(n) for n in ev.change_numbers]))
+        else:
+            log.warning("unknown management event %r ignored", ev)
+
+    def _subject(self, project: str, number: int | None, patchset: int | None,
+                 ref: str | None, oldrev: str | None, newrev: str | None) -> Change | Ref | None:
+        if number is not None:
+            return self.source.get_change(number, patchset, refresh=True)
+        if ref:
+            return self.source.get_ref(project, ref, oldrev or "", newrev or "")
+        return None
+
+    def _note_error(self, what: str, err: str | None) -> None:
+        if err:
+            log.warning("%s: %s", what, err)
+            self.errors.append(f"{what}: {err}")
+
+    def _reconfigure(self, ev: Reconfigure) -> None:
+        try:
+            if ev.loader is not None:
+                layout = ev.loader()
+            elif self.layout_loader is not None:
+                layout = self.layout_loader(ev.paths or self.layout.files)
+            else:
+                raise RuntimeError("no layout loader configured")
+            if not isinstance(layout, Layout):
+                raise TypeError(f"the loader returned {type(layout).__name__}, not a Layout")
+        except Exception as e:
+            text = getattr(e, "messages", None) or [str(e)]
+            msg = "new layout rejected; keeping the old one: " + "; ".join(text)
+            log.error("%s", msg)
+            self.errors.append(msg)
+            return
+        self.engine.reconfigure(layout)
+        self._reset_timers()
+        log.info("layout reloaded from %s", ", ".join(layout.files) or "memory")
+
+    # --- queries (any thread) ---------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            data = core_status(self.engine)
+            data["trigger_event_queue"] = self.trigger_events.qsize()
+            data["result_event_queue"] = self.result_events.qsize()
+            data["management_event_queue"] = self.management_events.qsize()
+            data["errors"] = list(self.errors)
+            return data
+
+    def explain(self, change: int | str) -> str:
+        with self._lock:
+            return explain_change(self.engine, str(change))
