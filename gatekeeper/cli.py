@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("gatekeeper.commands.validate", "check layout files (and the service config)"),
     "gearman": ("gatekeeper.commands.gearman", "run the embedded Gearman server"),
     "merger": ("gatekeeper.commands.merger", "run the speculative merger service"),
+    "gerrit-emulator": ("gatekeeper.commands.gerrit_emulator", "run the Gerrit emulator (SSH) in the foreground"),
 }
 
 

@@ -10,11 +10,14 @@ import json
 import logging
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 log = logging.getLogger("gatekeeper.sim.gerrit.events")
+
+HISTORY = 10_000
 
 
 @dataclass(eq=False)
@@ -36,7 +39,8 @@ class EventBus:
         self._subscribers: list[Subscriber] = []
         self._paused = False
         self._held: list[dict[str, Any]] = []
-        self.history: list[dict[str, Any]] = []  # every event ever published, in order
+        # The most recent events published, in order (bounded for long runs).
+        self.history: deque[dict[str, Any]] = deque(maxlen=HISTORY)
 
     def subscribe(self, sub: Subscriber) -> None:
         with self._lock:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -125,7 +126,12 @@ class GerritState:
             if name in self.projects:
                 raise ValueError(f"project {name} already exists")
             branches = list(branches) or ["master"]
-            repo = BareRepo.init(self.git_root / f"{name}.git", branches[0])
+            path = self.git_root / f"{name}.git"
+            if path.exists():
+                # Left by an earlier run: state lives in memory, so start afresh.
+                log.warning("replacing stale repository %s", path)
+                shutil.rmtree(path)
+            repo = BareRepo.init(path, branches[0])
             content: dict[str, str | None] = dict(
                 files if files is not None else {"README": f"{name}\n"})
             when = self.now()
