@@ -122,9 +122,14 @@ class PipelineManager:
         for pos, item in enumerate(list(q.items)):
             if item.dequeued:
                 continue
-            if q.window and pos >= q.window and item.build_set.is_fresh:
-                # Beyond the window and untouched: everything behind is too.
-                if not item.active:
+            if q.window and pos >= q.window:
+                # Outside the window nothing runs (the window shrank past it:
+                # its builds stop). Untouched and inactive: so is everything
+                # behind it, and the rest of the queue costs nothing.
+                if not item.build_set.is_fresh:
+                    self.reset(item, f"outside the window of {q.window}; its builds stop "
+                               "until it moves up")
+                elif not item.active:
                     break
                 self.door.set(item, active=False)
                 self.door.note(item, "window", f"outside the window of {q.window}; waiting")
