@@ -1,0 +1,279 @@
+"""Run one build the way devstack-gate did.
+
+claim a node -> WORK_DATA -> clone the projects at the speculative refs ->
+rsync the workspace to the node -> run the job's script over ssh (console
+streamed to console.txt) -> enforce the timeout / honour a stop request ->
+collect the logs -> release (or hold) the node -> publish the logs -> result.
+
+Results: SUCCESS / FAILURE (the script's exit status), TIMED_OUT, ABORTED
+(stop request), NODE_FAILURE (no node, or the node could not be reached
+before or while the script ran: the scheduler may retry elsewhere) and
+ERROR (the workspace could not be prepared)."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from gatekeeper.interfaces import NodeClaimer, NodeLease
+from gatekeeper.worker import logs
+from gatekeeper.worker.buildargs import BuildSpec
+from gatekeeper.worker.ssh import SSH_FAILED, SshError, SshNode
+from gatekeeper.worker.workspace import WorkspaceBuilder, WorkspaceError
+
+log = logging.getLogger("gatekeeper.worker.executor")
+
+# Progress steps reported with WORK_STATUS (numerator / STEPS).
+STEPS = 6
+STEP_CLAIMED, STEP_PREPARED, STEP_PUSHED, STEP_RAN, STEP_COLLECTED, STEP_DONE = range(1, 7)
+
+
+class BuildReporter(Protocol):
+    """Where progress goes (the Gearman job in the service, a list in tests)."""
+
+    def data(self, payload: dict[str, object]) -> None: ...
+
+    def status(self, numerator: int, denominator: int) -> None: ...
+
+
+@dataclass
+class ExecutorSettings:
+    worker_name: str
+    jobs_root: Path  # private per-build directories: jobs_root/<uuid>
+    log_root: Path  # published logs: log_root/<LOG_PATH>
+    log_url: str  # URL of log_root
+    claim_timeout: float = 3600.0
+    default_timeout: float = 3 * 3600.0  # for jobs without a timeout
+    hold_for: float = 24 * 3600.0  # hold of a failed build's node
+    gzip_threshold: int = logs.DEFAULT_GZIP_THRESHOLD
+    kill_grace: float = 10.0  # TERM -> KILL of the remote process group
+    connect_timeout: float = 15.0
+    poll_interval: float = 0.2
+    keep_build_dirs: bool = False  # keep jobs_root/<uuid> after the build (debugging)
+
+
+@dataclass
+class BuildOutcome:
+    result: str
+    log_url: str | None = None
+    log_path: str | None = None
+    node: str | None = None
+    provider: str | None = None
+    message: str = ""
+    heads: list[str] = field(default_factory=list)
+
+    def payload(self, worker: str, elapsed: float) -> dict[str, object]:
+        return {"result": self.result, "log_url": self.log_url, "url": self.log_url,
+                "log_path": self.log_path, "node": self.node, "provider": self.provider,
+                "worker": worker, "message": self.message, "elapsed": round(elapsed, 3)}
+
+
+class Console:
+    """console.txt, appended to line by line from several threads."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._f = open(path, "a", encoding="utf-8", errors="replace", buffering=1)
+        self._lock = threading.Lock()
+
+    def __call__(self, line: str) -> None:
+        with self._lock:
+            if not self._f.closed:
+                self._f.write(line + "\n")
+
+    def close(self) -> None:
+        with self._lock:
+            self._f.close()
+
+
+NodeConnector = Callable[[NodeLease, Path], SshNode]
+
+
+class BuildExecutor:
+    """Runs builds; one instance is shared by all executor threads of a worker."""
+
+    def __init__(self, settings: ExecutorSettings, claimer: NodeClaimer,
+                 workspace: WorkspaceBuilder, connect: NodeConnector | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.settings = settings
+        self.claimer = claimer
+        self.workspace = workspace
+        self._connect = connect or (lambda lease, state: SshNode(
+            lease, state, connect_timeout=settings.connect_timeout))
+        self._clock = clock
+
+    def log_url_for(self, log_path: str) -> str:
+        return f"{self.settings.log_url.rstrip('/')}/{log_path}/"
+
+    def run(self, spec: BuildSpec, reporter: BuildReporter, stop: threading.Event) -> BuildOutcome:
+        s = self.settings
+        build_dir = s.jobs_root / spec.uuid
+        if build_dir.exists():
+            shutil.rmtree(build_dir)
+        build_dir.mkdir(parents=True)
+        out = BuildOutcome("ERROR", log_path=spec.log_path)
+        try:
+            return self._run(spec, reporter, stop, build_dir, out)
+        finally:
+            if not s.keep_build_dirs:
+                shutil.rmtree(build_dir, ignore_errors=True)
+
+    def _run(self, spec: BuildSpec, reporter: BuildReporter, stop: threading.Event,
+             build_dir: Path, out: BuildOutcome) -> BuildOutcome:
+        s = self.settings
+        if not spec.label:
+            out.result, out.message = "ERROR", f"job {spec.job} has no node label"
+            return out
+        try:
+            lease = self.claimer.claim(spec.label, spec.uuid, s.claim_timeout)
+        except Exception as e:  # any claimer failure: the scheduler retries the build
+            log.warning("build %s: cannot claim a %s node: %s", spec.uuid, spec.label, e)
+            out.result, out.message = "NODE_FAILURE", f"no node: {e}"
+            return out
+        out.node, out.provider = lease.node_id, lease.provider
+        out.log_url = self.log_url_for(spec.log_path)
+        console = Console(build_dir / logs.CONSOLE)
+        release_state = "used"
+        try:
+            reporter.data({"worker": s.worker_name, "node": lease.node_id,
+                           "provider": lease.provider, "url": out.log_url})
+            reporter.status(STEP_CLAIMED, STEPS)
+            out.result = self._on_node(spec, lease, reporter, stop, build_dir, console, out)
+            if out.result in ("FAILURE", "TIMED_OUT") and spec.hold_on_failure:
+                release_state = "hold"
+            console(f"Build {spec.uuid}: {out.result}")
+        finally:
+            console.close()
+            self._release(lease, release_state, spec, out.result)
+        try:
+            logs.publish(console.path, build_dir / "collected",
+                         s.log_root / spec.log_path, s.gzip_threshold)
+        except OSError as e:
+            log.error("build %s: cannot publish logs to %s: %s", spec.uuid,
+                      s.log_root / spec.log_path, e)
+            out.message = (out.message + "; " if out.message else "") + "logs not published"
+            out.log_url = None
+        reporter.status(STEP_DONE, STEPS)
+        log.info("build %s (%s) on %s: %s", spec.uuid, spec.job, lease.node_id, out.result)
+        return out
+
+    def _release(self, lease: NodeLease, state: str, spec: BuildSpec, result: str) -> None:
+        try:
+            self.claimer.release(lease, state,
+                                 hold_for=self.settings.hold_for if state == "hold" else None,
+                                 reason=f"build {spec.uuid} ({spec.job}) {result}")
+        except Exception:  # the pool reaps leaked claims; the build result stands
+            log.exception("build %s: releasing node %s failed", spec.uuid, lease.node_id)
+
+    def _on_node(self, spec: BuildSpec, lease: NodeLease, reporter: BuildReporter,
+                 stop: threading.Event, build_dir: Path, console: Console,
+                 out: BuildOutcome) -> str:
+        s = self.settings
+        console(f"NODE_PROVIDER={lease.provider}")
+        console(f"NODE_NAME={lease.node_id}")
+        console(f"WORKER={s.worker_name}")
+        console(f"Building {spec.job} ({spec.uuid}) for {spec.project} "
+                f"{spec.params.get('ZUUL_CHANGE', '')},{spec.params.get('ZUUL_PATCHSET', '')}")
+        if stop.is_set():
+            console("Build aborted before it started")
+            return "ABORTED"
+        workspace = build_dir / "workspace"
+        try:
+            heads = self.workspace.prepare(workspace, spec, console)
+        except WorkspaceError as e:
+            console(f"ERROR preparing the workspace: {e}")
+            out.message = str(e)
+            return "ERROR"
+        console("Git heads:")
+        for h in heads:
+            console(f"  {h.line()}")
+        out.heads = [h.line() for h in heads]
+        reporter.status(STEP_PREPARED, STEPS)
+        if stop.is_set():
+            console("Build aborted before it started")
+            return "ABORTED"
+        try:
+            node = self._connect(lease, build_dir / "ssh")
+            console(f"Copying the workspace to {lease.node_id}:{node.workdir}")
+            node.push(workspace)
+        except (SshError, ValueError, OSError) as e:
+            console(f"NODE_FAILURE: cannot copy the workspace to the node: {e}")
+            out.message = str(e)
+            return "NODE_FAILURE"
+        reporter.status(STEP_PUSHED, STEPS)
+        result = self._run_script(spec, lease, node, stop, console, out)
+        reporter.status(STEP_RAN, STEPS)
+        if result != "NODE_FAILURE" or node_reachable(node):
+            console("Collecting logs")
+            logs.collect(node, build_dir / "collected", spec.artifacts, console)
+        reporter.status(STEP_COLLECTED, STEPS)
+        return result
+
+    def _run_script(self, spec: BuildSpec, lease: NodeLease, node: SshNode,
+                    stop: threading.Event, console: Console, out: BuildOutcome) -> str:
+        s = self.settings
+        if not spec.run:
+            console(f"Job {spec.job} has no script to run")
+            out.message = "no run script"
+            return "ERROR"
+        env = dict(spec.params)
+        env.update(NODE_PROVIDER=lease.provider, NODE_NAME=lease.node_id)
+        env.pop("WORKSPACE", None)  # set by the job wrapper on the node (absolute path)
+        timeout = spec.timeout or s.default_timeout
+        console(f"Running {spec.run} (timeout {timeout:g}s)")
+        started = self._clock()
+        proc = node.start_job([f"./{spec.run}"], env, console)
+        why = ""
+        while True:
+            rc = proc.wait(s.poll_interval)
+            if rc is not None:
+                break
+            if stop.is_set():
+                why = "ABORTED"
+            elif self._clock() - started > timeout:
+                why = "TIMED_OUT"
+            if why:
+                break
+        elapsed = self._clock() - started
+        if why:
+            console(f"*** {'Stop requested' if why == 'ABORTED' else 'Build timed out'} "
+                    f"after {elapsed:.0f}s: killing the job's process group")
+            try:
+                console(f"*** {node.kill_job(s.kill_grace)}")
+            except SshError as e:
+                console(f"*** could not kill the remote job: {e}")
+            proc.terminate(grace=s.kill_grace)
+            out.message = "stopped" if why == "ABORTED" else f"timed out after {timeout:g}s"
+            return why
+        console(f"Script exited with status {rc} after {elapsed:.0f}s")
+        if rc == 0:
+            return "SUCCESS"
+        if rc == SSH_FAILED:
+            # 255 is also what ssh returns when it lost the node: ask the node.
+            try:
+                started_on_node = node.job_started()
+                if started_on_node:
+                    node.kill_job(s.kill_grace)  # whatever is left of it
+            except SshError as e:
+                console(f"NODE_FAILURE: lost the node during the build: {e}")
+                out.message = str(e)
+                return "NODE_FAILURE"
+            if not started_on_node:
+                console("NODE_FAILURE: the job never started on the node")
+                return "NODE_FAILURE"
+        return "FAILURE"
+
+
+def node_reachable(node: SshNode) -> bool:
+    try:
+        node.run(["true"], timeout=30)
+        return True
+    except SshError:
+        return False

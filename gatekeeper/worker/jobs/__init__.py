@@ -1,0 +1,1 @@
+"""Job scripts shipped with gatekeeper; the worker copies them to $WORKSPACE/.gatekeeper/jobs."""

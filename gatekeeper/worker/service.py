@@ -1,0 +1,268 @@
+"""The worker service: Gearman in, builds out.
+
+Two gear connections per server: one takes ``build:JOB[:LABEL]`` jobs, but
+only while an executor slot is free (a worker never grabs a build it cannot
+start); the other serves ``stop:<worker-name>`` at any time, so a stop
+request reaches a worker whose slots are all busy."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import gear
+
+from gatekeeper.gearman import protocol
+from gatekeeper.worker.buildargs import BadBuildArgs, parse_build_args
+from gatekeeper.worker.executor import BuildExecutor
+
+try:  # the gearman package's TCP_NODELAY worker (see gatekeeper/gearman/nodelay.py)
+    from gatekeeper.gearman.nodelay import NoDelayTextWorker as _TextWorker
+except ImportError:  # pragma: no cover - only before that module exists
+    import socket
+
+    class _TextWorker(gear.TextWorker):  # type: ignore[no-redef]
+        def _onConnect(self, conn: gear.Connection) -> None:
+            if conn.conn is not None:
+                conn.conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            super()._onConnect(conn)
+
+log = logging.getLogger("gatekeeper.worker.service")
+
+
+@dataclass(frozen=True)
+class GearServer:
+    host: str
+    port: int = 4730
+    ssl_key: str | None = None
+    ssl_cert: str | None = None
+    ssl_ca: str | None = None
+
+
+def build_functions(jobs: Iterable[tuple[str, str | None]], labels: Iterable[str],
+                    only: Iterable[str] | None = None) -> list[str]:
+    """The ``build:`` functions to register for ``(job, label)`` pairs.
+
+    A job is served when its label is one of ``labels`` (what the claimer
+    can provide) and, if ``only`` is given, its name is listed there."""
+    labels = set(labels)
+    allowed = set(only) if only is not None else None
+    out: list[str] = []
+    for job, label in jobs:
+        if not label or label not in labels or (allowed is not None and job not in allowed):
+            continue
+        for fn in (protocol.build_function(job), protocol.build_function(job, label)):
+            if fn not in out:
+                out.append(fn)
+    return out
+
+
+class _GearReporter:
+    def __init__(self, job: gear.WorkerJob) -> None:
+        self._job = job
+
+    def data(self, payload: dict[str, object]) -> None:
+        try:
+            self._job.sendWorkData(protocol.encode(payload))
+        except Exception as e:  # the client may be gone; the build goes on
+            log.warning("WORK_DATA for %s not sent: %s", self._job.unique, e)
+
+    def status(self, numerator: int, denominator: int) -> None:
+        try:
+            self._job.sendWorkStatus(numerator, denominator)
+        except Exception as e:
+            log.warning("WORK_STATUS for %s not sent: %s", self._job.unique, e)
+
+
+@dataclass
+class _Running:
+    uuid: str
+    job: gear.WorkerJob
+    stop: threading.Event
+    thread: threading.Thread
+
+
+class WorkerService:
+    """``name`` is the worker's Gearman identity (also ``stop:<name>``)."""
+
+    def __init__(self, name: str, executor: BuildExecutor, functions: Sequence[str],
+                 servers: Sequence[GearServer], max_builds: int = 1) -> None:
+        if max_builds < 1:
+            raise ValueError("max_builds must be at least 1")
+        self.name = name
+        self.executor = executor
+        self.functions = list(functions)
+        self.servers = list(servers)
+        self.max_builds = max_builds
+        self._slots = threading.Semaphore(max_builds)
+        self._lock = threading.Lock()
+        self._running: dict[str, _Running] = {}
+        self._stopping = threading.Event()
+        self._build_worker: gear.Worker | None = None
+        self._stop_worker: gear.Worker | None = None
+        self._threads: list[threading.Thread] = []
+
+    # -- lifecycle -------------------------------------------------------------
+    def _connect(self, client_id: str) -> gear.Worker:
+        w = _TextWorker(client_id=client_id)
+        for s in self.servers:
+            w.addServer(s.host, s.port, s.ssl_key, s.ssl_cert, s.ssl_ca, keepalive=True,
+                        tcp_keepidle=60, tcp_keepintvl=15, tcp_keepcnt=4)
+        return w
+
+    def start(self, connect_timeout: float | None = 30.0) -> WorkerService:
+        """Connect, register and start serving (returns once registered)."""
+        self._build_worker = self._connect(self.name)
+        self._stop_worker = self._connect(f"{self.name}-stop")
+        for w in (self._build_worker, self._stop_worker):
+            w.waitForServer(timeout=connect_timeout)
+        for fn in self.functions:
+            self._build_worker.registerFunction(fn)
+        self._stop_worker.registerFunction(protocol.stop_function(self.name))
+        for target, tname in ((self._serve_builds, "builds"), (self._serve_stops, "stops")):
+            t = threading.Thread(target=target, name=f"worker-{tname}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        log.info("worker %s serving %d functions with %d executors: %s", self.name,
+                 len(self.functions), self.max_builds, ", ".join(self.functions))
+        return self
+
+    def stop(self, abort: bool = False, timeout: float | None = None) -> None:
+        """Stop taking builds; ``abort`` running ones (ABORTED) or let them finish."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        bw, sw = self._build_worker, self._stop_worker
+        if bw is not None:
+            try:
+                bw.setFunctions([])  # no new builds from any server
+            except Exception as e:
+                log.debug("unregistering: %s", e)
+            bw.stopWaitingForJobs()
+        self._slots.release()  # wake the dispatcher if it waits for a slot
+        with self._lock:
+            running = list(self._running.values())
+        log.info("worker %s stopping: %d running builds will be %s", self.name, len(running),
+                 "aborted" if abort else "finished")
+        if abort:
+            for r in running:
+                r.stop.set()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for r in running:
+            r.thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        if sw is not None:
+            sw.stopWaitingForJobs()
+        for w in (bw, sw):
+            if w is not None:
+                w.shutdown()
+        for t in self._threads:
+            t.join(timeout=10)
+        log.info("worker %s stopped", self.name)
+
+    @property
+    def running_builds(self) -> list[str]:
+        with self._lock:
+            return list(self._running)
+
+    # -- builds ------------------------------------------------------------------
+    def _serve_builds(self) -> None:
+        assert self._build_worker is not None
+        while not self._stopping.is_set():
+            self._slots.acquire()
+            if self._stopping.is_set():
+                break
+            try:
+                job = self._build_worker.getJob()
+            except gear.InterruptedError:
+                break
+            except Exception:
+                log.exception("getJob failed")
+                self._slots.release()
+                continue
+            if not self._accept(job):
+                self._slots.release()
+
+    def _accept(self, job: gear.WorkerJob) -> bool:
+        """Start a thread for ``job``; False (slot unused) if it was refused."""
+        try:
+            args = protocol.decode(job.binary_arguments)
+            spec = parse_build_args(job.name, args)
+        except (BadBuildArgs, ValueError) as e:
+            log.warning("refusing %s (%s): malformed arguments: %s", job.name, job.unique, e)
+            self._fail(job)
+            return False
+        with self._lock:
+            if spec.uuid in self._running:
+                log.warning("refusing %s: build %s is already running here", job.name, spec.uuid)
+                self._fail(job)
+                return False
+            r = _Running(spec.uuid, job, threading.Event(), threading.Thread(
+                target=self._build, args=(spec, job), name=f"build-{spec.uuid[:7]}",
+                daemon=True))
+            self._running[spec.uuid] = r
+        r.thread.start()
+        return True
+
+    @staticmethod
+    def _fail(job: gear.WorkerJob) -> None:
+        try:
+            job.sendWorkFail()
+        except Exception as e:
+            log.warning("WORK_FAIL for %s not sent: %s", job.unique, e)
+
+    def _build(self, spec: Any, job: gear.WorkerJob) -> None:
+        started = time.monotonic()
+        stop = self._running[spec.uuid].stop
+        try:
+            log.info("build %s: %s starting", spec.uuid, job.name)
+            outcome = self.executor.run(spec, _GearReporter(job), stop)
+            payload = protocol.encode(outcome.payload(self.name, time.monotonic() - started))
+            try:
+                job.sendWorkComplete(payload)
+            except Exception as e:
+                log.error("build %s: result %s not delivered: %s", spec.uuid, outcome.result, e)
+        except Exception:
+            log.exception("build %s: executor crashed", spec.uuid)
+            self._fail(job)
+        finally:
+            with self._lock:
+                self._running.pop(spec.uuid, None)
+            self._slots.release()
+
+    # -- stop requests ----------------------------------------------------------------
+    def _serve_stops(self) -> None:
+        assert self._stop_worker is not None
+        while True:
+            try:
+                job = self._stop_worker.getJob()
+            except gear.InterruptedError:
+                return
+            except Exception:
+                if self._stopping.is_set():
+                    return
+                log.exception("getJob (stop) failed")
+                continue
+            self._handle_stop(job)
+
+    def _handle_stop(self, job: gear.WorkerJob) -> None:
+        try:
+            uuid = protocol.decode(job.binary_arguments).get("uuid")
+        except ValueError as e:
+            log.warning("malformed stop request: %s", e)
+            self._fail(job)
+            return
+        with self._lock:
+            r = self._running.get(uuid) if isinstance(uuid, str) else None
+        if r is not None:
+            log.info("build %s: stop requested", uuid)
+            r.stop.set()
+        else:
+            log.info("stop request for build %s, which is not running here", uuid)
+        try:
+            job.sendWorkComplete(protocol.encode({"uuid": uuid, "stopping": r is not None}))
+        except Exception as e:
+            log.warning("stop reply not sent: %s", e)

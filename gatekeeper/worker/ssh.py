@@ -1,0 +1,263 @@
+"""Commands and file transfer to a claimed node, with the system OpenSSH client.
+
+Why the ``ssh`` binary and not paramiko: rsync needs ``ssh`` anyway, so both
+share one set of options (host key pinned in a per-build known_hosts file,
+``IdentitiesOnly``, batch mode) and one behaviour to debug; OpenSSH's
+keepalives, timeouts and exit statuses (255 = ssh itself failed) are well
+known to operators; and a local child process per remote command is easy to
+stream from and to kill.
+
+Remote commands are only ever built from argv lists with ``shlex.quote``;
+the few shell snippets here are constants that take data as positional
+parameters ("$1"), never interpolated."""
+
+from __future__ import annotations
+
+import logging
+import re
+import shlex
+import subprocess
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from gatekeeper.interfaces import NodeLease
+
+log = logging.getLogger("gatekeeper.worker.ssh")
+
+SSH_FAILED = 255  # OpenSSH's exit status when ssh itself (not the command) failed
+PIDFILE = ".gatekeeper/job.pid"  # relative to the node's workdir
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SAFE_HOST = re.compile(r"^[A-Za-z0-9_.:\[\]-]+$")
+_SAFE_USER = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.-]*$")
+
+# Runs in a new session (setsid), so $$ is the process group id of the whole
+# job: written to the pid file before anything else, then the job is exec'd.
+# $1 = workdir, the rest = the job's argv. WORKSPACE = the absolute workdir.
+_JOB_WRAPPER = ('cd "$1" || exit 125; shift; mkdir -p .gatekeeper && '
+                f'echo $$ > {PIDFILE} || exit 125; WORKSPACE=$PWD; export WORKSPACE; '
+                'exec "$@"')
+
+# Kill the job's process group: TERM, wait up to $2 tenths of a second, KILL.
+# $1 = workdir. Prints what it did. (dash's kill takes no "--": "-PGID" as is.)
+_KILL_SCRIPT = (
+    f'cd "$1" 2>/dev/null || exit 0; pg=$(cat {PIDFILE} 2>/dev/null) || '
+    '{ echo "no job started"; exit 0; }; '
+    'case "$pg" in ""|*[!0-9]*) echo "bad pid file"; exit 0;; esac; '
+    'kill -TERM "-$pg" 2>/dev/null || { echo "job $pg already gone"; exit 0; }; '
+    'i=0; while kill -0 "-$pg" 2>/dev/null; do i=$((i+1)); '
+    'if [ "$i" -ge "$2" ]; then kill -KILL "-$pg" 2>/dev/null; '
+    'echo "job $pg killed (KILL)"; exit 0; fi; sleep 0.1; done; '
+    'echo "job $pg terminated (TERM)"')
+
+
+class SshError(Exception):
+    """ssh or rsync could not reach the node (not a failure of the command run)."""
+
+
+def remote_command(argv: Sequence[str]) -> str:
+    """The one string ssh sends to the remote shell: every word quoted."""
+    if not argv:
+        raise ValueError("empty remote command")
+    return " ".join(shlex.quote(str(a)) for a in argv)
+
+
+def env_argv(env: Mapping[str, str]) -> list[str]:
+    """``env K=V ...`` as argv; names are checked, values are data (quoted later)."""
+    out = ["env"]
+    for k, v in env.items():
+        if not _ENV_NAME.match(k):
+            raise ValueError(f"invalid environment variable name {k!r}")
+        out.append(f"{k}={v}")
+    return out
+
+
+def job_argv(workdir: str, env: Mapping[str, str], argv: Sequence[str]) -> list[str]:
+    """The remote argv that runs ``argv`` in its own session under ``workdir``."""
+    return ["setsid", "-w", "sh", "-c", _JOB_WRAPPER, "gatekeeper-job", workdir,
+            *env_argv(env), *argv]
+
+
+def kill_argv(workdir: str, grace: float) -> list[str]:
+    return ["sh", "-c", _KILL_SCRIPT, "gatekeeper-kill", workdir, str(max(1, int(grace * 10)))]
+
+
+def known_hosts_line(host: str, port: int, host_key: str) -> str:
+    name = host if port == 22 else f"[{host}]:{port}"
+    parts = host_key.split()
+    if len(parts) < 2:
+        raise ValueError("host key must be 'TYPE BASE64'")
+    return f"{name} {parts[0]} {parts[1]}\n"
+
+
+class RemoteProcess:
+    """A running ``ssh`` whose merged stdout/stderr is handed to ``on_line``."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], on_line: Callable[[str], None]):
+        self._proc = proc
+        self._on_line = on_line
+        self._eof = threading.Event()
+        self._reader = threading.Thread(target=self._read, name="ssh-output", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self._proc.stdout is not None
+        try:
+            for raw in iter(self._proc.stdout.readline, b""):
+                try:
+                    self._on_line(raw.decode("utf-8", "replace").rstrip("\r\n"))
+                except Exception:  # a broken sink must not stop the draining
+                    log.exception("console sink failed")
+        finally:
+            self._eof.set()
+
+    def wait(self, timeout: float) -> int | None:
+        """The exit status, or None if still running after ``timeout`` seconds."""
+        if not self._eof.wait(timeout):
+            return None
+        try:
+            return self._proc.wait(timeout=max(timeout, 1.0))
+        except subprocess.TimeoutExpired:
+            return None
+
+    def terminate(self, grace: float = 5.0) -> None:
+        """Stop the local ssh process (the remote group is killed separately)."""
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._reader.join(timeout=grace)
+
+
+class SshNode:
+    """One claimed node, reached with ``ssh``/``rsync`` using a per-build known_hosts.
+
+    ``state_dir`` is a private local directory of the build (the known_hosts
+    file lives there)."""
+
+    def __init__(self, lease: NodeLease, state_dir: Path, connect_timeout: float = 15.0,
+                 ssh: str = "ssh", rsync: str = "rsync") -> None:
+        if not _SAFE_HOST.match(lease.host) or not _SAFE_USER.match(lease.username):
+            raise ValueError("node host or username has unexpected characters")
+        self.lease = lease
+        self.workdir = lease.extra.get("workdir") or "workspace"
+        self._ssh = ssh
+        self._rsync_bin = rsync
+        self._connect_timeout = connect_timeout
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.known_hosts = state_dir / "known_hosts"
+        if lease.host_key:
+            self.known_hosts.write_text(known_hosts_line(lease.host, lease.port, lease.host_key))
+            self._strict = "yes"
+        else:
+            log.warning("node %s has no known host key: its identity is NOT verified",
+                        lease.node_id)
+            self.known_hosts.write_text("")
+            self._strict = "no"
+
+    def ssh_options(self) -> list[str]:
+        opts = ["-F", "/dev/null",  # the worker user's ssh config must not change behaviour
+                "-p", str(self.lease.port),
+                "-o", "BatchMode=yes",
+                "-o", "IdentitiesOnly=yes",
+                "-o", f"UserKnownHostsFile={self.known_hosts}",
+                "-o", "GlobalKnownHostsFile=/dev/null",
+                "-o", f"StrictHostKeyChecking={self._strict}",
+                "-o", f"ConnectTimeout={int(self._connect_timeout)}",
+                "-o", "ServerAliveInterval=15",
+                "-o", "ServerAliveCountMax=4",
+                "-o", "LogLevel=ERROR"]
+        if self.lease.private_key:
+            opts += ["-i", self.lease.private_key]
+        return opts
+
+    def ssh_argv(self, remote_argv: Sequence[str]) -> list[str]:
+        return [self._ssh, *self.ssh_options(), "-T", "-l", self.lease.username,
+                self.lease.host, remote_command(remote_argv)]
+
+    # -- commands ------------------------------------------------------------
+    def run(self, remote_argv: Sequence[str], timeout: float = 60.0
+            ) -> subprocess.CompletedProcess[str]:
+        """Run a short command; SshError when ssh itself fails or times out."""
+        try:
+            cp = subprocess.run(self.ssh_argv(remote_argv), stdin=subprocess.DEVNULL,
+                                capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired as e:
+            raise SshError(f"ssh to {self.lease.node_id} timed out after {timeout:g}s") from e
+        if cp.returncode == SSH_FAILED:
+            raise SshError(f"ssh to {self.lease.node_id} failed: {cp.stderr.strip()[-500:]}")
+        return cp
+
+    def start_job(self, argv: Sequence[str], env: Mapping[str, str],
+                  on_line: Callable[[str], None]) -> RemoteProcess:
+        """Start ``argv`` under the workdir in its own process group, streaming output."""
+        proc = subprocess.Popen(self.ssh_argv(job_argv(self.workdir, env, argv)),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT)
+        return RemoteProcess(proc, on_line)
+
+    def kill_job(self, grace: float = 10.0) -> str:
+        """Kill the job's whole remote process group (TERM, then KILL after ``grace``)."""
+        cp = self.run(kill_argv(self.workdir, grace), timeout=grace + self._connect_timeout + 10)
+        return cp.stdout.strip()
+
+    def job_started(self) -> bool:
+        """Whether the job wrapper ran (wrote its pid file) on the node."""
+        cp = self.run(["test", "-s", f"{self.workdir}/{PIDFILE}"])
+        return cp.returncode == 0
+
+    # -- files ---------------------------------------------------------------
+    def rsync_rsh(self) -> str:
+        """rsync's ``-e`` value: rsync splits it on spaces and honours quotes."""
+        return " ".join(shlex.quote(w) for w in [self._ssh, *self.ssh_options()])
+
+    def _remote(self, path: str) -> str:
+        return f"{self.lease.username}@{self.lease.host}:{path}"
+
+    def rsync_argv(self, src: str, dst: str, delete: bool = False) -> list[str]:
+        # -s (--secluded-args): remote paths reach rsync on the node unsplit
+        # and unexpanded by the remote shell.
+        argv = [self._rsync_bin, "-az", "-s", "-e", self.rsync_rsh()]
+        if delete:
+            argv.append("--delete")
+        return [*argv, "--", src, dst]
+
+    def _rsync(self, argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+        try:
+            return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
+                                  text=True, timeout=timeout)
+        except subprocess.TimeoutExpired as e:
+            raise SshError(f"rsync with {self.lease.node_id} timed out after {timeout:g}s") from e
+
+    def push(self, local_dir: Path, timeout: float = 1800.0) -> None:
+        """Make the node's workdir an exact copy of ``local_dir``."""
+        cp = self.run(["mkdir", "-p", "--", self.workdir])
+        if cp.returncode != 0:
+            raise SshError(f"cannot create {self.workdir} on {self.lease.node_id}: "
+                           f"{cp.stderr.strip()[-500:]}")
+        cp = self._rsync(self.rsync_argv(f"{local_dir}/", self._remote(f"{self.workdir}/"),
+                                         delete=True), timeout)
+        if cp.returncode != 0:
+            raise SshError(f"rsync to {self.lease.node_id} failed ({cp.returncode}): "
+                           f"{cp.stderr.strip()[-500:]}")
+
+    def pull(self, remote_path: str, local_dest: Path, timeout: float = 1800.0) -> bool:
+        """Copy ``remote_path`` (relative to the workdir, or absolute) to ``local_dest``.
+
+        False when the path does not exist on the node (rsync exit 23);
+        SshError when the node cannot be reached."""
+        if not remote_path.startswith("/"):
+            remote_path = f"{self.workdir}/{remote_path}"
+        local_dest.parent.mkdir(parents=True, exist_ok=True)
+        cp = self._rsync(self.rsync_argv(self._remote(remote_path), str(local_dest)), timeout)
+        if cp.returncode == 0:
+            return True
+        if cp.returncode in (23, 24):  # partial transfer / vanished files
+            log.info("pull %s from %s: %s", remote_path, self.lease.node_id,
+                     cp.stderr.strip()[-300:])
+            return local_dest.exists()
+        raise SshError(f"rsync from {self.lease.node_id} failed ({cp.returncode}): "
+                       f"{cp.stderr.strip()[-500:]}")

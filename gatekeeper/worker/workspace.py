@@ -1,0 +1,165 @@
+"""The build's workspace on the worker: every project the job needs, at the
+speculative state the merger prepared (as zuul-cloner did for devstack-gate).
+
+For each project: clone from the base git URL (or ZUUL_URL), then fetch
+ZUUL_REF from ``ZUUL_URL/PROJECT`` when the project is in the change set;
+if the ref is there, check it out on a branch of the change's name,
+otherwise check out the change's branch, ZUUL_BRANCH, or the default
+branch. The head of each repository (short sha + subject) goes to the
+console log, as the devstack gate did."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from gatekeeper.worker.buildargs import BuildSpec
+
+log = logging.getLogger("gatekeeper.worker.workspace")
+
+JOBS_DIR = ".gatekeeper/jobs"  # shipped job scripts, relative to the workspace
+_USERINFO = re.compile(r"//[^/@]*@")
+
+
+class WorkspaceError(Exception):
+    """The workspace could not be prepared (git source unreachable, ...)."""
+
+
+@dataclass(frozen=True)
+class RepoHead:
+    project: str
+    checkout: str  # what was checked out: a ref fetched from ZUUL_URL, or a branch
+    sha: str  # short sha
+    subject: str
+
+    def line(self) -> str:
+        return f"{self.project}: {self.sha} {self.subject} ({self.checkout})"
+
+
+def redact_url(url: str) -> str:
+    """Hide user:password in a URL before it reaches a log."""
+    return _USERINFO.sub("//***@", url)
+
+
+def join_url(base: str, project: str) -> str:
+    return f"{base.rstrip('/')}/{project}"
+
+
+class WorkspaceBuilder:
+    """Clones projects into a workspace. ``git_base_url``: where projects not in
+    the change set come from (e.g. the Gerrit mirror); None = ZUUL_URL."""
+
+    def __init__(self, git_base_url: str | None = None, git: str = "git",
+                 timeout: float = 900.0) -> None:
+        self.git_base_url = git_base_url
+        self._git = git
+        self._timeout = timeout
+        # Never prompt, never read the worker user's config (hooks, url rewrites).
+        self._env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1",
+                     "GIT_CONFIG_GLOBAL": os.devnull, "GIT_ASKPASS": "true",
+                     "LC_ALL": "C"}
+
+    def _run(self, argv: Sequence[str], cwd: Path | None, say: Callable[[str], None],
+             check: bool = True) -> subprocess.CompletedProcess[str]:
+        say("+ " + " ".join(redact_url(a) for a in argv))
+        try:
+            cp = subprocess.run([self._git, *argv[1:]], cwd=cwd, env=self._env,
+                                stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                timeout=self._timeout)
+        except subprocess.TimeoutExpired as e:
+            raise WorkspaceError(f"git timed out: {' '.join(argv[:2])}") from e
+        for line in (cp.stdout + cp.stderr).splitlines():
+            if line.strip():
+                say(redact_url(line))
+        if check and cp.returncode != 0:
+            raise WorkspaceError(f"{' '.join(redact_url(a) for a in argv[:3])} failed "
+                                 f"({cp.returncode}): {redact_url(cp.stderr.strip())[-300:]}")
+        return cp
+
+    def prepare(self, workspace: Path, spec: BuildSpec,
+                say: Callable[[str], None]) -> list[RepoHead]:
+        """Fill ``workspace`` (created empty) and return each repository's head."""
+        zuul_url = spec.params.get("ZUUL_URL", "")
+        base = self.git_base_url or zuul_url
+        if not base:
+            raise WorkspaceError("neither ZUUL_URL nor a git base URL is set")
+        if workspace.exists():
+            shutil.rmtree(workspace)
+        workspace.mkdir(parents=True)
+        change_branches = {c.project: c.branch for c in spec.changes}
+        in_change_set = set(change_branches) | {spec.project}
+        heads = []
+        for project in spec.all_projects():
+            dest = workspace / project
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            self._clone(base, zuul_url, project, project in in_change_set, dest, say)
+            branch = change_branches.get(project) or spec.params.get("ZUUL_BRANCH") or ""
+            checkout = ""
+            ref = spec.params.get("ZUUL_REF", "")
+            if project in in_change_set and ref and zuul_url:
+                cp = self._run(["git", "fetch", "-q", "--", join_url(zuul_url, project), ref],
+                               dest, say, check=False)
+                if cp.returncode == 0:
+                    self._run(["git", "checkout", "-q", "-B", branch or "gatekeeper",
+                               "FETCH_HEAD"], dest, say)
+                    checkout = ref
+            if not checkout:
+                checkout = self._checkout_branch(dest, branch, say)
+            out = self._run(["git", "log", "-1", "--format=%h %s"], dest, lambda _: None)
+            sha, _, subject = out.stdout.strip().partition(" ")
+            heads.append(RepoHead(project, checkout, sha, subject))
+            if project == spec.project and spec.params.get("ZUUL_COMMIT"):
+                full = self._run(["git", "rev-parse", "HEAD"], dest, lambda _: None)
+                if full.stdout.strip() != spec.params["ZUUL_COMMIT"]:
+                    say(f"WARNING: {project} HEAD {full.stdout.strip()} is not "
+                        f"ZUUL_COMMIT {spec.params['ZUUL_COMMIT']}")
+        self.install_job_scripts(workspace)
+        return heads
+
+    def _clone(self, base: str, zuul_url: str, project: str, in_change_set: bool,
+               dest: Path, say: Callable[[str], None]) -> None:
+        urls = [join_url(base, project)]
+        if in_change_set and zuul_url and zuul_url != base:
+            urls.append(join_url(zuul_url, project))  # a new project may exist only there
+        last = ""
+        for url in urls:
+            cp = self._run(["git", "clone", "-q", "--no-checkout", "--", url, str(dest)],
+                           None, say, check=False)
+            if cp.returncode == 0:
+                return
+            last = redact_url(cp.stderr.strip())[-300:]
+            shutil.rmtree(dest, ignore_errors=True)
+        raise WorkspaceError(f"cannot clone {project}: {last}")
+
+    def _checkout_branch(self, dest: Path, branch: str, say: Callable[[str], None]) -> str:
+        if branch:
+            cp = self._run(["git", "rev-parse", "-q", "--verify", f"refs/remotes/origin/{branch}"],
+                           dest, lambda _: None, check=False)
+            if cp.returncode == 0:
+                self._run(["git", "checkout", "-q", "-B", branch, f"origin/{branch}"], dest, say)
+                return branch
+        # The project has no such branch (e.g. devstack for a feature branch): its default.
+        cp = self._run(["git", "symbolic-ref", "-q", "--short", "refs/remotes/origin/HEAD"],
+                       dest, lambda _: None, check=False)
+        default = cp.stdout.strip().removeprefix("origin/") or "master"
+        self._run(["git", "checkout", "-q", "-B", default, f"origin/{default}"], dest, say)
+        return default
+
+    @staticmethod
+    def install_job_scripts(workspace: Path) -> Path:
+        """Copy the job scripts shipped with gatekeeper to ``workspace/.gatekeeper/jobs``."""
+        dest = workspace / JOBS_DIR
+        dest.mkdir(parents=True, exist_ok=True)
+        for entry in resources.files("gatekeeper.worker.jobs").iterdir():
+            if entry.name.endswith(".sh"):
+                target = dest / entry.name
+                target.write_bytes(entry.read_bytes())
+                target.chmod(0o755)
+        return dest

@@ -1,0 +1,233 @@
+"""The build executor against real sshd nodes, real git (daemon) and real rsync."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gatekeeper.gearman.protocol import build_function
+from gatekeeper.worker.buildargs import parse_build_args
+from gatekeeper.worker.executor import BuildOutcome
+from tests.fixtures import worker as fx
+from tests.fixtures.worker import DEVSTACK, JOB, LABEL, PROJECT, WorkerEnv, build_args, wait_for
+
+git_sources = fx.git_sources
+worker_env = fx.worker_env
+
+pytestmark = pytest.mark.integration
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, Any]] = []
+
+    def data(self, payload: dict[str, object]) -> None:
+        self.events.append(("data", payload))
+
+    def status(self, n: int, d: int) -> None:
+        self.events.append(("status", (n, d)))
+
+
+class RecordingClaimer:
+    """Wraps the real claimer to record releases."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.releases: list[tuple[str, str, float | None]] = []
+
+    def claim(self, label: str, build_uuid: str, timeout: float) -> Any:
+        return self.inner.claim(label, build_uuid, timeout)
+
+    def release(self, lease: Any, state: str, hold_for: float | None = None,
+                reason: str = "") -> None:
+        self.releases.append((lease.node_id, state, hold_for))
+        self.inner.release(lease, state, hold_for, reason)
+
+
+def run_build(env: WorkerEnv, args: dict[str, Any], stop: threading.Event | None = None
+              ) -> tuple[BuildOutcome, Recorder, RecordingClaimer]:
+    rec, claimer = Recorder(), RecordingClaimer(env.claimer)
+    env.executor.claimer = claimer
+    spec = parse_build_args(build_function(JOB, LABEL), args)
+    out = env.executor.run(spec, rec, stop or threading.Event())
+    return out, rec, claimer
+
+
+def node_of(env: WorkerEnv, name: str | None) -> Any:
+    return next(n for n in env.nodes if n.name == name)
+
+
+def test_success_speculative_workspace_logs_and_release(worker_env: WorkerEnv) -> None:
+    env = worker_env
+    ref, sha = env.sources.make_change({"feature.txt": "speculative\n"}, subject="Add feature")
+    args = build_args(env, "a1b2c3d4e5f6", ref, sha, change=98765,
+                      params={"STANDIN_BIG_LOG": str(200 * 1024)})
+    args["gatekeeper"]["artifacts"] = ["stack/devstacklog.txt", "missing/thing"]
+    out, rec, claimer = run_build(env, args)
+    assert out.result == "SUCCESS", out
+    node = node_of(env, out.node)
+    # The node's workspace holds the speculative tree of the change, and devstack.
+    ws = node.workdir
+    assert (ws / PROJECT / "feature.txt").read_text() == "speculative\n"
+    assert (ws / DEVSTACK / "stack.sh").exists()
+    # WORK_DATA first, with the node; progress after.
+    kind, data = rec.events[0]
+    assert kind == "data" and data["node"] == out.node and data["provider"] == "local-test"
+    assert data["worker"] == "w1" and data["url"] == out.log_url
+    assert [e for e in rec.events if e[0] == "status"][-1] == ("status", (6, 6))
+    # Published at LOG_PATH.
+    assert out.log_path == "65/98765/1/gate/gate-devstack/a1b2c3d"
+    assert out.log_url == f"http://127.0.0.1:1/logs/{out.log_path}/"
+    pub = env.settings.log_root / out.log_path
+    console = (pub / "console.txt").read_text()
+    lines = console.splitlines()
+    assert lines[0] == "NODE_PROVIDER=local-test"
+    assert f"  {PROJECT}: {sha[:7]} Add feature ({ref})" in lines
+    assert any(line.startswith(f"  {DEVSTACK}: ") and "(master)" in line for line in lines)
+    assert lines.index("Git heads:") < 30
+    assert "devstack gate: SUCCESS" in console
+    assert "SUCCESS n-api" in console
+    # .log -> .txt, big text gzipped, syslog and artifacts collected.
+    logs = pub / "logs"
+    assert (logs / "screen-key.txt").read_text().count("listening") == 1
+    assert not list(logs.glob("*.log"))
+    big = logs / "screen-big.txt.gz"
+    assert big.exists() and not (logs / "screen-big.txt").exists()
+    assert len(gzip.decompress(big.read_bytes())) == 200 * 1024
+    assert "key[" in (logs / "syslog.txt").read_text()
+    assert "stack.sh completed" in (logs / "devstacklog.txt").read_text()
+    assert "PASSWORD=<hidden>" in (logs / "localrc.txt").read_text()
+    assert "artifact missing/thing not found on the node" in console
+    # Released for reuse; the private build dir is gone.
+    assert claimer.releases == [(out.node, "used", None)]
+    assert not (env.settings.jobs_root / "a1b2c3d4e5f6").exists()
+
+
+def test_failure_holds_node(worker_env: WorkerEnv) -> None:
+    env = worker_env
+    ref, sha = env.sources.make_change({"FAIL_GATE": "broken\n"})
+    out, _, claimer = run_build(env, build_args(env, "fail0000001", ref, sha))
+    assert out.result == "FAILURE"
+    assert claimer.releases == [(out.node, "hold", 24 * 3600.0)]
+    held = [s for s in env.claimer.state() if s["name"] == out.node][0]
+    assert held["held_until"] is not None and held["build"] is None
+    console = (env.settings.log_root / out.log_path / "console.txt").read_text()
+    assert "FAILED gate (org/project/FAIL_GATE)" in console
+    # hold_on_failure: false releases the node for reuse.
+    ref, sha = env.sources.make_change({"FAIL_GATE": "broken\n"})
+    out, _, claimer = run_build(env, build_args(env, "fail0000002", ref, sha,
+                                                hold_on_failure=False))
+    assert out.result == "FAILURE"
+    assert claimer.releases == [(out.node, "used", None)]
+
+
+def pids_gone(pids: list[int]) -> bool:
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            continue
+        # A zombie is gone for our purpose only if it is not ours; check its state.
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+        except FileNotFoundError:
+            continue
+        if state != "Z":
+            return False
+    return True
+
+
+def test_timeout_kills_remote_process_group(worker_env: WorkerEnv) -> None:
+    env = worker_env
+    ref, sha = env.sources.make_change({"x": "1\n"})
+    args = build_args(env, "time0000001", ref, sha, params={"STANDIN_SLEEP": "600"}, timeout=3)
+    out, _, claimer = run_build(env, args)
+    assert out.result == "TIMED_OUT"
+    node = node_of(env, out.node)
+    pids = [int(p) for p in (node.workdir / ".gatekeeper/standin-sleep.pids").read_text().split()]
+    assert len(pids) == 2
+    wait_for(lambda: pids_gone(pids), 10, "remote processes to die")
+    console = (env.settings.log_root / out.log_path / "console.txt").read_text()
+    assert "Build timed out" in console and "terminated (TERM)" in console
+    assert "exercise.sh: sleeping 600 seconds" in console
+    # Logs were still collected after the kill.
+    assert (env.settings.log_root / out.log_path / "logs" / "screen-key.txt").exists()
+    assert claimer.releases == [(out.node, "hold", 24 * 3600.0)]
+
+
+def test_stop_request_aborts_with_logs(worker_env: WorkerEnv) -> None:
+    env = worker_env
+    ref, sha = env.sources.make_change({"SLEEP_GATE": "600\n"})
+    stop = threading.Event()
+    result: list[BuildOutcome] = []
+    claimer_box: list[RecordingClaimer] = []
+
+    def go() -> None:
+        out, _, claimer = run_build(env, build_args(env, "stop0000001", ref, sha), stop)
+        result.append(out)
+        claimer_box.append(claimer)
+
+    t = threading.Thread(target=go)
+    t.start()
+    pidfiles = [n.workdir / ".gatekeeper/standin-sleep.pids" for n in env.nodes]
+    wait_for(lambda: any(p.exists() and p.read_text().strip() for p in pidfiles), 60,
+             "the job to sleep")
+    stop.set()
+    t.join(60)
+    assert not t.is_alive()
+    out = result[0]
+    assert out.result == "ABORTED"
+    pids = [int(p) for f in pidfiles if f.exists() for p in f.read_text().split()]
+    wait_for(lambda: pids_gone(pids), 10, "remote processes to die")
+    pub = env.settings.log_root / out.log_path
+    assert "Stop requested" in (pub / "console.txt").read_text()
+    assert (pub / "logs" / "syslog.txt").exists()
+    assert claimer_box[0].releases == [(out.node, "used", None)]
+
+
+def test_hostile_values_never_execute(worker_env: WorkerEnv) -> None:
+    env = worker_env
+    marker = env.tmp / "PWNED"
+    hostile = [f"$(touch {marker})", f"`touch {marker}`", f"'; touch {marker}; '",
+               f"\"; touch {marker}; \"", f"a\ntouch {marker}", f"x && touch {marker} #"]
+    ref, sha = env.sources.make_change({"x": "1\n"})
+    params = {f"HOSTILE_{i}": v for i, v in enumerate(hostile)}
+    params["ZUUL_CHANGE_IDS"] = hostile[0]
+    params["DEVSTACK_GATE_VIRT_DRIVER"] = hostile[1]
+    args = build_args(env, "host0000001", ref, sha, params=params)
+    args["ZUUL_PIPELINE"] = "gate"
+    out, _, _ = run_build(env, args)
+    assert out.result == "SUCCESS", (env.settings.log_root / out.log_path / "console.txt"
+                                     ).read_text()
+    assert not marker.exists()
+    # The job saw the values literally: the stand-in printed VIRT_DRIVER from localrc.
+    console = (env.settings.log_root / out.log_path / "console.txt").read_text()
+    assert f"VIRT_DRIVER=`touch {marker}`" in console
+
+
+def test_unreachable_node_is_node_failure(worker_env: WorkerEnv) -> None:
+    env = worker_env
+    for n in env.nodes:
+        n.stop()
+    ref, sha = env.sources.make_change({"x": "1\n"})
+    out, _, claimer = run_build(env, build_args(env, "dead0000001", ref, sha))
+    assert out.result == "NODE_FAILURE"
+    assert claimer.releases and claimer.releases[0][1] == "used"
+    console = (env.settings.log_root / out.log_path / "console.txt").read_text()
+    assert console.startswith("NODE_PROVIDER=local-test\n")
+    assert "cannot copy the workspace" in console
+
+
+def test_missing_project_is_error_and_node_released(worker_env: WorkerEnv) -> None:
+    env = worker_env
+    ref, sha = env.sources.make_change({"x": "1\n"})
+    args = build_args(env, "miss0000001", ref, sha, projects=[DEVSTACK, "org/nonexistent"])
+    out, _, claimer = run_build(env, args)
+    assert out.result == "ERROR"
+    assert "cannot clone org/nonexistent" in out.message
+    assert claimer.releases == [(out.node, "used", None)]
