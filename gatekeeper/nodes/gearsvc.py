@@ -1,0 +1,126 @@
+"""The pool's Gearman face: ``node:claim:LABEL`` and ``node:release``.
+
+One gear worker thread takes jobs and hands them to the PoolService; a
+claim that must wait for a node does not block this thread (the service
+answers it later from its loop; gear's send is thread-safe). Payloads are
+defined in gatekeeper.gearman.protocol:
+
+* claim arguments ``{"build", "timeout", "project", "job"}``; result: a
+  lease ``{"node_id", "label", "host", "port", "username", "private_key"
+  (a key path), "provider", "host_key", "extra"}`` or ``{"error": ...}``;
+* release arguments ``{"node_id", "state": "used"|"hold", "hold_for",
+  "reason", "build", "result"}``; result ``{"ok": true}`` or ``{"error"}``."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import gear
+
+from gatekeeper.gearman.nodelay import NoDelayWorker
+from gatekeeper.gearman.protocol import (
+    NODE_CLAIM_PREFIX,
+    NODE_RELEASE_FUNCTION,
+    decode,
+    encode,
+    node_claim_function,
+)
+from gatekeeper.nodes.service import PoolService
+
+log = logging.getLogger("gatekeeper.nodes.gearsvc")
+
+DEFAULT_CLAIM_TIMEOUT = 3600.0
+
+
+class PoolGearmanWorker:
+    def __init__(self, service: PoolService, host: str, port: int,
+                 name: str = "gatekeeper-pool"):
+        self.service = service
+        self.host, self.port = host, port
+        self.name = name
+        self._worker: gear.Worker | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def functions(self) -> list[str]:
+        return [node_claim_function(lb) for lb in sorted(self.service.config.labels)] + [
+            NODE_RELEASE_FUNCTION]
+
+    def start(self, timeout: float = 30.0) -> PoolGearmanWorker:
+        w = NoDelayWorker(self.name)
+        w.addServer(self.host, self.port)
+        w.waitForServer(timeout)
+        for fn in self.functions():
+            w.registerFunction(fn)
+        self._worker = w
+        self._thread = threading.Thread(target=self._run, name="pool-gearman", daemon=True)
+        self._thread.start()
+        log.info("pool serving %s on gearman %s:%d", ", ".join(self.functions()), self.host,
+                 self.port)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._worker is not None:
+            self._worker.shutdown()
+        if self._thread is not None:
+            self._thread.join(10)
+        self._worker = self._thread = None
+
+    def _run(self) -> None:
+        assert self._worker is not None
+        while not self._stop.is_set():
+            try:
+                job = self._worker.getJob()
+            except InterruptedError:
+                return
+            except Exception:
+                if self._stop.is_set():
+                    return
+                log.exception("gearman getJob failed")
+                continue
+            try:
+                self._handle(job)
+            except Exception:  # a bad request never stops the pool
+                log.exception("node request %s failed", job.name)
+                _send(job, {"error": "internal error in the pool"})
+
+    def _handle(self, job: gear.WorkerJob) -> None:
+        name = job.name if isinstance(job.name, str) else job.name.decode("utf-8", "replace")
+        try:
+            args = decode(job.arguments)
+        except ValueError as e:
+            _send(job, {"error": f"bad request: {e}"})
+            return
+        if name == NODE_RELEASE_FUNCTION:
+            hold_for = args.get("hold_for")
+            err = self.service.release(
+                str(args.get("node_id", "")), str(args.get("state", "used")),
+                float(hold_for) if isinstance(hold_for, int | float) else None,
+                str(args.get("reason", "")), str(args.get("build", "")),
+                str(args.get("result", "")))
+            _send(job, {"error": err} if err else {"ok": True})
+            return
+        if name.startswith(NODE_CLAIM_PREFIX):
+            label = name[len(NODE_CLAIM_PREFIX):]
+            timeout = args.get("timeout")
+            if not isinstance(timeout, int | float) or timeout < 0:
+                timeout = DEFAULT_CLAIM_TIMEOUT
+
+            def reply(lease: dict[str, Any] | None, err: str) -> None:
+                _send(job, lease if lease is not None else {"error": err})
+
+            self.service.claim(label, str(args.get("build", "")), float(timeout), reply,
+                               str(args.get("project", "")), str(args.get("job", "")))
+            return
+        _send(job, {"error": f"unknown function {name}"})
+
+
+def _send(job: gear.WorkerJob, payload: dict[str, Any]) -> None:
+    try:
+        job.sendWorkComplete(encode(payload).encode("utf-8"))
+    except Exception as e:  # the client went away
+        log.warning("could not answer %s: %s", job.name, e)
+        raise
