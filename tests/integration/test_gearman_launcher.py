@@ -375,3 +375,24 @@ def _wait(predicate, timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.02)
+
+
+def test_unanswered_admin_request_costs_one_timeout_not_the_connection(gearman_server):
+    """gear.Server never answers ``version``; an unanswered admin request
+    would block every later reply on a shared connection. Ours are
+    short-lived: the next query works at once."""
+    target = admin.AdminTarget(gearman_server.host, gearman_server.port)
+    if gearman_server.kind == "gear":
+        with pytest.raises(admin.AdminError):
+            admin.command(target, "version", multiline=False, timeout=0.3)
+    else:
+        assert admin.command(target, "version", multiline=False)[0]
+    assert isinstance(admin.status(target), dict)
+    assert admin.registered(target, "build:nothing") is False
+
+
+def test_admin_errors_when_server_is_down():
+    from gatekeeper.gearman.gearmand import free_port
+
+    with pytest.raises(admin.AdminError):
+        admin.status(admin.AdminTarget("127.0.0.1", free_port()), timeout=1)
