@@ -14,6 +14,8 @@ class IndependentManager(PipelineManager):
         if isinstance(change, Ref):
             for item in self.state.index.get(change.key, []):
                 if isinstance(item.change, Ref) and item.change.newrev == change.newrev:
+                    self.door.note(item, "ignored", f"{trigger}: this ref is already queued at "
+                                   "the same revision; not enqueued again")
                     return None
         q = ChangeQueue(f"{change.key}:{self.ctx.new_uuid()[:8]}", self.state.name,
                         {change.project}, dynamic=True)
