@@ -14,8 +14,8 @@ event seen on the stream is not delivered again by catch-up and vice versa.
 The decisions are pure functions; :class:`CatchUp` adds state and one query.
 
 Query: ``gerrit query --format=JSON --current-patch-set --all-approvals
---comments status:open -age:<N>s`` (``-age`` = updated within the last N
-seconds; real Gerrit 2.x and 3.x support it), paged with ``--start`` while the
+--comments status:open NOT age:<N>s`` (updated within the last N seconds;
+real Gerrit 2.x and 3.x support it), paged with ``--start`` while the
 stats row says ``moreChanges``; rows are filtered by timestamps again here."""
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ log = logging.getLogger("gatekeeper.gerrit.catchup")
 PATCHSET_PREFIX_RE = re.compile(r"^Patch Set (\d+):")
 CATCHUP_OPTIONS = ("--current-patch-set", "--all-approvals", "--comments")
 MAX_PAGES = 50
+FLOOR_SLACK = 10.0  # seconds of clock skew between us and Gerrit tolerated at the floor
 
 
 # --- pure decisions ---------------------------------------------------------
@@ -47,7 +48,9 @@ MAX_PAGES = 50
 def catchup_terms(since: float, now: float, limit: int = 500) -> list[str]:
     """Query terms for open changes updated at or after ``since``."""
     age = max(1, int(now - since) + 1)
-    return ["status:open", f"-age:{age}s", f"limit:{limit}"]
+    # "NOT age:" rather than "-age:": Gerrit's SSH argument parser (args4j)
+    # takes an argument starting with "-" for an option.
+    return ["status:open", "NOT", f"age:{age}s", f"limit:{limit}"]
 
 
 def _d(value: Any) -> Mapping[str, Any]:
@@ -229,13 +232,18 @@ class CatchUp:
     Thread-safe: the watcher thread calls everything, the connection may read."""
 
     def __init__(self, margin: float = 120.0, tolerance: float = 5.0, capacity: int = 20000,
-                 limit: int = 500, clock: Callable[[], float] = time.time):
+                 limit: int = 500, clock: Callable[[], float] = time.time,
+                 floor_slack: float = FLOOR_SLACK):
         self.margin = margin
+        self.floor_slack = floor_slack
         self.limit = limit
         self.clock = clock
         self.dedup = Deduplicator(capacity, tolerance)
         self._lock = threading.Lock()
         self._watermark: float | None = None  # newest moment we know we had seen everything
+        # Never reach back before the first connection: older events were
+        # never ours to deliver (the scheduler starts from Gerrit's state).
+        self._floor: float | None = None
 
     @property
     def watermark(self) -> float | None:
@@ -246,6 +254,8 @@ class CatchUp:
         with self._lock:
             if self._watermark is None:
                 self._watermark = self.clock()
+            if self._floor is None:
+                self._floor = self.clock() - self.floor_slack
 
     def admit(self, ev: TriggerEvent) -> bool:
         with self._lock:
@@ -258,7 +268,9 @@ class CatchUp:
         """Start of the window to query after a reconnect happening now."""
         with self._lock:
             base = self._watermark if self._watermark is not None else self.clock()
-        return base - self.margin
+            floor = self._floor
+        since = base - self.margin
+        return since if floor is None else max(since, floor)
 
     def collect(self, run_query: QueryRunner, since: float) -> list[TriggerEvent]:
         """Query Gerrit and return the synthetic events not delivered before,

@@ -81,6 +81,7 @@ class GerritWatcher:
         self._connected = threading.Event()
         self._pending_since: float | None = None  # a catch-up still owed
         self._catchup_retry_at = 0.0
+        self._catchup_failures = 0
         self.error: str | None = None  # set when the watcher gave up
         self.connects = 0
         self.drops = 0
@@ -113,6 +114,11 @@ class GerritWatcher:
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
+
+    @property
+    def catchup_pending(self) -> bool:
+        """A reconnect's catch-up has not succeeded yet (it is retried)."""
+        return self._pending_since is not None
 
     def wait_connected(self, timeout: float) -> bool:
         """Until the stream is up (or the watcher gave up / timed out)."""
@@ -271,10 +277,13 @@ class GerritWatcher:
                 lambda argv: run_on_client(client, argv, timeout=self.catchup_timeout), since)
         except (GerritError, QueryError) as e:
             # Keep the window; try again on this connection a little later.
-            self._catchup_retry_at = self.clock() + self.backoff.delay(1, self.rand) * 4
+            self._catchup_failures += 1
+            self._catchup_retry_at = self.clock() + self.backoff.delay(
+                self._catchup_failures + 2, self.rand)
             log.warning("Catch-up query failed (%s); will retry", e)
             return
         self._pending_since = None
+        self._catchup_failures = 0
         self.catchups += 1
         for ev in events:
             self._deliver(ev)

@@ -38,8 +38,9 @@ def comment(text, who, when):
 
 
 def test_terms_cover_the_window():
-    assert catchup_terms(since=1000, now=1100, limit=50) == ["status:open", "-age:101s", "limit:50"]
-    assert catchup_terms(since=2000, now=1000)[1] == "-age:1s"  # clock skew: never zero/negative
+    assert catchup_terms(since=1000, now=1100, limit=50) == ["status:open", "NOT", "age:101s",
+                                                               "limit:50"]
+    assert catchup_terms(since=2000, now=1000)[2] == "age:1s"  # clock skew: never zero/negative
 
 
 def test_nothing_before_since():
@@ -156,7 +157,9 @@ class FakeQuery:
 def test_catchup_pages_and_dedups_against_stream():
     clock = [2000.0]
     cu = CatchUp(margin=60, tolerance=2, clock=lambda: clock[0])
+    clock[0] = 1900.0
     cu.note_connected()
+    clock[0] = 2000.0
     streamed = parse_line(json.dumps({
         "type": "comment-added", "change": {"project": "p", "number": 1},
         "patchSet": {"number": 2}, "author": acct("core"), "eventCreatedOn": 2010,
@@ -170,7 +173,7 @@ def test_catchup_pages_and_dedups_against_stream():
                    [row(number=2, created=10, approvals=[vote("Code-Review", 2, "core", 2050)])]])
     got = cu.collect(q, since)
     assert [(e.change_number, e.type) for e in got] == [(2, "comment-added")]
-    assert q.calls[0][-3:] == ["status:open", "-age:151s", "limit:500"]
+    assert q.calls[0][-4:] == ["status:open", "NOT", "age:151s", "limit:500"]
     assert "--start" in q.calls[1] and q.calls[1][q.calls[1].index("--start") + 1] == "1"
     assert "--all-approvals" in q.calls[0] and "--comments" in q.calls[0]
     # Running the same window again delivers nothing twice.
@@ -185,3 +188,14 @@ def test_catchup_failure_raises_and_records_nothing():
     with pytest.raises(QueryError):
         cu.collect(FakeQuery([[row(created=50)]], status=1), since=0)
     assert cu.collect(FakeQuery([[row(created=50)]]), since=0)[0].type == "patchset-created"
+
+
+def test_since_never_reaches_before_first_connection():
+    now = [5000.0]
+    cu = CatchUp(margin=120, clock=lambda: now[0])
+    cu.note_connected()
+    assert cu.since() == 4990.0  # not 4880: events before we started are not ours
+    now[0] = 6000.0
+    cu.note_connected()  # a reconnect does not move the floor
+    cu.admit(TriggerEvent(type="comment-added", change_number=1, timestamp=5500.0))
+    assert cu.since() == 5380.0
