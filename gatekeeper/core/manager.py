@@ -240,14 +240,17 @@ class PipelineManager:
                           merged=True, commits={c.project: c.newrev} if c.newrev else {},
                           ref=c.ref)
             return True
-        chain = self.speculative_chain(item)
-        changes, merge_items = [], []
-        for it in chain:
-            x = it.change
-            if not isinstance(x, Change):
-                continue
-            changes.append(SpeculativeChange(x.project, x.branch, x.ref, x.number, x.patchset,
-                                             x.revision))
+        chain = [x for x in self.speculative_chain(item) if isinstance(x.change, Change)]
+        ahead_item = chain[-2] if len(chain) > 1 else None
+        reuse = ahead_item.build_set.changes if ahead_item is not None else ()
+        if len(reuse) == len(chain) - 1:
+            # The item ahead was prepared on this same chain: extend its state
+            # instead of rebuilding it (keeps long queues cheap).
+            changes = reuse + (self._spec(item.change),)
+        else:
+            changes = tuple(self._spec(it.change) for it in chain)
+        merge_items = []
+        for x in changes:
             proj = self.ctx.layout.projects.get(x.project)
             merge_items.append(MergeItem(x.project, x.branch, x.number, x.patchset, x.ref,
                                          x.revision,
@@ -255,15 +258,22 @@ class PipelineManager:
         uuid = self.ctx.new_uuid()
         request = MergeRequest(uuid, tuple(merge_items),
                                ref_name=f"refs/gatekeeper/{c.branch}/Z{bs.uuid}")
-        self.door.set(bs, changes=tuple(changes), base_item=base, merge_state="pending",
+        self.door.set(bs, changes=changes, base_item=base, merge_state="pending",
                       merge_request=uuid)
         self.ctx.merges[uuid] = (item, bs)
-        ahead = [x.id_string for x in changes[:-1]]
+        ahead = [x.id_string for x in changes[-6:-1]]
+        if len(changes) > 6:
+            ahead.insert(0, f"{len(changes) - 6} more")
         self.door.note(item, "merge", "speculative merge requested: "
                        + (f"{c.id_string} on top of {', '.join(ahead)}" if ahead
                           else f"{c.id_string} on the branch tip"))
         self.ctx.effects.merge(request)
         return False
+
+    @staticmethod
+    def _spec(x: Change | Ref) -> SpeculativeChange:
+        assert isinstance(x, Change)
+        return SpeculativeChange(x.project, x.branch, x.ref, x.number, x.patchset, x.revision)
 
     def on_merge_completed(self, item: QueueItem, bs: BuildSet, ev: MergeCompleted) -> None:
         if ev.merged:

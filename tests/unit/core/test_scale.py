@@ -1,0 +1,50 @@
+"""1,000 items in one gate queue: cost grows linearly, not quadratically."""
+
+from gatekeeper.model.events import EventApproval, TriggerEvent
+from tests.unit.core.harness import Harness
+from tests.unit.core.layouts import layout
+
+
+def run_gate(n: int, fail_every: int = 0) -> tuple[int, int, Harness]:
+    h = Harness(layout(window=20))
+    changes = [h.source.add("org/alone") for _ in range(n)]
+    from gatekeeper.model.change import Approval
+    for c in changes:
+        h.source.update(c.number, approvals=[Approval("Code-Review", 2), Approval("Workflow", 1)])
+        h.sched.add_trigger_event(TriggerEvent(
+            "comment-added", project=c.project, branch=c.branch, change_number=c.number,
+            patchset=1, approvals=(EventApproval("Workflow", 1, 0),)))
+    h.settle()
+    assert len(h.queue()) == n
+    # Fail every 50th change so resets and window shrinks happen too.
+    rounds = 0
+    while h.running():
+        rounds += 1
+        for b in h.running():
+            if fail_every and int(b.change.split(",")[0]) % fail_every == 0:
+                h.complete("FAILURE", change=b.change, settle=False)
+        h.complete("SUCCESS", settle=False)
+        h.settle()
+    assert h.queue() == []
+    return h.engine.ctx.ops, h.door_count(), h
+
+
+def test_thousand_items_linear_cost():
+    Harness.door_count = lambda self: self.sched.door.count
+    ops_small, muts_small, _ = run_gate(250)
+    ops_big, muts_big, h = run_gate(1000)
+    assert h.merged == list(range(1, 1001))  # all merged, in queue order
+    # 4x the items: linear is ~4x, quadratic would be ~16x.
+    assert ops_big / ops_small < 5, (ops_small, ops_big)
+    assert muts_big / muts_small < 5, (muts_small, muts_big)
+    assert len(h.launcher.builds) == 1000  # no build thrown away
+
+
+def test_thousand_items_with_failures_linear_cost():
+    Harness.door_count = lambda self: self.sched.door.count
+    ops_small, muts_small, _ = run_gate(250, fail_every=10)
+    ops_big, muts_big, h = run_gate(1000, fail_every=10)
+    assert len(h.merged) == 900
+    assert h.merged == sorted(h.merged)
+    assert ops_big / ops_small < 6, (ops_small, ops_big)
+    assert muts_big / muts_small < 6, (muts_small, muts_big)
