@@ -16,9 +16,17 @@ Manager = Literal["independent", "dependent", "serial"]
 # every one of them when it reports (see doc/layout.md):
 #   pipeline   pipeline name            change   "NUMBER,PATCHSET" (or the ref)
 #   project    project name             branch   target branch
+#   number     change number ("" for a ref)      patchset  patch set ("" for a ref)
 #   jobs       the job result list, one line per job (name, url, result, voting)
 #   status_url the status page URL      reason   why the item failed or was dequeued ("" if none)
-MESSAGE_VARIABLES = ("pipeline", "change", "project", "branch", "jobs", "status_url", "reason")
+MESSAGE_VARIABLES = (
+    "pipeline", "change", "project", "branch", "number", "patchset", "jobs", "status_url", "reason",
+)
+# Variables of a job's success-url/failure-url pattern: the per-item ones
+# above plus the job name and the build's UUID.
+URL_VARIABLES = (
+    "pipeline", "change", "project", "branch", "number", "patchset", "status_url", "job", "uuid",
+)
 Precedence = Literal["low", "normal", "high"]
 
 

@@ -18,19 +18,6 @@ from gatekeeper.layout.schema import parse_duration
 
 APPROVAL_META = ("username", "email", "newer-than", "older-than")
 
-# Used when a reporter is configured without ``message``.
-DEFAULT_MESSAGES = {
-    "start": "Starting {pipeline} jobs.",
-    "success": "Build succeeded ({pipeline} pipeline).\n\n{jobs}",
-    "failure": "Build failed ({pipeline} pipeline).\n\n{jobs}",
-    "merge-failure": (
-        "Merge failed ({pipeline} pipeline).\n\nThis change or one of its dependencies could "
-        "not be merged automatically with the current state of {project} ({branch}). "
-        "Please rebase the change and upload a new patch set."
-    ),
-}
-
-
 def as_list(value: Any) -> list[Any]:
     if value is None:
         return []
@@ -102,7 +89,7 @@ def reporter(raw: dict[str, Any], key: str) -> ReporterAction | None:
     return ReporterAction(
         labels={str(k): int(v) for k, v in (value.get("labels") or {}).items()},
         submit=value.get("submit", False),
-        message=value.get("message", DEFAULT_MESSAGES[key]),
+        message=value.get("message"),  # None: the core's default text for this point
         send=value.get("send", True),
     )
 

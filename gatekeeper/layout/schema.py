@@ -15,7 +15,7 @@ from typing import Any
 import voluptuous as vol
 from croniter import croniter
 
-from gatekeeper.layout.model import MESSAGE_VARIABLES
+from gatekeeper.layout.model import MESSAGE_VARIABLES, URL_VARIABLES
 from gatekeeper.yamlutil import type_name
 
 GERRIT_EVENTS = (
@@ -88,26 +88,27 @@ def parse_duration(value: Any) -> int:
     return duration(value)
 
 
-def message_template(value: Any) -> str:
-    """A str.format template using only the variables the core fills."""
+def _template(value: Any, known: tuple[str, ...], what: str) -> str:
     if not isinstance(value, str):
-        raise vol.Invalid("expected a message template (string)")
+        raise vol.Invalid(f"expected {what} (string)")
     for name in template_fields(value):
         root = re.split(r"[.\[]", name, maxsplit=1)[0]
-        if root not in MESSAGE_VARIABLES:
+        if root not in known:
             raise vol.Invalid(
                 f"unknown template variable {{{root}}}; known: "
-                + ", ".join("{" + v + "}" for v in MESSAGE_VARIABLES)
+                + ", ".join("{" + v + "}" for v in known)
             )
     return value
 
 
-def format_string(value: Any) -> str:
-    """A str.format pattern whose fields are not checked (URL patterns)."""
-    if not isinstance(value, str):
-        raise vol.Invalid("expected a string")
-    template_fields(value)
-    return value
+def message_template(value: Any) -> str:
+    """A str.format template using only the variables the core fills."""
+    return _template(value, MESSAGE_VARIABLES, "a message template")
+
+
+def url_template(value: Any) -> str:
+    """A job's success-url/failure-url pattern."""
+    return _template(value, URL_VARIABLES, "a URL pattern")
 
 
 def template_fields(value: str) -> list[str]:
@@ -380,8 +381,8 @@ JOB = vol.Schema(
         "projects": one_or_many(nonempty_str),
         "success-message": str,
         "failure-message": str,
-        "success-url": format_string,
-        "failure-url": format_string,
+        "success-url": url_template,
+        "failure-url": url_template,
         "hold-on-failure": bool,
         "matrix": _matrix,
     }

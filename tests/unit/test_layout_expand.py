@@ -11,7 +11,6 @@ import pytest
 from gatekeeper.errors import UserError
 from gatekeeper.layout.loader import load_layout, load_layout_text
 from gatekeeper.layout.model import ApprovalMatch, Job, JobTree, ReporterAction
-from gatekeeper.layout.pipelines import DEFAULT_MESSAGES
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -517,9 +516,9 @@ pipelines:
     assert p.require.open is True and p.require.current_patchset is True
     assert p.require.status == ("NEW",) and p.require.approvals == (ApprovalMatch("Verified", (1,)),)
     assert p.reject.approvals == (ApprovalMatch("Code-Review", (-2,)),)
-    assert p.start == ReporterAction(labels={"Verified": 0}, message=DEFAULT_MESSAGES["start"])
+    assert p.start == ReporterAction(labels={"Verified": 0})  # message None: the core's default
     assert p.success == ReporterAction(labels={"Verified": 2, "Code-Review": 2}, submit=True, message="OK {change}: {jobs}")
-    assert p.failure.labels == {"Verified": -2} and p.failure.message == DEFAULT_MESSAGES["failure"]
+    assert p.failure == ReporterAction(labels={"Verified": -2})
     assert p.merge_failure == ReporterAction(send=False)
     assert (p.dequeue_on_new_patchset, p.fail_fast) == (False, True)
     w = p.window
@@ -537,12 +536,11 @@ def test_pipeline_defaults():
     assert p.gerrit_triggers[0].ignore_deletes is True
 
 
-def test_default_messages_use_only_known_variables():
-    from gatekeeper.layout.schema import message_template
-
-    for text in DEFAULT_MESSAGES.values():
-        assert message_template(text) == text
-        text.format(pipeline="p", change="1,1", project="x", branch="b", jobs="", status_url="", reason="")
+def test_url_patterns_use_url_variables():
+    assert errors(PIPES + "jobs:\n  - name: j\n    failure-url: 'http://x/{jobs}'\n") == [
+        "L:10: jobs[0].failure-url: unknown template variable {jobs}; known: {pipeline}, "
+        "{change}, {project}, {branch}, {number}, {patchset}, {status_url}, {job}, {uuid}"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -586,8 +584,8 @@ jobs:
     projects: [org/lib]
     success-message: fine
     failure-message: broken
-    success-url: 'http://logs/{build}'
-    failure-url: 'http://logs/{build}/fail'
+    success-url: 'http://logs/{job}/{uuid}'
+    failure-url: 'http://logs/{job}/{uuid}/fail'
     hold-on-failure: false
   - name: bare
 """
@@ -600,7 +598,7 @@ jobs:
     assert j.parameters == {"A": "1", "B": "true", "C": "text"}
     assert (j.artifacts, j.projects) == (("/opt/logs",), ("org/lib",))
     assert (j.success_message, j.failure_message) == ("fine", "broken")
-    assert (j.success_url, j.failure_url) == ("http://logs/{build}", "http://logs/{build}/fail")
+    assert (j.success_url, j.failure_url) == ("http://logs/{job}/{uuid}", "http://logs/{job}/{uuid}/fail")
     assert j.hold_on_failure is False
     assert layout.jobs["bare"] == Job(name="bare")
 

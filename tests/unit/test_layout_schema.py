@@ -155,7 +155,7 @@ CASES = [
     (
         BASE + "    failure:\n      message: 'Build {status}: {jobs}'\n",
         ["L:8: pipelines[0].failure.message: unknown template variable {status}; known: "
-         "{pipeline}, {change}, {project}, {branch}, {jobs}, {status_url}, {reason}"],
+         "{pipeline}, {change}, {project}, {branch}, {number}, {patchset}, {jobs}, {status_url}, {reason}"],
     ),
     (
         BASE + "    merge-failure:\n      message: 'oops {'\n",
@@ -168,7 +168,7 @@ CASES = [
     ),
     (BASE + "    success:\n      vote: {Verified: 1}\n", ["L:8: pipelines[0].success.vote: unknown key"]),
     (BASE + "    header: '{nope}'\n", ["L:7: pipelines[0].header: unknown template variable {nope}; known: "
-                                       "{pipeline}, {change}, {project}, {branch}, {jobs}, {status_url}, {reason}"]),
+                                       "{pipeline}, {change}, {project}, {branch}, {number}, {patchset}, {jobs}, {status_url}, {reason}"]),
     # --- jobs
     ("jobs:\n  - label: x\n", ["L:2: jobs[0].name: required key missing"]),
     ("jobs:\n  - name: ''\n", ["L:2: jobs[0].name: must not be empty"]),
