@@ -400,3 +400,71 @@ def test_stop_leaves_no_threads_or_sockets(tmp_path: Path, gerrit_key: Path) -> 
         c2.close()
     finally:
         emu.stop()
+
+
+@pytest.mark.parametrize(("mode", "exit_status"), [("exit", 0), ("channel", -1)])
+def test_drop_stream_modes(gerrit_emulator: EmulatorSetup, mode: str, exit_status: int) -> None:
+    emu, key = gerrit_emulator.emu, gerrit_emulator.key
+    reader = StreamReader(emu, key)
+    try:
+        assert emu.wait_for_stream_clients(1, 10)
+        assert emu.drop_streams(mode) == 1
+        with pytest.raises(EOFError):
+            reader.next()
+        assert reader.chan.recv_exit_status() == exit_status
+        # Only the channel ended: the same SSH connection still runs commands.
+        assert run(reader.client, "gerrit version")[0] == 0
+    finally:
+        reader.close()
+    with pytest.raises(ValueError):
+        emu.drop_streams("sideways")
+
+
+def test_inject_raw_topic_reviewer_and_label_permissions(
+        gerrit_emulator: EmulatorSetup) -> None:
+    emu, key = gerrit_emulator.emu, gerrit_emulator.key
+    n = emu.create_change("org/project", subject="Misc", topic="old")
+    reader = StreamReader(emu, key)
+    try:
+        assert emu.wait_for_stream_clients(1, 10)
+        assert emu.inject_raw("{not json") == 1
+        assert reader.file.readline() == b"{not json\n"
+        emu.set_topic(n, "new", user="bob")
+        ev = reader.next()
+        assert (ev["type"], ev["oldTopic"], ev["change"]["topic"]) == ("topic-changed", "old",
+                                                                      "new")
+        assert ev["changer"]["username"] == "bob"
+        emu.add_reviewer(n, "core", adder="alice")
+        ev = reader.next()
+        assert (ev["type"], ev["reviewer"]["username"], ev["adder"]["username"]) == (
+            "reviewer-added", "core", "alice")
+    finally:
+        reader.close()
+    emu.restrict_label("Verified", ["gatekeeper"])
+    client = connect(emu, key, "alice")
+    try:
+        status, _, err = run(client, f"gerrit review {n},1 --verified 1")
+        assert status == 1 and 'Applying label "Verified": +1 is restricted' in err
+    finally:
+        client.close()
+    emu.review(n, user="gatekeeper", labels={"Verified": 2})
+    assert emu.votes(n) == {"Verified": {"gatekeeper": 2}}
+
+
+def test_gerrit_2x_numbers_as_strings(tmp_path: Path, gerrit_key: Path) -> None:
+    emu = GerritEmulator(tmp_path / "g", number_as_string=True)
+    emu.add_user("alice", gerrit_key.with_suffix(".pub").read_text())
+    emu.create_project("p")
+    with emu:
+        reader = StreamReader(emu, gerrit_key)
+        try:
+            assert emu.wait_for_stream_clients(1, 10)
+            n = emu.create_change("p", subject="old style")
+            ev = reader.next()
+            assert ev["change"]["number"] == str(n) and ev["patchSet"]["number"] == "1"
+            _, out, _ = run(reader.client, "gerrit query --format=JSON --current-patch-set "
+                                           f"change:{n}")
+            row = json.loads(out.splitlines()[0])
+            assert row["number"] == str(n) and row["currentPatchSet"]["number"] == "1"
+        finally:
+            reader.close()

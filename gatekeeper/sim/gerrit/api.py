@@ -134,6 +134,19 @@ class GerritEmulator:
     def submit(self, number: int, user: str = "core") -> tuple[bool, str | None]:
         return self.state.submit(number, user)
 
+    def set_topic(self, number: int, topic: str | None, user: str = "alice") -> None:
+        """Emits topic-changed (with oldTopic)."""
+        self.state.set_topic(number, topic, user)
+
+    def add_reviewer(self, number: int, reviewer: str, adder: str = "alice") -> None:
+        """Emits reviewer-added."""
+        self.state.add_reviewer(number, reviewer, adder)
+
+    def restrict_label(self, label: str, users: list[str] | tuple[str, ...] | None) -> None:
+        """Only ``users`` may vote ``label`` (None lifts the restriction); others
+        get Gerrit's 'is restricted' error, as without the label permission."""
+        self.state.restrict_label(label, users)
+
     def push_branch_commit(self, project: str, branch: str, files: dict[str, str | None],
                            message: str = "Direct push", user: str = "admin") -> str:
         return self.state.push_branch_commit(project, branch, files, message, user)
@@ -182,11 +195,17 @@ class GerritEmulator:
             return list(self.bus.history)
 
     # --- fault switches ---------------------------------------------------------------
-    def drop_streams(self) -> int:
-        """Abruptly close the SSH connection of every stream-events client."""
-        n = self.bus.drop_all()
-        log.info("dropped %d stream-events connection(s)", n)
+    def drop_streams(self, mode: str = "connection") -> int:
+        """End every stream-events client: ``connection`` closes its SSH connection
+        abruptly (network loss, Gerrit restart), ``channel`` closes only the
+        channel without an exit status, ``exit`` ends the command with status 0."""
+        n = self.bus.drop_all(mode)
+        log.info("dropped %d stream-events client(s) (%s)", n, mode)
         return n
+
+    def inject_raw(self, line: str) -> int:
+        """Write ``line`` as-is to every stream-events client (e.g. malformed JSON)."""
+        return self.bus.inject_raw(line)
 
     def pause_events(self) -> None:
         self.bus.pause()

@@ -25,8 +25,11 @@ class Subscriber:
     username: str
     types: frozenset[str]  # empty = all
     lines: queue.Queue[str | None] = field(default_factory=queue.Queue)
-    # Called by drop_all(): closes the subscriber's channel/connection abruptly.
-    drop: Callable[[], None] | None = None
+    # Called by drop_all(mode): "connection" closes the SSH connection,
+    # "channel" closes only the channel (no exit status), "exit" ends the
+    # command with exit status 0 (a clean end of stream).
+    drop: Callable[[str], None] | None = None
+    end_status: int | None = None
 
     def wants(self, event_type: str) -> bool:
         return not self.types or event_type in self.types
@@ -91,11 +94,24 @@ class EventBus:
             for event in held:
                 self._deliver(event)
 
-    def drop_all(self) -> int:
+    def drop_all(self, mode: str = "connection") -> int:
+        if mode not in ("connection", "channel", "exit"):
+            raise ValueError(f"drop mode must be connection, channel or exit, not {mode!r}")
         with self._lock:
             subs = list(self._subscribers)
         for sub in subs:
-            if sub.drop is not None:
-                sub.drop()
+            if mode == "exit":
+                sub.end_status = 0
+            elif sub.drop is not None:
+                sub.drop(mode)
             sub.lines.put(None)  # wake the writer so it notices the channel is gone
         return len(subs)
+
+    def inject_raw(self, line: str) -> int:
+        """Send ``line`` verbatim to every subscriber (malformed-input tests)."""
+        with self._lock:
+            if not line.endswith("\n"):
+                line += "\n"
+            for sub in self._subscribers:
+                sub.lines.put(line)
+            return len(self._subscribers)

@@ -33,6 +33,8 @@ class Label:
     max: int
     # MaxWithBlock: submit needs the max value (if required) and no min vote.
     blocking: bool = True
+    # Who may vote (None = every user), like a label permission for a group.
+    voters: frozenset[str] | None = None
 
     def describe_value(self, value: int) -> str:
         return f"{self.name}{value:+d}" if value else f"-{self.name}"

@@ -261,7 +261,14 @@ class SshServer:
     def _stream(self, channel: paramiko.Channel, username: str, types: frozenset[str]
                 ) -> int | None:
         transport = channel.get_transport()
-        sub = Subscriber(username, types, drop=transport.close)
+
+        def drop(mode: str) -> None:
+            if mode == "channel":
+                channel.close()
+            else:
+                transport.close()
+
+        sub = Subscriber(username, types, drop=drop)
         self.bus.subscribe(sub)
         log.info("%s subscribed to stream-events%s", username,
                  f" ({', '.join(sorted(types))})" if types else "")
@@ -274,7 +281,7 @@ class SshServer:
                 if channel.closed or not transport.is_active():
                     return None
                 if line is None:
-                    return None
+                    return sub.end_status
                 if line:
                     channel.sendall(line.encode("utf-8"))
             return None

@@ -5,6 +5,7 @@ are published while the lock is held so every subscriber sees one order."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -284,13 +285,47 @@ class GerritState:
             return ps.number
 
     # --- reviews ------------------------------------------------------------
-    def check_label(self, name: str, value: int) -> Label:
+    def check_label(self, name: str, value: int, user: str | None = None) -> Label:
         label = self.labels.get(name)
         if label is None:
             raise ReviewError(f'label "{name}" is not a configured label')
-        if not label.min <= value <= label.max:
+        permitted = label.voters is None or user is None or user in label.voters
+        if not label.min <= value <= label.max or (value != 0 and not permitted):
             raise ReviewError(f'Applying label "{name}": {value:+d} is restricted')
         return label
+
+    def restrict_label(self, name: str, users: list[str] | tuple[str, ...] | None) -> None:
+        with self.lock:
+            label = self.labels.get(name)
+            if label is None:
+                raise ValueError(f"unknown label {name!r}")
+            self.labels[name] = dataclasses.replace(
+                label, voters=None if users is None else frozenset(users))
+
+    def set_topic(self, number: int, topic: str | None, user: str) -> None:
+        with self.lock:
+            self.require_user(user)
+            change = self.change(number)
+            old, change.topic = change.topic, topic or None
+            change.last_updated = self.now()
+            change.messages.append(Message(change.last_updated, user,
+                                           f"Topic set to {topic}" if topic else
+                                           "Topic removed", change.current.number))
+            event = self._base_event("topic-changed", change, change.current)
+            del event["patchSet"]
+            event["changer"] = self.render.account(user)
+            event["oldTopic"] = old or ""
+            self._emit(event)
+
+    def add_reviewer(self, number: int, reviewer: str, adder: str) -> None:
+        with self.lock:
+            self.require_user(reviewer)
+            self.require_user(adder)
+            change = self.change(number)
+            event = self._base_event("reviewer-added", change, change.current)
+            event["reviewer"] = self.render.account(reviewer)
+            event["adder"] = self.render.account(adder)
+            self._emit(event)
 
     def review(self, number: int, patchset: int | None = None, user: str = "bob",
                labels: dict[str, int] | None = None, message: str = "", *,
@@ -304,7 +339,7 @@ class GerritState:
             if ps is None:
                 raise ReviewError(f'"{number},{patchset}" no such patch set')
             for name, value in labels.items():
-                self.check_label(name, int(value))
+                self.check_label(name, int(value), user)
             if labels and ps is not change.current:
                 raise ReviewError(f"Cannot post votes on outdated patch set {ps.number}")
             if labels and not change.is_open:
