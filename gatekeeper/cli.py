@@ -20,6 +20,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gearman": ("gatekeeper.commands.gearman", "run the embedded Gearman server"),
     "merger": ("gatekeeper.commands.merger", "run the speculative merger service"),
     "gerrit-emulator": ("gatekeeper.commands.gerrit_emulator", "run the Gerrit emulator (SSH) in the foreground"),
+    "events": ("gatekeeper.commands.events", "print Gerrit events and which pipelines they would trigger"),
+    "pool": ("gatekeeper.commands.pool", "run the node pool service (node:claim / node:release)"),
+    "nodes": ("gatekeeper.commands.nodes", "list, hold or delete pool nodes"),
+    "autohold": ("gatekeeper.commands.autohold", "hold the nodes of the next N failures of a job"),
 }
 
 
