@@ -17,19 +17,9 @@ from typing import Any
 import gear
 
 from gatekeeper.gearman import protocol
+from gatekeeper.gearman.nodelay import NoDelayTextWorker
 from gatekeeper.worker.buildargs import BadBuildArgs, parse_build_args
 from gatekeeper.worker.executor import BuildExecutor
-
-try:  # the gearman package's TCP_NODELAY worker (see gatekeeper/gearman/nodelay.py)
-    from gatekeeper.gearman.nodelay import NoDelayTextWorker as _TextWorker
-except ImportError:  # pragma: no cover - only before that module exists
-    import socket
-
-    class _TextWorker(gear.TextWorker):  # type: ignore[no-redef]
-        def _onConnect(self, conn: gear.Connection) -> None:
-            if conn.conn is not None:
-                conn.conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            super()._onConnect(conn)
 
 log = logging.getLogger("gatekeeper.worker.service")
 
@@ -87,13 +77,14 @@ class _Running:
 
 
 class WorkerService:
-    """``name`` is the worker's Gearman identity (also ``stop:<name>``)."""
+    """The worker's Gearman identity is ``executor.settings.worker_name``: the
+    name builds report in WORK_DATA is the one ``stop:<name>`` reaches."""
 
-    def __init__(self, name: str, executor: BuildExecutor, functions: Sequence[str],
+    def __init__(self, executor: BuildExecutor, functions: Sequence[str],
                  servers: Sequence[GearServer], max_builds: int = 1) -> None:
         if max_builds < 1:
             raise ValueError("max_builds must be at least 1")
-        self.name = name
+        self.name = executor.settings.worker_name
         self.executor = executor
         self.functions = list(functions)
         self.servers = list(servers)
@@ -108,7 +99,7 @@ class WorkerService:
 
     # -- lifecycle -------------------------------------------------------------
     def _connect(self, client_id: str) -> gear.Worker:
-        w = _TextWorker(client_id=client_id)
+        w = NoDelayTextWorker(client_id=client_id)
         for s in self.servers:
             w.addServer(s.host, s.port, s.ssl_key, s.ssl_cert, s.ssl_ca, keepalive=True,
                         tcp_keepidle=60, tcp_keepintvl=15, tcp_keepcnt=4)
@@ -138,10 +129,10 @@ class WorkerService:
         self._stopping.set()
         bw, sw = self._build_worker, self._stop_worker
         if bw is not None:
-            try:
-                bw.setFunctions([])  # no new builds from any server
-            except Exception as e:
-                log.debug("unregistering: %s", e)
+            # No GRAB_JOB is sent once nobody waits in getJob(): no new builds.
+            # Functions stay registered until the connections close: gearmand
+            # forgets the jobs a worker is running when it unregisters (CANT_DO /
+            # RESET_ABILITIES), and their results would be refused.
             bw.stopWaitingForJobs()
         self._slots.release()  # wake the dispatcher if it waits for a slot
         with self._lock:

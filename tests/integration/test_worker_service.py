@@ -1,0 +1,163 @@
+"""The worker service on real Gearman (gear.Server and gearmand), real sshd nodes,
+real git and rsync: the scheduler's launcher submits, the worker builds."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import gear
+import pytest
+
+from gatekeeper.gearman.launcher import GearmanLauncher
+from gatekeeper.gearman.nodelay import NoDelayClient, has_nodelay
+from gatekeeper.gearman.protocol import build_function, encode, stop_function
+from gatekeeper.interfaces import BuildRequest
+from gatekeeper.model.events import BuildCompleted, BuildStarted
+from gatekeeper.worker.service import GearServer, WorkerService, build_functions
+from tests.fixtures import worker as fx
+from tests.fixtures.gearman import GearmanServerHandle
+from tests.fixtures.gearman_workers import EventLog
+from tests.fixtures.worker import DEVSTACK, GATE_SCRIPT, JOB, LABEL, WorkerEnv, build_args, wait_for
+
+pytestmark = pytest.mark.integration
+
+git_sources = fx.git_sources
+worker_env = fx.worker_env
+
+
+@pytest.fixture
+def service(worker_env: WorkerEnv, gearman_server: GearmanServerHandle
+            ) -> Iterator[WorkerService]:
+    fns = build_functions([(JOB, LABEL), ("other-job", "nolabel")], worker_env.claimer.labels)
+    svc = WorkerService(worker_env.executor, fns,
+                        [GearServer(gearman_server.host, gearman_server.port)], max_builds=2)
+    svc.start(connect_timeout=10)
+    yield svc
+    svc.stop(abort=True, timeout=60)
+
+
+@pytest.fixture
+def client(gearman_server: GearmanServerHandle) -> Iterator[gear.Client]:
+    c = NoDelayClient(client_id="test-client")
+    c.addServer(gearman_server.host, gearman_server.port)
+    c.waitForServer(10)
+    yield c
+    c.shutdown()
+
+
+def submit(client: gear.Client, name: str, args: bytes | str, unique: str) -> gear.Job:
+    job = gear.TextJob(name, args, unique)
+    client.submitJob(job, timeout=10)
+    return job
+
+
+def test_launcher_to_worker_end_to_end(worker_env: WorkerEnv, service: WorkerService,
+                                       gearman_server: GearmanServerHandle) -> None:
+    env = worker_env
+    ref, sha = env.sources.make_change({"feature.txt": "via gearman\n"})
+    args = build_args(env, "e2e00000001", ref, sha, change=4242)
+    params = {k: v for k, v in args.items() if k != "gatekeeper"}
+    events = EventLog()
+    launcher = GearmanLauncher(gearman_server.host, gearman_server.port, events).start()
+    try:
+        assert launcher.wait_for_server(10)
+        launcher.launch(BuildRequest(uuid="e2e00000001", job=JOB, label=LABEL, parameters=params,
+                                     timeout=120, run=GATE_SCRIPT, projects=(DEVSTACK,)))
+        started = events.wait_for(BuildStarted, "e2e00000001", timeout=60)[0]
+        done = events.wait_for(BuildCompleted, "e2e00000001", timeout=120)[0]
+    finally:
+        launcher.stop()
+    assert started.worker == "w1" and started.provider == "local-test"
+    assert done.result == "SUCCESS", done
+    assert done.node == started.node
+    log_path = "42/4242/1/gate/gate-devstack/e2e0000"
+    assert done.url == f"http://127.0.0.1:1/logs/{log_path}/"
+    console = (env.settings.log_root / log_path / "console.txt").read_text()
+    assert console.startswith("NODE_PROVIDER=local-test\n")
+    node = next(n for n in env.nodes if n.name == done.node)
+    assert (node.workdir / "org/project/feature.txt").read_text() == "via gearman\n"
+
+
+def test_registers_only_servable_jobs_with_nodelay(service: WorkerService) -> None:
+    assert service.functions == [build_function(JOB), build_function(JOB, LABEL)]
+    for w in (service._build_worker, service._stop_worker):
+        assert w is not None
+        conns = w.active_connections
+        assert conns and all(has_nodelay(c.conn) for c in conns)
+
+
+def test_malformed_arguments_fail_and_worker_keeps_serving(
+        worker_env: WorkerEnv, service: WorkerService, client: gear.Client) -> None:
+    env = worker_env
+    marker = env.tmp / "PWNED"
+    ref, sha = env.sources.make_change({"x": "1\n"})
+    bad: list[Any] = [
+        b"\xff\xfe not utf-8 {",
+        "[1, 2, 3]",
+        json.dumps({"ZUUL_UUID": "abcdef12"}),  # no gatekeeper object
+        encode(build_args(env, "bad00000001", ref, sha,
+                          params={"ZUUL_BRANCH": f"$(touch {marker})"})),
+        encode(build_args(env, "bad00000002", ref, sha,
+                          params={"ZUUL_REF": f"refs/x;touch {marker}"})),
+        encode(build_args(env, "bad00000003", ref, sha, params={"ZUUL_URL": "--upload-pack=x"})),
+        encode(build_args(env, "bad00000004", ref, sha, run="../../etc/passwd")),
+        encode({**build_args(env, "bad00000005", ref, sha), "BAD NAME": "x"}),
+    ]
+    jobs = [submit(client, build_function(JOB, LABEL), b, f"bad-{i}") for i, b in enumerate(bad)]
+    wait_for(lambda: all(j.complete for j in jobs), 30, "WORK_FAIL for every malformed build")
+    assert all(j.failure for j in jobs)
+    # Still serving: a good build completes.
+    good = submit(client, build_function(JOB, LABEL),
+                  encode(build_args(env, "good0000001", ref, sha)), "good0000001")
+    wait_for(lambda: good.complete, 120, "the good build")
+    assert not good.failure
+    assert json.loads(good.data[-1])["result"] == "SUCCESS"
+    assert not marker.exists()
+
+
+def test_concurrent_builds_get_distinct_nodes_and_stop_request_aborts(
+        worker_env: WorkerEnv, service: WorkerService, client: gear.Client) -> None:
+    env = worker_env
+    ref, sha = env.sources.make_change({"SLEEP_GATE": "600\n"})
+    jobs = {u: submit(client, build_function(JOB, LABEL),
+                      encode(build_args(env, u, ref, sha)), u)
+            for u in ("conc0000001", "conc0000002")}
+    pidfiles = [n.workdir / ".gatekeeper/standin-sleep.pids" for n in env.nodes]
+    # Both builds are sleeping at the same time, each on its own node.
+    wait_for(lambda: all(p.exists() and p.read_text().strip() for p in pidfiles), 90,
+             "both builds running")
+    nodes = {u: json.loads(j.data[0])["node"] for u, j in jobs.items()}
+    assert sorted(nodes.values()) == ["node0", "node1"]
+    assert sorted(service.running_builds) == sorted(jobs)
+    stop = submit(client, stop_function("w1"), encode({"uuid": "conc0000001"}), "stop-1")
+    wait_for(lambda: stop.complete, 30, "stop reply")
+    assert json.loads(stop.data[-1]) == {"uuid": "conc0000001", "stopping": True}
+    wait_for(lambda: jobs["conc0000001"].complete, 60, "aborted build")
+    res = json.loads(jobs["conc0000001"].data[-1])
+    assert res["result"] == "ABORTED" and res["worker"] == "w1"
+    assert (env.settings.log_root / res["log_path"] / "console.txt").exists()
+    assert not jobs["conc0000002"].complete
+    # Clean stop with abort: the other build is aborted, reported, and the worker leaves.
+    service.stop(abort=True, timeout=60)
+    wait_for(lambda: jobs["conc0000002"].complete, 30, "second build")
+    assert json.loads(jobs["conc0000002"].data[-1])["result"] == "ABORTED"
+    for pid_file in pidfiles:
+        pids = [int(p) for p in pid_file.read_text().split()]
+        wait_for(lambda pids=pids: all(_gone(p) for p in pids), 10, "remote processes gone")
+
+
+def _gone(pid: int) -> bool:
+    try:
+        stat = open(f"/proc/{pid}/stat").read()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] == "Z"
+
+
+def test_build_functions_filter() -> None:
+    jobs = [("a", "small"), ("b", "big"), ("c", None), ("d", "small")]
+    assert build_functions(jobs, {"small"}) == ["build:a", "build:a:small", "build:d",
+                                               "build:d:small"]
+    assert build_functions(jobs, {"small", "big"}, only=["b"]) == ["build:b", "build:b:big"]
