@@ -13,15 +13,14 @@ from gatekeeper.nodes.providers.static import StaticProvider
 
 @dataclass(frozen=True)
 class ImageSpec:
-    """An image on one provider. With a ``setup_script`` it is built daily
-    (boot ``boot.base_image``, run the script, snapshot); without one, nodes
-    boot the base image directly."""
+    """An image on one provider. With a ``setup_script`` it is rebuilt every
+    ``image_interval`` (a day; boot ``boot.base_image``, run the script,
+    snapshot); without one, nodes boot the base image directly."""
 
     name: str
     boot: BootSpec
     setup_script: str | None = None  # path to the script (run with bash -s)
     setup_timeout: float = 3600.0
-    rebuild_interval: float = 86400.0
 
 
 @dataclass
