@@ -8,6 +8,7 @@ from gatekeeper.core.deps import resolve
 from gatekeeper.core.filters import check_requirements
 from gatekeeper.core.manager import PipelineManager
 from gatekeeper.model.change import Change, Ref
+from gatekeeper.model.events import TriggerEvent
 from gatekeeper.model.runtime import ChangeQueue, QueueItem
 
 log = logging.getLogger("gatekeeper.core.dependent")
@@ -23,7 +24,7 @@ class DependentManager(PipelineManager):
                             window_floor=max(1, cfg.floor))
             self.door.add_queue(self.state, q)
         if project not in q.projects:
-            q.projects.add(project)
+            self.door.set(q, projects=q.projects | {project})
         return q
 
     def add(self, change: Change | Ref, trigger: str) -> QueueItem | None:
@@ -41,9 +42,7 @@ class DependentManager(PipelineManager):
             ahead = [i for i in self.state.index.get(d.key, []) if i.live]
             here = [i for i in ahead if i.queue == q.name]
             if not ahead:
-                self.state.waiting.setdefault(d.key, [])
-                if all(w.key != change.key for w in self.state.waiting[d.key]):
-                    self.state.waiting[d.key].append(change)
+                self.door.wait_for(self.state, d.key, change)
                 self.not_enqueued(change, (
                     f"it depends on {d.id_string} ({d.project}), which is neither merged nor "
                     f"in the {self.state.name} queue ahead of it; it will be enqueued when "
@@ -77,9 +76,15 @@ class DependentManager(PipelineManager):
         self._pull_waiting(change)
         return item
 
+    def on_trigger(self, event: TriggerEvent, change: Change | Ref, matched: bool) -> None:
+        super().on_trigger(event, change, matched)
+        if event.type == "change-merged" and isinstance(change, Change):
+            # A change waiting for this one no longer needs it in the queue.
+            self._pull_waiting(change)
+
     def _pull_waiting(self, change: Change) -> None:
         """Changes refused because they needed ``change`` may follow it now."""
-        for w in self.state.waiting.pop(change.key, []):
+        for w in self.door.stop_waiting(self.state, change.key):
             fresh = self.ctx.lookup.get_change(w.number, refresh=True) or w
             if not fresh.is_open or not fresh.is_current_patchset:
                 continue
@@ -88,7 +93,8 @@ class DependentManager(PipelineManager):
                                    f"{change.id_string} entered the queue but it no longer "
                                    "meets the pipeline's requirements")
                 continue
-            self.enqueue(fresh, f"its dependency {change.id_string} entering the queue")
+            why = "merging" if change.is_merged else "entering the queue"
+            self.enqueue(fresh, f"its dependency {change.id_string} {why}")
 
     def window_grow(self, q: ChangeQueue, item: QueueItem) -> None:
         cfg = self.pipeline.window

@@ -144,6 +144,25 @@ class Door:
         self._emit("add-build", build_set.uuid, job=build.job, build=build.uuid,
                    attempt=build.attempt, result=build.result)
 
+    def drop_build(self, build_set: BuildSet, job: str) -> None:
+        """Forget ``job``'s build (its job left the layout)."""
+        build_set.builds.pop(job, None)
+        self._emit("drop-build", build_set.uuid, job=job)
+
+    # --- changes waiting for a dependency (gate) ------------------------
+
+    def wait_for(self, state: PipelineState, dependency: str, change: Change) -> None:
+        waiting = state.waiting.setdefault(dependency, [])
+        if all(w.key != change.key for w in waiting):
+            waiting.append(change)
+            self._emit("wait", state.name, dependency=dependency, change=change.key)
+
+    def stop_waiting(self, state: PipelineState, dependency: str) -> list[Change]:
+        waiting = state.waiting.pop(dependency, [])
+        if waiting:
+            self._emit("stop-waiting", state.name, dependency=dependency)
+        return waiting
+
     # --- history ----------------------------------------------------------
 
     def note(self, item: QueueItem, kind: str, text: str) -> None:

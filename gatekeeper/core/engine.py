@@ -152,7 +152,7 @@ class Engine:
             pipeline = layout.pipelines[name]
             for q in list(state.queues):
                 if not q.dynamic:
-                    q.window_floor = max(1, pipeline.window.floor)
+                    door.set(q, window_floor=max(1, pipeline.window.floor))
                     if q.window:
                         door.set(q, window=max(q.window_floor, q.window))
             for item in state.items():
@@ -170,8 +170,7 @@ class Engine:
                     if build.result is None:
                         self.ctx.builds.pop(build.uuid, None)
                         self.ctx.effects.cancel(build.uuid)
-                    del bs.builds[job]
-                    door.other("drop-build", bs.uuid, job=job)
+                    door.drop_build(bs, job)
                     door.note(item, "cancel", f"{job} is not in the new layout; "
                               "its build was cancelled")
                 if isinstance(manager, DependentManager):

@@ -166,10 +166,11 @@ class FakeLauncher:
         self.harness = harness
         self.builds: list[FakeBuild] = []
         self.by_uuid: dict[str, FakeBuild] = {}
-        self.fail_launch = False
+        self.fail_launch = 0  # how many launches raise next
 
     def launch(self, request: BuildRequest) -> None:
         if self.fail_launch:
+            self.fail_launch -= 1
             raise ConnectionError("gearman is down")
         b = FakeBuild(request)
         self.builds.append(b)
