@@ -612,7 +612,8 @@ jobs:
         (("^src/",), (), ["doc/x.rst"], False),
         ((), (r"^doc/", r"\.rst$"), ["doc/a.txt", "README.rst"], False),
         ((), (r"^doc/",), ["doc/a.txt", "nova/a.py"], True),
-        ((), (r"^doc/",), [], True),  # no files (e.g. a merge commit): run
+        ((), (r"^doc/",), [], True),  # no files (e.g. an empty merge): not skipped
+        (("^src/",), (), [], False),  # ... but nothing matches `files`
         (("^src/",), (r"^doc/",), None, True),  # unknown: always run
     ],
 )
@@ -679,3 +680,47 @@ def test_openstack_layout_shares_one_gate_queue():
     assert len(nightly) == 6 and "cloudstack-nightly-vmware-ubuntu" in nightly
     assert layout.jobs["cloudstack-nightly-vmware-ubuntu"].label == "cloudstack-ubuntu"
     assert layout.pipelines["periodic"].timer_triggers[0].cron == "0 6 * * *"
+
+
+# ---------------------------------------------------------------- documentation
+
+
+def _yaml_blocks(doc: str) -> list[str]:
+    import re
+
+    return re.findall(r"```yaml\n(.*?)```", (ROOT / doc).read_text(), re.S)
+
+
+@pytest.mark.parametrize("doc", ["doc/layout.md", "doc/configuration.md"])
+def test_documented_yaml_examples_parse(doc):
+    from gatekeeper.yamlutil import load_text
+
+    blocks = _yaml_blocks(doc)
+    assert len(blocks) >= 1
+    for i, block in enumerate(blocks):
+        load_text(textwrap.dedent(block), f"{doc} block {i}")
+
+
+def test_documented_jobs_and_templates_validate():
+    """The job, regex, matrix and template examples compile together."""
+    blocks = _yaml_blocks("doc/layout.md")
+    jobs = [b for b in blocks if b.startswith("jobs:\n")]
+    templates = [b for b in blocks if b.startswith("project-templates:\n")]
+    assert len(jobs) == 3 and len(templates) == 1
+    text = PIPES + "jobs:\n" + "".join(b.split("\n", 1)[1] for b in jobs) + "  - name: ^gate-.*$\n"
+    text += templates[0] + "projects:\n  - name: org/nova\n    templates: [{name: python-jobs, python: py27}]\n"
+    layout = load(text)
+    assert "cloudstack-nightly-vmware-ubuntu" in layout.jobs
+    assert layout.jobs["gate-nova-python26"].timeout == 3600
+    assert layout.projects["org/nova"].pipelines["check"].job_names() == [
+        "gate-nova-pep8", "gate-nova-py27", "gate-nova-docs",
+    ]
+
+
+def test_documented_config_example_loads(tmp_path):
+    from gatekeeper.config import load_config
+
+    (block,) = _yaml_blocks("doc/configuration.md")
+    p = tmp_path / "gatekeeper.yaml"
+    p.write_text(block)
+    assert load_config(str(p)).known_labels() == {"devstack-precise"}
