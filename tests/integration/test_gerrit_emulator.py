@@ -89,7 +89,7 @@ def test_user_without_stream_events_capability_is_refused(
     try:
         status, out, err = run(client, "gerrit stream-events")
         assert status == 1 and out == ""
-        assert "Stream Events not permitted" in err
+        assert err == "fatal: stream events not permitted\n"
     finally:
         client.close()
 
@@ -158,7 +158,7 @@ def test_review_options_and_errors(gerrit_emulator: EmulatorSetup) -> None:
             f"gerrit review {n},1 -p other/project -m x": "no such patch set",
             f"gerrit review {n},1 --label Nope=1": 'label "Nope" is not a configured label',
             "gerrit frobnicate": "fatal: gerrit: frobnicate: not found",
-            "rm -rf /": "fatal: rm: not found",
+            "rm -rf /": "fatal: Gerrit Code Review: rm: not found",
         }
         for cmd, expected in cases.items():
             status, out, err = run(client, cmd)

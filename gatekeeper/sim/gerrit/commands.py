@@ -117,7 +117,7 @@ class GerritCommands:
             session.err("fatal: no command given\n")
             return 1
         if argv[0] != "gerrit":
-            session.err(f"fatal: {argv[0]}: not found\n")
+            session.err(f"fatal: Gerrit Code Review: {argv[0]}: not found\n")
             return 1
         if len(argv) == 1:
             session.err("gerrit [COMMAND] [ARG ...] [--] [--help (-h)]\n\nAvailable commands "
@@ -298,7 +298,7 @@ class GerritCommands:
         acct = self.state.accounts.get(s.username)
         caps = acct.capabilities if acct else frozenset()
         if "stream-events" not in caps and "administrate-server" not in caps:
-            raise Fatal("Stream Events not permitted")
+            raise Fatal("stream events not permitted")
         return s.stream(frozenset(values.get("types", [])))
 
 
