@@ -171,6 +171,14 @@ def test_direct_push_emits_ref_updated(gerrit_emulator: EmulatorSetup, tmp_path:
         assert ev["type"] == "ref-updated" and ev["submitter"]["username"] == "gatekeeper"
         assert ev["refUpdate"] == {"oldRev": old, "newRev": new, "refName": "refs/heads/master",
                                    "project": "org/project"}
+        # Creating and deleting a branch: all-zero old/new revisions, as Gerrit.
+        git("push", "origin", "HEAD:refs/heads/feature", cwd=work, setup=gerrit_emulator)
+        assert reader.next()["refUpdate"] == {"oldRev": "0" * 40, "newRev": new,
+                                              "refName": "refs/heads/feature",
+                                              "project": "org/project"}
+        git("push", "origin", ":refs/heads/feature", cwd=work, setup=gerrit_emulator)
+        ev = reader.next()
+        assert (ev["refUpdate"]["oldRev"], ev["refUpdate"]["newRev"]) == (new, "0" * 40)
         # Gerrit's magic refs/for/* is not emulated: refused, not silently stored.
         proc = git("push", "origin", "HEAD:refs/for/master", cwd=work, setup=gerrit_emulator,
                    check=False)

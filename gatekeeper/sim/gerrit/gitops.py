@@ -27,6 +27,10 @@ while read old new ref; do
   esac
 done
 """
+# Reports this push's ref updates to the emulator (GK_PUSH_LOG is set by it).
+POST_RECEIVE = """#!/bin/sh
+if [ -n "$GK_PUSH_LOG" ]; then cat > "$GK_PUSH_LOG"; else cat > /dev/null; fi
+"""
 
 
 class GitError(Exception):
@@ -68,10 +72,11 @@ class BareRepo:
         # Let clients fetch any advertised or unadvertised change ref by sha.
         repo.git("config", "uploadpack.allowReachableSHA1InWant", "true")
         repo.git("config", "receive.denyNonFastForwards", "false")
-        hook = path / "hooks" / "pre-receive"
-        hook.parent.mkdir(exist_ok=True)
-        hook.write_text(PRE_RECEIVE)
-        hook.chmod(0o755)
+        (path / "hooks").mkdir(exist_ok=True)
+        for name, text in (("pre-receive", PRE_RECEIVE), ("post-receive", POST_RECEIVE)):
+            hook = path / "hooks" / name
+            hook.write_text(text)
+            hook.chmod(0o755)
         return repo
 
     def rev_parse(self, ref: str) -> str | None:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import select
 import socket
 import subprocess
+import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -188,6 +190,7 @@ class SshServer:
                 continue
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             transport = _Transport(conn)
+            transport.set_log_channel("gatekeeper.sim.gerrit.transport")
             transport.add_server_key(self.host_key)
             transport.set_keepalive(0)
             try:
@@ -276,7 +279,7 @@ class SshServer:
             while not self._stopping.is_set():
                 try:
                     line = sub.lines.get(timeout=_POLL)
-                except Exception:  # queue.Empty
+                except queue.Empty:
                     line = ""
                 if channel.closed or not transport.is_active():
                     return None
@@ -306,16 +309,15 @@ class SshServer:
             if acct is None or not ({"push", "administrate-server"} & acct.capabilities):
                 channel.sendall_stderr(b"fatal: push not permitted\n")
                 return 1
-            # Direct pushes are serialised with API operations so we can turn
-            # the ref changes into ref-updated events.
-            with self.state.lock:
-                before = repo.refs("refs/heads/") | repo.refs("refs/tags/")
-                self._pipe_git(channel, sub, repo.path, env)
-                after = repo.refs("refs/heads/") | repo.refs("refs/tags/")
-                for ref in sorted(set(before) | set(after)):
-                    if before.get(ref) != after.get(ref):
-                        self.state._emit_ref_updated(name, ref, before.get(ref),
-                                                     after.get(ref), username)
+            # git's post-receive hook writes exactly this push's ref updates
+            # ("old new ref" lines) to a file of ours; they become ref-updated.
+            with tempfile.TemporaryDirectory(prefix="gk-gerrit-push-") as tmp:
+                push_log = Path(tmp) / "refs"
+                self._pipe_git(channel, sub, repo.path, {**env, "GK_PUSH_LOG": str(push_log)})
+                lines = push_log.read_text().splitlines() if push_log.exists() else []
+            for line in lines:
+                old, new, ref = line.split(" ", 2)
+                self.state.ref_pushed(name, ref, old, new, username)
             return None
         self._pipe_git(channel, sub, repo.path, env)
         return None

@@ -161,6 +161,13 @@ class GerritState:
             self._emit_ref_updated(project, f"refs/heads/{branch}", old, sha, user)
             return sha
 
+    def ref_pushed(self, project: str, ref: str, old: str, new: str, user: str) -> None:
+        """A ref changed by a push over SSH (not by the API)."""
+        with self.lock:
+            zero = "0" * 40
+            self._emit_ref_updated(project, ref, None if old == zero else old,
+                                   None if new == zero else new, user)
+
     def _emit_ref_updated(self, project: str, ref: str, old: str | None, new: str | None,
                           user: str) -> None:
         self._emit({
