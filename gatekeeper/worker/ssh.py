@@ -261,3 +261,18 @@ class SshNode:
             return local_dest.exists()
         raise SshError(f"rsync from {self.lease.node_id} failed ({cp.returncode}): "
                        f"{cp.stderr.strip()[-500:]}")
+
+
+def host_key_from_known_hosts(text: str, host: str, port: int = 22) -> str | None:
+    """The first plain (unhashed) key for ``host``:``port`` in known_hosts text.
+
+    Lets an operator pin static nodes' host keys with a known_hosts file
+    (``ssh-keyscan -p PORT HOST >> FILE``) instead of copying keys into the config."""
+    want = host if port == 22 else f"[{host}]:{port}"
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) < 3 or parts[0].startswith(("#", "|", "@")):
+            continue
+        if want in parts[0].split(","):
+            return f"{parts[1]} {parts[2]}"
+    return None

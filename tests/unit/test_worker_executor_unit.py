@@ -1,0 +1,76 @@
+"""Executor decisions that need no node: claim failures, missing label, early stop."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from gatekeeper.interfaces import NodeLease
+from gatekeeper.worker.buildargs import parse_build_args
+from gatekeeper.worker.executor import BuildExecutor, ExecutorSettings
+from gatekeeper.worker.workspace import WorkspaceBuilder
+
+
+class Claimer:
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.released: list[tuple[str, str]] = []
+
+    def claim(self, label: str, build_uuid: str, timeout: float) -> NodeLease:
+        if self.fail:
+            raise TimeoutError("pool empty")
+        return NodeLease("n1", label, "127.0.0.1", 22, "ci", provider="rax")
+
+    def release(self, lease: NodeLease, state: str, hold_for: float | None = None,
+                reason: str = "") -> None:
+        self.released.append((lease.node_id, state))
+
+
+class Reporter:
+    def __init__(self) -> None:
+        self.seen: list[Any] = []
+
+    def data(self, payload: dict[str, object]) -> None:
+        self.seen.append(payload)
+
+    def status(self, n: int, d: int) -> None:
+        self.seen.append((n, d))
+
+
+def make(tmp_path: Path, claimer: Claimer) -> BuildExecutor:
+    s = ExecutorSettings("w", tmp_path / "jobs", tmp_path / "logs", "http://logs/")
+    return BuildExecutor(s, claimer, WorkspaceBuilder())
+
+
+def spec(label: str | None = "small") -> Any:
+    return parse_build_args("build:j", {
+        "ZUUL_UUID": "uuid0001", "ZUUL_PROJECT": "p", "ZUUL_PIPELINE": "check",
+        "ZUUL_CHANGE": "5", "ZUUL_PATCHSET": "1",
+        "gatekeeper": {"job": "j", "label": label, "run": "run.sh"}})
+
+
+def test_claim_failure_is_node_failure(tmp_path: Path) -> None:
+    out = make(tmp_path, Claimer(fail=True)).run(spec(), Reporter(), threading.Event())
+    assert out.result == "NODE_FAILURE" and "pool empty" in out.message
+    assert out.log_url is None and out.node is None
+
+
+def test_job_without_label_is_error(tmp_path: Path) -> None:
+    c = Claimer()
+    out = make(tmp_path, c).run(spec(label=None), Reporter(), threading.Event())
+    assert out.result == "ERROR" and c.released == []
+
+
+def test_stop_before_start_aborts_releases_and_publishes(tmp_path: Path) -> None:
+    c, r, stop = Claimer(), Reporter(), threading.Event()
+    stop.set()
+    out = make(tmp_path, c).run(spec(), r, stop)
+    assert out.result == "ABORTED"
+    assert c.released == [("n1", "used")]
+    assert r.seen[0] == {"worker": "w", "node": "n1", "provider": "rax",
+                         "url": "http://logs/5/5/1/check/j/uuid000/"}
+    console = (tmp_path / "logs" / out.log_path / "console.txt").read_text()
+    assert console.splitlines()[0] == "NODE_PROVIDER=rax"
+    assert "aborted before it started" in console
+    assert not (tmp_path / "jobs" / "uuid0001").exists()

@@ -1,0 +1,112 @@
+"""The static node claimer: atomic claims, blocking, holds with expiry."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from gatekeeper.worker.nodes import NodeClaimError, StaticNode, StaticNodeClaimer
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def nodes(n: int, labels: tuple[str, ...] = ("small",)) -> list[StaticNode]:
+    return [StaticNode(name=f"n{i}", host="127.0.0.1", port=2200 + i, labels=labels,
+                       private_key="/k", host_key="ssh-ed25519 AAAA", workdir=f"/w{i}")
+            for i in range(n)]
+
+
+def test_claim_gives_a_lease_with_node_details() -> None:
+    c = StaticNodeClaimer(nodes(1))
+    lease = c.claim("small", "b1", 1)
+    assert (lease.node_id, lease.label, lease.port, lease.host_key) == ("n0", "small", 2200,
+                                                                        "ssh-ed25519 AAAA")
+    assert lease.extra == {"workdir": "/w0"} and lease.provider == "static"
+    assert "/k" not in repr(lease)  # the key path is not in reprs (logs)
+
+
+def test_unknown_label_fails_at_once() -> None:
+    with pytest.raises(NodeClaimError, match="no static node has label"):
+        StaticNodeClaimer(nodes(1)).claim("big", "b1", 3600)
+
+
+def test_duplicate_names_rejected() -> None:
+    with pytest.raises(ValueError):
+        StaticNodeClaimer(nodes(1) + nodes(1))
+
+
+def test_claim_times_out_when_all_busy_and_wakes_on_release() -> None:
+    c = StaticNodeClaimer(nodes(1))
+    lease = c.claim("small", "b1", 1)
+    with pytest.raises(NodeClaimError, match="no free node"):
+        c.claim("small", "b2", 0.01)
+    got: list[str] = []
+    t = threading.Thread(target=lambda: got.append(c.claim("small", "b3", 30).node_id))
+    t.start()
+    c.release(lease, "used")
+    t.join(30)
+    assert got == ["n0"]
+
+
+def test_concurrent_claims_never_share_a_node() -> None:
+    c = StaticNodeClaimer(nodes(3))
+    in_use: set[str] = set()
+    lock = threading.Lock()
+    errors: list[str] = []
+    claims = [0]
+
+    def worker(i: int) -> None:
+        for j in range(30):
+            lease = c.claim("small", f"b{i}-{j}", 30)
+            with lock:
+                if lease.node_id in in_use:
+                    errors.append(f"{lease.node_id} given twice")
+                in_use.add(lease.node_id)
+                claims[0] += 1
+            with lock:
+                in_use.discard(lease.node_id)
+            c.release(lease, "used")
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors and claims[0] == 240
+    assert all(s["build"] is None for s in c.state())
+
+
+def test_hold_expires_on_the_clock_and_unhold() -> None:
+    clock = FakeClock()
+    c = StaticNodeClaimer(nodes(1), clock=clock)
+    lease = c.claim("small", "b1", 1)
+    c.release(lease, "hold", hold_for=3600, reason="failed build")
+    st = c.state()[0]
+    assert st["held_until"] == 4600.0 and st["hold_reason"] == "failed build"
+    with pytest.raises(NodeClaimError):
+        c.claim("small", "b2", 0.01)
+    clock.now += 3600
+    lease2 = c.claim("small", "b2", 0.01)
+    assert lease2.node_id == "n0"
+    c.release(lease2, "hold", hold_for=None)  # held until an operator releases it
+    assert c.state()[0]["held_until"] == float("inf")
+    assert c.unhold("n0") and not c.unhold("n0")
+    assert c.claim("small", "b3", 0.01).node_id == "n0"
+
+
+def test_release_checks_state_and_ignores_unclaimed() -> None:
+    c = StaticNodeClaimer(nodes(1))
+    lease = c.claim("small", "b1", 1)
+    with pytest.raises(ValueError):
+        c.release(lease, "deleted")
+    c.release(lease, "used")
+    c.release(lease, "used")  # twice: logged, harmless
+    assert c.state()[0]["build"] is None
+    assert c.labels == frozenset({"small"})
