@@ -190,3 +190,37 @@ def test_direct_push_emits_ref_updated(gerrit_emulator: EmulatorSetup, tmp_path:
         assert proc.returncode != 0 and "push not permitted" in proc.stderr
     finally:
         reader.close()
+
+
+def test_ref_advertisement_reader_that_hangs_up(gerrit_emulator: EmulatorSetup) -> None:
+    """A client that reads the v0 ref advertisement, sends a flush and leaves
+    (what `git ls-remote` does) must not wedge the session or leak git."""
+    emu = gerrit_emulator.emu
+    n = emu.create_change("org/project", subject="Advertised")
+    client = connect(emu, gerrit_emulator.key)
+    try:
+        for _ in range(3):
+            chan = client.get_transport().open_session(timeout=10)
+            chan.settimeout(10)
+            chan.exec_command("git-upload-pack '/org/project'")
+            refs = {}
+            buf = b""
+            while True:
+                while len(buf) < 4:
+                    buf += chan.recv(65536)
+                size = int(buf[:4], 16)
+                if size == 0:
+                    break
+                while len(buf) < size:
+                    buf += chan.recv(65536)
+                sha, _, rest = buf[4:size].partition(b" ")
+                refs[rest.split(b"\0")[0].strip().decode()] = sha.decode()
+                buf = buf[size:]
+            chan.sendall(b"0000")
+            chan.close()
+            assert refs["refs/heads/master"] == emu.branch_head("org/project")
+            assert refs[f"refs/changes/{n:02d}/{n}/1"] == emu.get_change(n)["currentPatchSet"][
+                "revision"]
+        assert run(client, "gerrit version")[0] == 0
+    finally:
+        client.close()

@@ -375,10 +375,12 @@ class SshServer:
             self._procs.discard(proc)
         # The client may keep stdin open: the exit status and close end the
         # session, and closing the channel wakes the stdin pump.
-        channel.send_exit_status(status)
+        try:
+            channel.send_exit_status(status)
+        except (OSError, EOFError, paramiko.SSHException):
+            pass  # the client already went away (e.g. ls-remote style readers)
         channel.close()
         threads[0].join()
-        return None
 
 
 def _read_all(channel: paramiko.Channel) -> bytes:
