@@ -115,7 +115,11 @@ def synthesize(rows: Iterable[Mapping[str, Any]], since: float,
             reviewer = _d(c.get("reviewer"))
             who = _who(reviewer)
             m = PATCHSET_PREFIX_RE.match(message)
-            c_ps = int(m.group(1)) if m else ps
+            if not m:
+                # Only reviews ("Patch Set N: ...") make Gerrit emit comment-added;
+                # "Uploaded patch set 2.", "Abandoned", "merged" messages do not.
+                continue
+            c_ps = int(m.group(1))
             approvals: list[EventApproval] = []
             if c_ps == ps:
                 for granted, appr, _by in fresh.get(who, ()):
