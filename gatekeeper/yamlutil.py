@@ -57,7 +57,11 @@ class LineList(list):
         return self.line
 
 
-class LineLoader(yaml.SafeLoader):
+# libyaml's parser is ~10x faster than the pure-Python one and keeps marks.
+_SafeBase: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class LineLoader(_SafeBase):
     """SafeLoader producing LineDict/LineList and rejecting duplicate keys
     (PyYAML silently keeps the last one, which hides typos)."""
 
