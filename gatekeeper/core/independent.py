@@ -39,3 +39,21 @@ class IndependentManager(PipelineManager):
         self.door.note(item, "enqueue", text)
         self.report_start(item)
         return item
+
+    def dependency_left(self, item: QueueItem, dep: QueueItem, reason: str) -> None:
+        """A dependency got a new patchset (or was abandoned): test the change
+        again with what it depends on now, instead of failing it."""
+        if not item.live:
+            self.remove(item, f"{dep.label} left the queue ({reason})", merged=True)
+            return
+        c = item.change
+        fresh = self.ctx.lookup.get_change(c.number, refresh=True) \
+            if isinstance(c, Change) else None
+        dep_now = self.ctx.lookup.get_change(dep.change.number, refresh=True) \
+            if isinstance(dep.change, Change) else None
+        if fresh is None or dep_now is None or not dep_now.is_open or not fresh.is_open:
+            super().dependency_left(item, dep, reason)
+            return
+        self.remove(item, f"its dependency {dep.label} changed ({reason}); testing again",
+                    merged=True)
+        self.enqueue(fresh, f"its dependency {dep.label} changed")

@@ -463,10 +463,14 @@ class PipelineManager:
         if not merged:
             for other in list(q.items):
                 if item.change.key in other.needs and not other.dequeued:
-                    self.remove(other, f"it depends on {item.label}, which left the queue "
-                                f"({reason})", report="failure" if other.live else None)
+                    self.dependency_left(other, item, reason)
         if q.dynamic and not q.items and q in self.state.queues:
             self.door.remove_queue(self.state, q)
+
+    def dependency_left(self, item: QueueItem, dep: QueueItem, reason: str) -> None:
+        """``dep`` left without merging: ``item`` cannot be tested as queued."""
+        self.remove(item, f"it depends on {dep.label}, which left the queue ({reason})",
+                    report="failure" if item.live else None)
 
     def dequeue_change(self, key: str, reason: str) -> bool:
         items = list(self.state.index.get(key, []))

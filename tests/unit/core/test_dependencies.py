@@ -178,3 +178,15 @@ def test_gate_dependency_fails_behind_head(h: Harness):
         in h.reports_for(a)[-1].message
     h.release_all()
     assert h.merged == [1]
+
+
+def test_check_dependency_new_patchset_retests_dependent(h: Harness):
+    dep = h.source.add("org/project1")
+    a = h.upload("org/project2", depends_on=(dep.change_id,))
+    first = h.running(change=a)[0]
+    assert first.changes == ["1,1", "2,1"]
+    h.new_patchset(dep)
+    assert first.state == "cancelled"
+    assert [b.changes for b in h.running(change=a)] == [["1,2", "2,1"]]
+    assert not h.reports_for(a)  # no vote: it is simply tested again
+    assert "its dependency 1,1 changed" in h.sched.explain(2)
