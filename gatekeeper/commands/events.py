@@ -84,7 +84,10 @@ def run(args) -> int:
             raise UserError(f"{args.config}: gerrit: cannot stream events from "
                             f"{g.user}@{g.server}:{g.port}: "
                             + (fatal[0] if fatal else conn.error or "not connected in time"))
-        print(f"# connected to {g.user}@{g.server}:{g.port}; watching events"
+        version = conn.server_version()
+        print(f"# connected to {g.user}@{g.server}:{g.port}"
+              + (f" (Gerrit {'.'.join(map(str, version))})" if version else "")
+              + "; watching events"
               + (f" against {len(layout.pipelines)} pipelines" if layout else ""),
               file=sys.stderr)
         return _loop(args, conn, layout, events, fatal, sys.stdout)

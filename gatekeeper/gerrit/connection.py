@@ -18,7 +18,7 @@ from gatekeeper.gerrit.backoff import Backoff
 from gatekeeper.gerrit.catchup import CatchUp
 from gatekeeper.gerrit.reporter import GerritReporter
 from gatekeeper.gerrit.source import GerritSource
-from gatekeeper.gerrit.ssh import GerritSSH, SSHTarget
+from gatekeeper.gerrit.ssh import GerritError, GerritSSH, SSHTarget
 from gatekeeper.gerrit.watcher import GerritWatcher
 from gatekeeper.model.events import TriggerEvent
 
@@ -94,7 +94,7 @@ class GerritConnection:
     def __init__(self, host: str, port: int, username: str, key_file: str | None,
                  trigger_sink: Callable[[TriggerEvent], None], *,
                  known_hosts: str | None = None, host_key_checking: bool = True,
-                 event_delay: float = 2.0, keepalive: int = 15,
+                 event_delay: float = 0.5, keepalive: int = 15,
                  backoff: Backoff | None = None, catchup_margin: float = 120.0,
                  report_attempts: int = 3, report_backoff: Backoff | None = None,
                  git_url: str | None = None, subscribe: Sequence[str] = (),
@@ -136,3 +136,20 @@ class GerritConnection:
     @property
     def error(self) -> str | None:
         return self.watcher.error
+
+    def server_version(self) -> tuple[int, int, int] | None:
+        """Gerrit's version from ``gerrit version`` (None if it cannot be told)."""
+        from gerritlib.gerrit import Gerrit  # its version parser is sound; its SSH is not used
+
+        try:
+            res = self.ssh.run(["gerrit", "version"], timeout=15)
+        except GerritError as e:
+            log.warning("Cannot ask Gerrit for its version: %s", e)
+            return None
+        words = res.stdout.split()
+        if not res.ok or not words:
+            return None
+        try:
+            return tuple(Gerrit.parseGerritVersion(None, words[-1]))  # type: ignore[return-value]
+        except (ValueError, IndexError):
+            return None

@@ -133,6 +133,7 @@ def test_connection_delays_events_and_invalidates_the_cache(gerrit):
     conn.start()
     try:
         assert conn.watcher.wait_connected(10) and emu.wait_for_stream_clients(1, 10)
+        assert conn.server_version() == (3, 9, 1)  # the emulator's default version
         assert conn.source.get_change(n).approvals == []
         emu.review(n, user="bob", labels={"Code-Review": 1})
         ev = got.get(timeout=10)
