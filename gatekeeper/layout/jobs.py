@@ -39,6 +39,9 @@ class JobRegistry:
     def add(self, raw: dict[str, Any], src: Source) -> None:
         name = raw["name"]
         attrs = {k: v for k, v in raw.items() if k not in ("name", "description")}
+        if "matrix-exclude" in raw and "matrix" not in raw:
+            self.problems.add(src, ["matrix-exclude"], "matrix-exclude needs a matrix")
+            return
         if name.startswith("^"):
             if "matrix" in raw:
                 self.problems.add(src, ["matrix"], "a regex job definition cannot have a matrix")
@@ -58,9 +61,10 @@ class JobRegistry:
             self.problems.add(src, ["name"], f"duplicate job {name!r} (first defined at {first.where('name')})")
             return
         try:
-            variants = variant_names(name, raw["matrix"])
+            excl = raw.get("matrix-exclude") or []
+            variants = variant_names(name, raw["matrix"], excl if isinstance(excl, list) else [excl])
         except ValueError as e:
-            self.problems.add(src, ["name"], str(e))
+            self.problems.add(src, ["matrix-exclude" if "exclude" in str(e) else "name"], str(e))
             return
         self.matrices[name] = tuple(v.name for v in variants)
         self.matrix_src[name] = src

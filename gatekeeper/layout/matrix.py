@@ -45,8 +45,11 @@ class Variant:
     values: dict[str, str]
 
 
-def variant_names(base: str, matrix: Mapping[str, list[Any]]) -> list[Variant]:
-    """Raises ValueError when the name mentions only some axes."""
+def variant_names(
+    base: str, matrix: Mapping[str, list[Any]], exclude: list[Mapping[str, Any]] = ()
+) -> list[Variant]:
+    """Raises ValueError when the name mentions only some axes, or when
+    ``exclude`` (partial axis->value mappings) leaves no variant."""
     axes = list(matrix)
     mentioned = {m.group(1) for m in PLACEHOLDER.finditer(base)}
     if mentioned and set(axes) - mentioned:
@@ -58,17 +61,21 @@ def variant_names(base: str, matrix: Mapping[str, list[Any]]) -> list[Variant]:
     out = []
     for combo in itertools.product(*(matrix[a] for a in axes)):
         values = {a: str(v) for a, v in zip(axes, combo, strict=True)}
+        if any(all(values[a] == str(v) for a, v in ex.items()) for ex in exclude):
+            continue
         if mentioned:
             name = substitute(base, values)
         else:
             name = "-".join([base, *values.values()])
         out.append(Variant(name, values))
+    if not out:
+        raise ValueError("matrix-exclude excludes every variant")
     return out
 
 
 def apply_variant(attrs: dict[str, Any], values: Mapping[str, str]) -> dict[str, Any]:
     """A copy of a matrix job's attributes for one variant."""
-    out = {k: v for k, v in attrs.items() if k not in ("matrix", "name")}
+    out = {k: v for k, v in attrs.items() if k not in ("matrix", "matrix-exclude", "name")}
     for key in SUBSTITUTED_KEYS:
         if key not in out:
             continue

@@ -364,7 +364,7 @@ def _matrix(value: Any) -> Any:
     return value
 
 
-JOB = vol.Schema(
+_JOB_KEYS = vol.Schema(
     {
         vol.Required("name"): nonempty_str,
         "description": str,
@@ -385,8 +385,39 @@ JOB = vol.Schema(
         "failure-url": url_template,
         "hold-on-failure": bool,
         "matrix": _matrix,
+        "matrix-exclude": one_or_many({vol.Extra: scalar}),
     }
 )
+
+
+def _exclusions(job: dict[str, Any]) -> dict[str, Any]:
+    """``matrix-exclude`` entries name existing axes and values."""
+    excludes = job.get("matrix-exclude")
+    if excludes is None:
+        return job
+    matrix = job.get("matrix")
+    if not matrix:
+        raise vol.Invalid("matrix-exclude needs a matrix", path=["matrix-exclude"])
+    entries = excludes if isinstance(excludes, list) else [excludes]
+    errors: list[vol.Invalid] = []
+    for i, entry in enumerate(entries):
+        at = ["matrix-exclude", i] if isinstance(excludes, list) else ["matrix-exclude"]
+        if not entry:
+            errors.append(vol.Invalid("expected {axis: value, ...}", path=at))
+        for axis, value in entry.items():
+            if axis not in matrix:
+                errors.append(vol.Invalid(f"{axis!r} is not a matrix axis", path=[*at, axis]))
+            elif str(value) not in {str(v) for v in matrix[axis]}:
+                errors.append(
+                    vol.Invalid(f"{value!r} is not a value of axis {axis!r}", path=[*at, axis])
+                )
+    if errors:
+        raise vol.MultipleInvalid(errors)
+    return job
+
+
+JOB = vol.All(_JOB_KEYS, _exclusions)
+
 
 TEMPLATE_REF = vol.Any(
     nonempty_str,

@@ -38,7 +38,7 @@ def test_sample_layouts_validate(capsys):
     assert (rc, err) == (0, "")
     assert out.splitlines() == [
         f"OK: {EXAMPLE}: 4 pipelines, 7 jobs, 1 projects",
-        f"OK: {OPENSTACK}: 4 pipelines, 52 jobs, 12 projects",
+        f"OK: {OPENSTACK}: 4 pipelines, 51 jobs, 12 projects",
     ]
 
 
