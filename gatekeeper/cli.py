@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("gatekeeper.commands.validate", "check layout files (and the service config)"),
     "gearman": ("gatekeeper.commands.gearman", "run the embedded Gearman server"),
     "merger": ("gatekeeper.commands.merger", "run the speculative merger service"),
+    "worker": ("gatekeeper.commands.worker", "run builds on nodes (devstack-gate style worker)"),
     "gerrit-emulator": ("gatekeeper.commands.gerrit_emulator", "run the Gerrit emulator (SSH) in the foreground"),
     "events": ("gatekeeper.commands.events", "print Gerrit events and which pipelines they would trigger"),
     "pool": ("gatekeeper.commands.pool", "run the node pool service (node:claim / node:release)"),
