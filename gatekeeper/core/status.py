@@ -34,6 +34,7 @@ def _item(engine: Engine, item: QueueItem) -> dict[str, Any]:
         "enqueue_time": item.enqueue_time,
         "item_ahead": item.item_ahead.uuid if item.item_ahead else None,
         "items_behind": [b.uuid for b in item.items_behind],
+        "nnfi": item.nnfi.label if item.nnfi else None,
         "tested_on": [x.id_string for x in bs.changes[:-1]],
         "failing_reasons": list(item.failing_reasons),
         "merge_state": bs.merge_state, "merged": bs.merged, "merge_error": bs.merge_error,

@@ -118,6 +118,19 @@ class QueueItem:
         return isinstance(self.change, Change)
 
     @property
+    def nnfi(self) -> QueueItem | None:
+        """The nearest non-failing item ahead, which this item is tested on.
+
+        The managers move an item behind its nnfi whenever they differ, so
+        after each processing pass this is simply the item ahead (None: the
+        branch tip; a non-live dependency ahead is part of the state, not an
+        nnfi)."""
+        ahead = self.item_ahead
+        while ahead is not None and not ahead.live:
+            ahead = ahead.item_ahead
+        return ahead
+
+    @property
     def label(self) -> str:
         """How people name this item: ``N,PS`` or ``project ref@rev``."""
         if isinstance(self.change, Change):

@@ -166,3 +166,31 @@ def test_vote_unchanged_does_not_trigger(h: Harness):
     h.event("comment-added", b, comment="nit",
             approvals=(EventApproval("Code-Review", 2, 2), EventApproval("Workflow", 1, 1)))
     assert h.queue("gate") == []
+
+
+def test_success_url_and_message_patterns():
+    from tests.unit.core.layouts import layout
+    text = layout().replace("jobs:\n", """jobs:
+  - name: alone-test
+    success-message: all good
+    success-url: "http://logs.example.org/{change}/{job}/{uuid}"
+""", 1)
+    h = Harness(text)
+    a = h.upload("org/alone")
+    uuid = h.running()[0].request.uuid
+    h.release()
+    assert f"- alone-test http://logs.example.org/1,1/alone-test/{uuid} : all good in 0m 00s" \
+        in h.reports_for(a)[-1].message
+
+
+def test_keep_old_patchset_when_configured():
+    from tests.unit.core.layouts import layout
+    text = layout().replace("""    success:
+      labels: {Verified: 1}""", """    dequeue-on-new-patchset: false
+    success:
+      labels: {Verified: 1}""", 1)
+    h = Harness(text)
+    a = h.upload("org/alone")
+    h.new_patchset(a)
+    assert sorted(h.queue("check")) == ["1,1", "1,2"]
+    assert len(h.running()) == 2

@@ -101,7 +101,8 @@ def test_status_snapshot(h: Harness):
     assert q["name"] == "integrated" and q["window"] == 20
     first, second = q["items"]
     assert first["change"] == "1,1" and second["tested_on"] == ["1,1"]
-    assert second["item_ahead"] == first["id"]
+    assert second["item_ahead"] == first["id"] and second["nnfi"] == "1,1"
+    assert first["nnfi"] is None
     jobs = {j["name"]: j for j in first["jobs"]}
     assert jobs["project-merge"]["result"] == "SUCCESS"
     assert jobs["project-test1"]["parent"] == "project-merge"
