@@ -131,6 +131,8 @@ def load_text(text: str, filename: str) -> Any:
         raise UserError(f"{filename}:{line}: YAML syntax error: {what}") from None
     except yaml.YAMLError as e:
         raise UserError(f"{filename}:1: YAML error: {e}") from None
+    except RecursionError:
+        raise UserError(f"{filename}:1: YAML nested too deeply") from None
 
 
 def load_file(path: str) -> Any:

@@ -82,6 +82,9 @@ def _parse(texts: list[tuple[str, str]]) -> tuple[list[Doc], Problems]:
             continue
         try:
             LAYOUT(doc)
+        except RecursionError:
+            problems.messages.append((filename, 1, f"{filename}:1: layout nested too deeply"))
+            continue
         except vol.Invalid as e:
             problems.messages.extend((filename, line, m) for line, m in invalid_lines(e, doc, filename, schema=LAYOUT))
             continue
@@ -93,7 +96,10 @@ def _finish(
     docs: list[Doc], problems: Problems, order: list[str], known_labels: Iterable[str] | None
 ) -> Layout:
     problems.raise_if_any(order)
-    layout = _compile(docs, problems, set(known_labels) if known_labels is not None else None)
+    try:
+        layout = _compile(docs, problems, set(known_labels) if known_labels is not None else None)
+    except RecursionError:  # a job tree thousands of levels deep
+        raise UserError(f"{order[0]}:1: job trees nested too deeply") from None
     problems.raise_if_any(order)
     log.debug(
         "layout %s: %d pipelines, %d jobs, %d projects",

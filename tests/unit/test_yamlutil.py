@@ -177,3 +177,9 @@ def test_suggestions_come_from_the_mapping_at_that_path():
         "v.yaml:3: items[0].kk: unknown key (did you mean 'k'?)",
         "v.yaml:4: items[0].nam: unknown key",
     ]
+
+
+def test_absurd_nesting_is_a_user_error():
+    with pytest.raises(UserError) as e:
+        load_text("a: " + "[" * 5000 + "]" * 5000 + "\n", "deep.yaml")
+    assert e.value.messages == ["deep.yaml:1: YAML nested too deeply"]
