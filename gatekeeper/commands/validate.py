@@ -3,8 +3,9 @@
 Each LAYOUT is checked as a complete layout of its own (so
 ``gatekeeper validate layouts/*.yaml`` checks every sample); ``--merge``
 checks them together as one layout, the way the scheduler loads the list in
-``scheduler.layout``. With ``--config`` the service config is validated too,
-job labels must be labels the config knows (static nodes, pool labels), and
+``scheduler.layout``. With ``--config`` the service config is validated too
+(including its ``pool`` section), job labels must be labels the config knows
+(static nodes, pool labels), and
 without LAYOUT arguments the config's own layout list is checked (merged).
 
 Valid: one summary line per layout on stdout, exit 0. Otherwise the CLI
@@ -53,6 +54,10 @@ def run(args: argparse.Namespace) -> int:
             messages.extend(e.messages)
         else:
             known_labels = config.known_labels()
+            if config.pool:
+                from gatekeeper.nodes.config import validate_pool
+
+                messages.extend(validate_pool(config.pool, config.path))
             if not args.layouts:
                 groups.append(list(config.scheduler.layout))
     if args.layouts:

@@ -156,3 +156,17 @@ def test_help_exits_zero(argv, capsys):
         main(argv)
     assert e.value.code == 0
     assert "validate" in capsys.readouterr().out
+
+
+def test_config_pool_section_is_validated(tmp_path, capsys):
+    cfg = tmp_path / "gatekeeper.yaml"
+    cfg.write_text(
+        "gerrit: {server: h, user: u, sshkey: k}\nscheduler: {layout: l.yaml}\n"
+        "pool:\n  labels:\n    - {name: precise}\n"
+    )
+    p = tmp_path / "l.yaml"
+    p.write_text(GOOD)
+    rc, out, err = run(capsys, "--config", str(cfg), str(p))
+    assert (rc, out) == (2, "")
+    assert f"{cfg}:" in err and "pool.providers: required key missing" in err
+    assert "unknown label" not in err  # pool labels count as known labels
