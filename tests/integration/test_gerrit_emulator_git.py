@@ -224,3 +224,20 @@ def test_ref_advertisement_reader_that_hangs_up(gerrit_emulator: EmulatorSetup) 
         assert run(client, "gerrit version")[0] == 0
     finally:
         client.close()
+
+
+def test_change_deleting_and_modifying_files(gerrit_emulator: EmulatorSetup) -> None:
+    emu = gerrit_emulator.emu
+    n = emu.create_change("org/project", subject="Shuffle",
+                          files={"README": None, "src/a.txt": "a\nmore\n", "new.txt": "n\n"})
+    ps = emu.get_change(n)["currentPatchSet"]
+    files = {f["file"]: (f["type"], f["insertions"], f["deletions"]) for f in ps["files"]}
+    assert files["README"] == ("DELETED", 0, -1)
+    assert files["src/a.txt"] == ("MODIFIED", 1, 0)
+    assert files["new.txt"] == ("ADDED", 1, 0)
+    assert (ps["sizeInsertions"], ps["sizeDeletions"]) == (2, -1)
+    emu.approve(n)
+    assert emu.submit(n) == (True, None)
+    repo = emu.project_path("org/project")
+    tree = git("--git-dir", str(repo), "ls-tree", "-r", "--name-only", "master").stdout.split()
+    assert tree == ["new.txt", "src/a.txt"]

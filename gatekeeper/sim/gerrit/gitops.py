@@ -139,13 +139,16 @@ class BareRepo:
                 self.git("read-tree", base, env=env)
             else:
                 self.git("read-tree", "--empty", env=env)
+            # One --index-info batch; mode 0 removes an entry.
+            entries = []
             for path, content in sorted(files.items()):
                 if content is None:
-                    self.git("update-index", "--force-remove", "--", path, env=env)
+                    entries.append(f"0 {'0' * 40}\t{path}\n")
                     continue
                 blob = self.git("hash-object", "-w", "--stdin", input=content).stdout.strip()
-                self.git("update-index", "--add", "--cacheinfo", f"100644,{blob},{path}",
-                         env=env)
+                entries.append(f"100644 {blob}\t{path}\n")
+            if entries:
+                self.git("update-index", "--index-info", input="".join(entries), env=env)
             return self.git("write-tree", env=env).stdout.strip()
 
     def commit_tree(self, tree: str, parents: list[str], message: str, author: Ident,
@@ -164,20 +167,21 @@ class BareRepo:
 
     def diff_stats(self, old: str | None, new: str) -> list[FileStat]:
         base = old or self.git("hash-object", "-t", "tree", "/dev/null").stdout.strip()
-        status = self.git("diff-tree", "-r", "--no-renames", "--name-status", base,
-                          new).stdout.splitlines()
+        # --raw lines (":old new sha sha STATUS\tpath") come first, then --numstat.
+        out = self.git("diff-tree", "-r", "--no-renames", "--raw", "--numstat", base,
+                       new).stdout.splitlines()
         kinds = {"A": "ADDED", "M": "MODIFIED", "D": "DELETED", "T": "MODIFIED"}
         types = {}
-        for line in status:
-            code, path = line.split("\t", 1)
-            types[path] = kinds.get(code[:1], "MODIFIED")
         stats = []
-        for line in self.git("diff-tree", "-r", "--no-renames", "--numstat", base,
-                             new).stdout.splitlines():
-            ins, dels, path = line.split("\t", 2)
-            stats.append(FileStat(path, types.get(path, "MODIFIED"),
-                                  int(ins) if ins.isdigit() else 0,
-                                  int(dels) if dels.isdigit() else 0))
+        for line in out:
+            if line.startswith(":"):
+                meta, path = line.split("\t", 1)
+                types[path] = kinds.get(meta.split()[-1][:1], "MODIFIED")
+            elif line:
+                ins, dels, path = line.split("\t", 2)
+                stats.append(FileStat(path, types.get(path, "MODIFIED"),
+                                      int(ins) if ins.isdigit() else 0,
+                                      int(dels) if dels.isdigit() else 0))
         return stats
 
     def merge_tree(self, ours: str, theirs: str) -> tuple[str | None, str]:
