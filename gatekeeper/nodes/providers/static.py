@@ -89,6 +89,7 @@ class StaticProvider:
         if self.expect_reboot:
             self._wait(lambda: not ssh_answers(h.host, h.port, timeout=0.5),
                        self.down_timeout, f"{h.name}: did not go down for the reboot")
+            log.info("%s: %s went down for the reboot", self.name, h.name)
         return self._wait_ready(t)
 
     def check(self, h: StaticHost, known_host_key: str | None = None) -> str:
