@@ -135,6 +135,13 @@ class DependentManager(PipelineManager):
         q = self.state.queue_named(queues.pop())
         assert q is not None
         order = items + [i for i in q.items if i not in items]
+        seen: set[str] = set()
+        for it in order:
+            for need in it.needs:
+                if need not in seen and any(o.change.key == need for o in order):
+                    return (f"cannot promote: {it.label} would be ahead of change {need}, "
+                            "which it depends on")
+            seen.add(it.change.key)
         self.door.reorder(q, order)
         prev = None
         for it in order:

@@ -190,3 +190,15 @@ def test_check_dependency_new_patchset_retests_dependent(h: Harness):
     assert [b.changes for b in h.running(change=a)] == [["1,2", "2,1"]]
     assert not h.reports_for(a)  # no vote: it is simply tested again
     assert "its dependency 1,1 changed" in h.sched.explain(2)
+
+
+def test_promote_refuses_to_put_change_ahead_of_its_dependency(h: Harness):
+    from gatekeeper.model.events import Promote
+    dep = h.source.add("org/project1")
+    a = h.source.add("org/project2", depends_on=(dep.change_id,))
+    h.approve(dep)
+    h.approve(a)
+    h.sched.add_management_event(Promote("gate", (a.number,)))
+    h.settle()
+    assert h.queue() == ["1,1", "2,1"]
+    assert "2,1 would be ahead of change 1, which it depends on" in h.sched.errors[-1]
