@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 import shlex
 import threading
 from pathlib import Path
@@ -367,7 +369,25 @@ def test_gerritlib_talks_to_the_emulator(gerrit_emulator: EmulatorSetup) -> None
             g.client.close()
 
 
-def test_stop_leaves_no_threads_or_sockets(tmp_path: Path, gerrit_key: Path) -> None:
+def child_processes() -> list[int]:
+    """Live (non-zombie) child processes of this test process."""
+    kids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[1]) == os.getpid() and fields[0] != "Z":
+            kids.append(int(entry.name))
+    return kids
+
+
+def test_stop_leaves_no_threads_or_sockets(tmp_path: Path, gerrit_key: Path,
+                                           caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="gatekeeper.sim.gerrit")
     before = set(threading.enumerate())
     emu = GerritEmulator(tmp_path / "g")
     emu.add_user("alice", gerrit_key.with_suffix(".pub").read_text())
@@ -380,7 +400,18 @@ def test_stop_leaves_no_threads_or_sockets(tmp_path: Path, gerrit_key: Path) -> 
     assert run(client, "gerrit query --format=JSON is:open")[0] == 0
     emu.create_change("p", subject="x")
     assert reader.next()["type"] == "patchset-created"
-    emu.stop()  # with clients still connected
+    # A git session parked after the ref advertisement (git waits for "wants").
+    parked = client.get_transport().open_session(timeout=10)
+    parked.settimeout(10)
+    parked.exec_command("git-upload-pack '/p'")
+    assert parked.recv(4)  # the advertisement has started: git is running
+    assert len(child_processes()) == 1
+    emu.stop()  # with clients and git still connected
+    assert child_processes() == []
+    # Sessions cut short by stop() end quietly (paramiko's own transport log aside).
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR
+            and r.name.startswith("gatekeeper.sim.gerrit")
+            and r.name != "gatekeeper.sim.gerrit.transport"] == []
     with pytest.raises((EOFError, OSError)):
         reader.next()
     reader.close()

@@ -368,6 +368,8 @@ class SshServer:
         except (OSError, EOFError, paramiko.SSHException):
             proc.kill()
         status = proc.wait()
+        if status < 0:  # killed by a signal: report it the way a shell would
+            status = 128 - status
         threads[1].join()
         stdout.close()
         stderr.close()
