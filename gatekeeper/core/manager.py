@@ -449,10 +449,11 @@ class PipelineManager:
         q = self.state.queue_named(item.queue)
         if q is None or item.dequeued:
             return
+        behind = list(item.items_behind)
+        self.cancel_builds(item, f"{item.label} dequeued",
+                           mark="CANCELED" if report is not None else None)
         if report is not None:
             self.report(item, report, self.pipeline.failure, f"Removed from the queue: {reason}.")
-        behind = list(item.items_behind)
-        self.cancel_builds(item, f"{item.label} dequeued")
         self.ctx.merges.pop(item.build_set.merge_request or "", None)
         self.door.note(item, "dequeue", reason)
         self.door.remove_item(self.state, q, item, reason)

@@ -174,8 +174,11 @@ def test_gate_dependency_fails_behind_head(h: Harness):
         h.approve(x)
     h.fail("project1-test", dep)
     assert h.queue() == ["1,1", "2,1"]
+    msg = h.reports_for(a)[-1].message
     assert "it depends on 2,1, which is failing (voting job failed: project1-test (FAILURE))" \
-        in h.reports_for(a)[-1].message
+        in msg
+    assert "- project2-test https://logs.example.org/3/3/1/gate/project2-test/" in msg
+    assert ": CANCELED" in msg
     h.release_all()
     assert h.merged == [1]
 
