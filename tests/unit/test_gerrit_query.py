@@ -85,3 +85,11 @@ def test_query_argv_and_quoting():
         query_argv(["x"], ("--evil",))
     line = command_line(["gerrit", "review", "--message", "a'b \"c\" $(x) `y`\nz"])
     assert line == "gerrit review --message 'a'\"'\"'b \"c\" $(x) `y`\nz'"
+
+
+def test_query_command_line_has_no_stray_quote():
+    """gerritlib's query() appended a trailing '"' to the command."""
+    line = command_line(query_argv(["change:7"], ("--current-patch-set",)))
+    assert line == "gerrit query --format=JSON --current-patch-set change:7"
+    line = command_line(query_argv(["status:open", "NOT", "age:30s"]))
+    assert line.endswith("status:open NOT age:30s") and '"' not in line
