@@ -499,3 +499,45 @@ def test_gerrit_2x_numbers_as_strings(tmp_path: Path, gerrit_key: Path) -> None:
             assert row["number"] == str(n) and row["currentPatchSet"]["number"] == "1"
         finally:
             reader.close()
+
+
+def test_concurrent_reviews_keep_one_consistent_order(gerrit_emulator: EmulatorSetup) -> None:
+    emu, key = gerrit_emulator.emu, gerrit_emulator.key
+    changes = [emu.create_change("org/project", subject=f"C{i}") for i in range(4)]
+    readers = [StreamReader(emu, key, args="-s comment-added"), StreamReader(emu, key)]
+    errors: list[str] = []
+
+    def reviewer(number: int) -> None:
+        client = connect(emu, key, "gatekeeper")
+        try:
+            for i in range(10):
+                vote = 1 if i % 2 == 0 else -1
+                status, _, err = run(client, f"gerrit review {number},1 --verified {vote} "
+                                             f"-m {shlex.quote(f'run {i}')}")
+                if status != 0:
+                    errors.append(err)
+        finally:
+            client.close()
+
+    try:
+        assert emu.wait_for_stream_clients(2, 10)
+        threads = [threading.Thread(target=reviewer, args=(n,)) for n in changes]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert errors == []
+        seen: dict[int, list[tuple[str, str]]] = {n: [] for n in changes}
+        for _ in range(40):
+            ev = readers[0].next()
+            (approval,) = ev["approvals"]
+            seen[ev["change"]["number"]].append((approval["oldValue"], approval["value"]))
+        for n in changes:
+            assert seen[n] == [("0", "1")] + [("1", "-1"), ("-1", "1")] * 4 + [("1", "-1")]
+        # The unfiltered reader saw the same 40 comments plus one reviewer-added per change.
+        types = [readers[1].next()["type"] for _ in range(44)]
+        assert types.count("comment-added") == 40 and types.count("reviewer-added") == 4
+        assert emu.votes(changes[0]) == {"Verified": {"gatekeeper": -1}}
+    finally:
+        for r in readers:
+            r.close()
