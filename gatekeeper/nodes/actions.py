@@ -54,6 +54,7 @@ class Actions:
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
     poll: float = 0.5
+    redelete: float = 10.0  # re-issue a delete the cloud accepted but did not act on
 
     # -- launch ---------------------------------------------------------------
     def launch(self, req: Launch, node: Node) -> None:
@@ -194,7 +195,7 @@ class Actions:
                 # Re-issued now and then: some clouds accept a delete and
                 # never act on it.
                 prov.api.delete_server(server_id)
-                next_request = self.clock() + max(self.poll * 20, 5.0)
+                next_request = self.clock() + self.redelete
             if self.clock() >= deadline:
                 raise ProviderError(f"{prov.name}: server {server_id} still exists after "
                                     f"{prov.delete_timeout:g}s")
