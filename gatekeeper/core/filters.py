@@ -12,9 +12,9 @@ from gatekeeper.layout.model import ApprovalMatch, GerritTrigger, Pipeline, Pipe
 from gatekeeper.model.change import Approval, Change, Ref
 from gatekeeper.model.events import EventApproval, TriggerEvent
 
-# Gerrit's old short label names as some events and layouts still spell them.
-_LABEL_ALIASES = {"crvw": "code-review", "vrif": "verified", "aprv": "workflow",
-                  "approved": "workflow", "verify": "verified"}
+# Old Gerrit (2.x) sent short category codes in events; map them to the
+# label names (as Zuul's normalizeCategory did).
+_LABEL_ALIASES = {"crvw": "code-review", "vrif": "verified", "aprv": "approved"}
 
 
 def normalize_label(label: str) -> str:

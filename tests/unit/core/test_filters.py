@@ -45,8 +45,11 @@ def test_approval_in_event():
     m = match_trigger(pipe(t), ev(approvals=(EventApproval("Code-Review", 2, 0),)), change())
     assert not m.matched
     assert "the event carries Code-Review +2; it needs a new vote Workflow +1" in m.reasons[0]
-    # old short label names are normalized
-    assert match_trigger(pipe(t), ev(approvals=(EventApproval("APRV", 1),)), change())
+    # old short category codes are normalized; label names compare case-insensitively
+    t2 = GerritTrigger(("comment-added",), approvals=(ApprovalMatch("Approved", (1,)),))
+    assert match_trigger(pipe(t2), ev(approvals=(EventApproval("APRV", 1),)), change())
+    assert match_trigger(pipe(t), ev(approvals=(EventApproval("workflow", 1),)), change())
+    assert not match_trigger(pipe(t2), ev(approvals=(EventApproval("Workflow", 1),)), change())
 
 
 def test_comment_regex_uses_search():
