@@ -79,14 +79,33 @@ class GitDaemon:
         proc, self._proc = self._proc, None
         if proc is None:
             return
-        try:  # the group too: children serving a fetch outlive the parent
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        if proc.poll() is None:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+        # The group too: children serving a fetch outlive the parent.
+        self._killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        # Connection children may still hold the listening socket: wait
+        # until the whole group is gone, so the port is really closed.
+        start = time.monotonic()
+        killed = False
+        while self._killpg(proc.pid, 0):
+            waited = time.monotonic() - start
+            if waited > 5 and not killed:
+                self._killpg(proc.pid, signal.SIGKILL)
+                killed = True
+            elif waited > 10:  # only unreaped zombies can be left now
+                log.warning("git daemon group %s still listed after SIGKILL", proc.pid)
+                break
+            time.sleep(0.01)
         log.info("git daemon stopped")
+
+    @staticmethod
+    def _killpg(pgid: int, sig: int) -> bool:
+        """Signal the group; False when no process of it is left."""
+        try:
+            os.killpg(pgid, sig)
+            return True
+        except ProcessLookupError:
+            return False

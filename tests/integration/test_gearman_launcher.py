@@ -322,6 +322,7 @@ def test_server_loss_makes_running_builds_lost_and_reconnects(tmp_path):
         server.stop()
         assert events.wait_for(BuildCompleted, req.uuid)[0].result == "LOST"
         gate.set()
+        w.stop()  # or it reconnects too and takes the next build
         # Back on the same port: the launcher reconnects by itself.
         server = EmbeddedGearmanServer(port=port).start()
         w2 = ScriptedWorker("127.0.0.1", port, "w2", ["build:unit"], succeed)
