@@ -75,9 +75,8 @@ def run(args) -> int:
     g = config.gerrit
     events: queue.Queue = queue.Queue()
     fatal: list[str] = []
-    conn = GerritConnection(g.server, g.port, g.user, g.sshkey, events.put,
-                            known_hosts=g.known_hosts, host_key_checking=g.host_key_checking,
-                            event_delay=0.0, on_fatal=fatal.append)
+    # No delay: an operator watching wants the event now; lookups happen after it anyway.
+    conn = GerritConnection.from_config(g, events.put, event_delay=0.0, on_fatal=fatal.append)
     conn.start()
     try:
         if not conn.watcher.wait_connected(args.connect_timeout):

@@ -116,6 +116,17 @@ class GerritConnection:
             on_fatal=on_fatal)
         self._started = False
 
+    @classmethod
+    def from_config(cls, gerrit_config, trigger_sink: Callable[[TriggerEvent], None],
+                    **overrides) -> GerritConnection:
+        """From ``gatekeeper.config.GerritConfig`` (``gerrit:`` section); keyword
+        arguments override or add settings (e.g. ``on_fatal``)."""
+        g = gerrit_config
+        kw: dict = dict(known_hosts=g.known_hosts, host_key_checking=g.host_key_checking,
+                        event_delay=g.event_delay)
+        kw.update(overrides)
+        return cls(g.server, g.port, g.user, g.sshkey, trigger_sink, **kw)
+
     def _on_event(self, event: TriggerEvent) -> None:
         self.source.on_event(event)
         self.delay.put(event)

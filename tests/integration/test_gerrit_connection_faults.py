@@ -166,3 +166,19 @@ def test_only_the_configured_key_is_offered(gerrit, tmp_path, monkeypatch):
     finally:
         w.stop()
     assert w.connects == 0 and len(fatal) == 1 and "rejected the SSH key" in fatal[0]
+
+
+@pytest.mark.parametrize("stable", [False, True])
+def test_backoff_grows_until_a_connection_proves_stable(gerrit, watcher, stable):
+    ticks = [0.0]
+
+    def clock() -> float:  # virtual: each reading is 100 s later when "stable"
+        ticks[0] += 100.0 if stable else 0.0
+        return ticks[0]
+
+    w, _, sleeps = watcher(clock=clock, stable_after=30.0,
+                           backoff=Backoff(initial=0.02, factor=2, maximum=0.08, jitter=0))
+    for i in range(4):
+        drop(gerrit.emu, w, "exit")
+        assert wait_until(lambda k=i + 2: w.connected and w.connects == k)
+    assert sleeps == ([0.02] * 4 if stable else [0.02, 0.04, 0.08, 0.08])
