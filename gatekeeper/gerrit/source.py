@@ -17,7 +17,7 @@ import threading
 import time
 
 from gatekeeper.gerrit.events import full_ref
-from gatekeeper.gerrit.query import change_from_row, parse_query_output, query_argv
+from gatekeeper.gerrit.query import QueryError, change_from_row, parse_query_output, query_argv
 from gatekeeper.gerrit.ssh import GerritError, GerritSSH, GerritTransportError, command_line
 from gatekeeper.model.change import Change, Ref
 from gatekeeper.model.events import TriggerEvent
@@ -59,7 +59,10 @@ class GerritSource:
                 log.info("Gerrit query failed, reconnecting once")
         if not res.ok:
             raise GerritError(f"gerrit query failed: {res.error_text(300)}")
-        return parse_query_output(res.stdout).rows
+        try:
+            return parse_query_output(res.stdout).rows
+        except QueryError as e:
+            raise GerritError(f"gerrit query {' '.join(terms)!r} failed: {e}") from e
 
     def get_change(self, number: int, patchset: int | None = None,
                    refresh: bool = False) -> Change | None:

@@ -12,7 +12,7 @@ from gatekeeper.gerrit.backoff import Backoff
 from gatekeeper.gerrit.catchup import CatchUp
 from gatekeeper.gerrit.reporter import GerritReporter
 from gatekeeper.gerrit.source import GerritSource
-from gatekeeper.gerrit.ssh import GerritSSH, SSHTarget
+from gatekeeper.gerrit.ssh import GerritError, GerritSSH, SSHTarget
 from gatekeeper.gerrit.watcher import GerritWatcher
 from tests.integration.gerrit_conn_support import (
     PROJECT,
@@ -225,6 +225,8 @@ def test_source_reads_changes_dependencies_and_branches(gerrit):
         assert [x.number for x in same] == [base]
         assert src.get_changes_by_change_id("not-an-id") == []
         assert src.get_change(99999) is None
+        with pytest.raises(GerritError, match="Unsupported"):
+            src._query(["frobnicate:yes"], ("--current-patch-set",))  # Gerrit's error row
         assert src.get_project_branches(PROJECT) == ["master"]
         ref = src.get_ref(PROJECT, "master", "a" * 40, "b" * 40)
         assert ref.ref == "refs/heads/master" and ref.url.endswith(f":{gerrit.port}/{PROJECT}")
