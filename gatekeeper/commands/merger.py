@@ -5,9 +5,9 @@ of the projects under --git-dir (fetched from --git-url-base, e.g.
 ``ssh://gatekeeper@127.0.0.1:29418/``), publishes results as
 ``refs/gatekeeper/...`` in bare repositories under --publish-root and
 serves them with ``git daemon`` (loopback, port 9418 by default). The
-merge result carries ZUUL_URL (``git://HOST:PORT/``); the scheduler puts
+merge result carries ZUUL_URL (``git://HOST:PORT``); the scheduler puts
 it and ZUUL_REF in the build parameters and workers fetch ZUUL_REF from
-ZUUL_URL + project. With --no-git-daemon, serve --publish-root yourself
+``$ZUUL_URL/$ZUUL_PROJECT``. With --no-git-daemon, serve --publish-root yourself
 and pass its base URL as --zuul-url."""
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-git-daemon", action="store_true",
                         help="do not run git daemon (then --zuul-url is required)")
     parser.add_argument("--zuul-url", help="ZUUL_URL base reported to workers "
-                                           "(default: the git daemon's git://HOST:PORT/)")
+                                           "(default: the git daemon's git://HOST:PORT)")
     parser.add_argument("--name", help="worker name on Gearman (merger-HOSTNAME)")
     parser.add_argument("--keep-refs", type=int, default=1000,
                         help="speculative refs kept per project")

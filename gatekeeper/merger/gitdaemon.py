@@ -1,6 +1,7 @@
 """Serve the merger's publish repositories read-only with ``git daemon``.
 
-Workers fetch ``ZUUL_REF`` from ``ZUUL_URL`` + project, e.g.
+Workers fetch ``ZUUL_REF`` from ``$ZUUL_URL/$ZUUL_PROJECT`` (the Zuul
+convention: no trailing slash on ZUUL_URL; git daemon refuses ``//``), e.g.
 ``git fetch git://127.0.0.1:9418/org/demo refs/gatekeeper/master/Zabc``.
 git daemon is unauthenticated and read-only; by default it listens on
 loopback only (all-in-one). A site with worker hosts elsewhere listens on
@@ -33,8 +34,8 @@ class GitDaemon:
 
     @property
     def url(self) -> str:
-        """The ZUUL_URL base: ``git://HOST:PORT/`` (a project name follows)."""
-        return f"git://{self.host}:{self.port}/"
+        """The ZUUL_URL base: ``git://HOST:PORT`` ("/" + project follows)."""
+        return f"git://{self.host}:{self.port}"
 
     def start(self, timeout: float = 10.0) -> GitDaemon:
         if self._proc is not None:

@@ -31,7 +31,8 @@ class MergerService:
         self.merger = merger
         self.gearman_host = gearman_host
         self.gearman_port = gearman_port
-        self.zuul_url = zuul_url
+        # Job scripts join "$ZUUL_URL/$ZUUL_PROJECT": no trailing slash.
+        self.zuul_url = zuul_url.rstrip("/") if zuul_url else None
         self.name = name or f"merger-{socket.gethostname()}"
         self._ssl = (ssl_key, ssl_cert, ssl_ca)
         self.prune_interval = prune_interval

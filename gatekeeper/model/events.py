@@ -109,7 +109,7 @@ class MergeCompleted:
     conflict_change: str | None = None  # "N,PS" of the change that did not merge
     error: str | None = None  # infrastructure error (could not fetch ...)
     # ZUUL_URL: where workers fetch ``ref`` from (the merger's git daemon),
-    # as "<base>/" + project; None when the merger did not say.
+    # as url + "/" + project (no trailing slash); None when not merged.
     url: str | None = None
 
 

@@ -80,16 +80,16 @@ def test_merge_over_gearman_and_fetch_through_git_daemon(tmp_path, upstream, cli
     done = events.wait_for(MergeCompleted, "m1")[0]
     assert done.merged, done
     assert done.ref == "refs/gatekeeper/master/Zm1"
-    assert done.url == daemon.url == f"git://127.0.0.1:{daemon.port}/"
-    # A worker's view: fetch ZUUL_REF from ZUUL_URL + project.
+    assert done.url == daemon.url == f"git://127.0.0.1:{daemon.port}"
+    # A worker's view: git fetch $ZUUL_URL/$ZUUL_PROJECT $ZUUL_REF.
     ws = tmp_path / "workspace"
     ws.mkdir()
     git(ws, "init", "--quiet")
-    git(ws, "fetch", "--quiet", done.url + "org/demo", done.ref)
+    git(ws, "fetch", "--quiet", done.url + "/org/demo", done.ref)
     assert git(ws, "rev-parse", "FETCH_HEAD") == done.commits["org/demo"]
     assert read_tree(ws, "FETCH_HEAD") == {"a.txt": "a\n", "one.txt": "1\n", "two.txt": "2\n"}
     # Branches are served too.
-    git(ws, "fetch", "--quiet", done.url + "org/demo", "refs/heads/master")
+    git(ws, "fetch", "--quiet", done.url + "/org/demo", "refs/heads/master")
     assert git(ws, "rev-parse", "FETCH_HEAD") == git(upstream.bare("org/demo"), "rev-parse",
                                                       "master")
 

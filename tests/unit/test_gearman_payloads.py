@@ -58,9 +58,9 @@ def test_merge_args_errors_name_the_problem(args, msg):
 
 def test_merge_result_round_trip_and_url_only_when_merged():
     ok = MergeCompleted("m", True, {"p": "a" * 40}, "refs/gatekeeper/master/Zm")
-    back = parse_merge_result("m", decode(encode(merge_result(ok, "git://127.0.0.1:9418/"))))
+    back = parse_merge_result("m", decode(encode(merge_result(ok, "git://127.0.0.1:9418"))))
     assert back == MergeCompleted("m", True, {"p": "a" * 40}, "refs/gatekeeper/master/Zm",
-                                  url="git://127.0.0.1:9418/")
+                                  url="git://127.0.0.1:9418")
     bad = MergeCompleted("m", False, conflict_files=("a",), conflict_change="3,2")
     assert parse_merge_result("m", merge_result(bad, "git://x/")) == bad
     with pytest.raises(ValueError):
@@ -76,3 +76,14 @@ def test_decode_rejects_non_objects():
 def test_admin_command_is_one_line():
     with pytest.raises(ValueError):
         admin.command(admin.AdminTarget("127.0.0.1", 1), "status\nshutdown")
+
+
+def test_zuul_url_has_no_trailing_slash(tmp_path):
+    # Job scripts fetch "$ZUUL_URL/$ZUUL_PROJECT"; git daemon refuses "//".
+    from gatekeeper.merger.merger import Merger
+    from gatekeeper.merger.service import MergerService
+
+    m = Merger(tmp_path / "g", "/nowhere", tmp_path / "p")
+    assert MergerService(m, "127.0.0.1", 1, "git://127.0.0.1:9418/").zuul_url == \
+        "git://127.0.0.1:9418"
+    assert MergerService(m, "127.0.0.1", 1, None).zuul_url is None
