@@ -119,9 +119,11 @@ class PipelineManager:
 
     def process_queue(self, q: ChangeQueue) -> None:
         nnfi: QueueItem | None = None
-        for pos, item in enumerate(list(q.items)):
-            if item.dequeued:
+        pos = -1
+        for item in list(q.items):
+            if item.dequeued:  # left during this pass (e.g. the head merged)
                 continue
+            pos += 1
             if q.window and pos >= q.window:
                 # Outside the window nothing runs (the window shrank past it:
                 # its builds stop). Untouched and inactive: so is everything
@@ -136,6 +138,8 @@ class PipelineManager:
                 continue
             self.ctx.ops += 1
             nnfi = self.process_item(q, item, nnfi, pos)
+            if item.dequeued:
+                pos -= 1  # it no longer takes a place in the window
 
     def process_item(self, q: ChangeQueue, item: QueueItem, nnfi: QueueItem | None,
                      pos: int) -> QueueItem | None:
