@@ -179,9 +179,9 @@ def test_direct_push_emits_ref_updated(gerrit_emulator: EmulatorSetup, tmp_path:
         git("push", "origin", ":refs/heads/feature", cwd=work, setup=gerrit_emulator)
         ev = reader.next()
         assert (ev["refUpdate"]["oldRev"], ev["refUpdate"]["newRev"]) == (new, "0" * 40)
-        # Gerrit's magic refs/for/* is not emulated: refused, not silently stored.
-        proc = git("push", "origin", "HEAD:refs/for/master", cwd=work, setup=gerrit_emulator,
-                   check=False)
+        # Only branches, tags and refs/for/* may be pushed.
+        proc = git("push", "origin", "HEAD:refs/changes/01/1/1", cwd=work,
+                   setup=gerrit_emulator, check=False)
         assert proc.returncode != 0 and "not supported" in proc.stderr
         # alice may fetch but has no push right.
         git("remote", "set-url", "origin", url(gerrit_emulator, "alice"), cwd=work)
@@ -241,3 +241,53 @@ def test_change_deleting_and_modifying_files(gerrit_emulator: EmulatorSetup) -> 
     repo = emu.project_path("org/project")
     tree = git("--git-dir", str(repo), "ls-tree", "-r", "--name-only", "master").stdout.split()
     assert tree == ["new.txt", "src/a.txt"]
+
+
+def test_push_for_review_creates_changes_and_patchsets(gerrit_emulator: EmulatorSetup,
+                                                       tmp_path: Path) -> None:
+    emu, key = gerrit_emulator.emu, gerrit_emulator.key
+    work = tmp_path / "work"
+    git("clone", url(gerrit_emulator, "gatekeeper"), str(work), setup=gerrit_emulator)
+    (work / "f.txt").write_text("one\n")
+    git("add", "f.txt", cwd=work)
+    git("commit", "-q", "-m", "No footer", cwd=work)
+    proc = git("push", "origin", "HEAD:refs/for/master", cwd=work, setup=gerrit_emulator,
+               check=False)
+    assert proc.returncode != 0 and "missing Change-Id in message footer" in proc.stderr
+    change_id = "I" + "ab" * 20
+    git("commit", "-q", "--amend", "-m", f"Add f\n\nDepends-On: I{'1' * 40}\n"
+        f"Change-Id: {change_id}", cwd=work)
+    reader = StreamReader(emu, key)
+    try:
+        assert emu.wait_for_stream_clients(1, 10)
+        proc = git("push", "origin", "HEAD:refs/for/master%topic=feature-f", cwd=work,
+                   setup=gerrit_emulator)
+        ev = reader.next()
+        assert ev["type"] == "patchset-created"
+        n = ev["change"]["number"]
+        assert f"/c/org/project/+/{n} Add f [NEW]" in proc.stderr
+        assert ev["change"]["id"] == change_id and ev["change"]["topic"] == "feature-f"
+        assert ev["uploader"]["username"] == "gatekeeper"
+        sha1 = git("rev-parse", "HEAD", cwd=work).stdout.strip()
+        assert ev["patchSet"]["revision"] == sha1
+        row = emu.get_change(n)
+        assert row["commitMessage"].startswith("Add f\n\nDepends-On: I111")
+        # The temporary refs/for ref is gone; the change ref is there.
+        refs = git("ls-remote", "origin", cwd=work, setup=gerrit_emulator).stdout
+        assert "refs/for/" not in refs and f"{sha1}\trefs/changes/{n:02d}/{n}/1" in refs
+        # Amend and push again: patch set 2 of the same change.
+        (work / "f.txt").write_text("two\n")
+        git("commit", "-q", "-a", "--amend", "--no-edit", cwd=work)
+        git("push", "origin", "HEAD:refs/for/master", cwd=work, setup=gerrit_emulator)
+        ev = reader.next()
+        assert (ev["change"]["number"], ev["patchSet"]["number"]) == (n, 2)
+        assert ev["patchSet"]["kind"] == "REWORK"
+        # Pushing the same commit again: "no new changes", as Gerrit says.
+        proc = git("push", "origin", "HEAD:refs/for/master", cwd=work, setup=gerrit_emulator,
+                   check=False)
+        assert proc.returncode != 0 and "no new changes" in proc.stderr
+    finally:
+        reader.close()
+    emu.approve(n)
+    assert emu.submit(n) == (True, None)
+    assert emu.git_log("org/project")[0] == "Add f"

@@ -17,12 +17,30 @@ from gatekeeper.sim.gerrit.model import FileStat
 log = logging.getLogger("gatekeeper.sim.gerrit.gitops")
 
 
-# Only direct pushes are emulated; Gerrit's magic refs/for/* is not.
+# Direct pushes to branches and tags, and Gerrit's magic refs/for/<branch>
+# (checked here: target branch exists, new commits, Change-Id footers; the
+# emulator turns them into changes after the push). Nothing else.
 PRE_RECEIVE = """#!/bin/sh
+zero=0000000000000000000000000000000000000000
 while read old new ref; do
   case "$ref" in
     refs/heads/*|refs/tags/*) ;;
-    *) echo "gerrit emulator: pushing to $ref is not supported; create changes with the API" >&2
+    refs/for/*)
+      branch=${ref#refs/for/}
+      branch=${branch%%\\%*}
+      branch=${branch#refs/heads/}
+      if [ "$new" = "$zero" ]; then echo "refs/for/* cannot be deleted" >&2; exit 1; fi
+      if ! git rev-parse --verify -q "refs/heads/$branch" >/dev/null; then
+        echo "ERROR: branch $branch not found" >&2; exit 1
+      fi
+      commits=$(git rev-list "$new" --not "refs/heads/$branch" --glob="refs/changes/*")
+      if [ -z "$commits" ]; then echo "ERROR: no new changes" >&2; exit 1; fi
+      for c in $commits; do
+        if ! git cat-file commit "$c" | grep -qE '^Change-Id: *I[0-9a-f]{40} *$'; then
+          echo "ERROR: commit $c: missing Change-Id in message footer" >&2; exit 1
+        fi
+      done ;;
+    *) echo "gerrit emulator: pushing to $ref is not supported" >&2
        exit 1 ;;
   esac
 done
@@ -55,8 +73,10 @@ class BareRepo:
         full_env.update({"GIT_CONFIG_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0"})
         if env:
             full_env.update(env)
+        # surrogateescape: non-UTF-8 file content round-trips byte for byte.
         proc = subprocess.run(["git", "--git-dir", str(self.path), *args], input=input,
-                              capture_output=True, text=True, env=full_env, check=False)
+                              capture_output=True, text=True, errors="surrogateescape",
+                              env=full_env, check=False)
         if check and proc.returncode != 0:
             raise GitError(f"git {args[0]} failed: {proc.stderr.strip()}")
         return proc

@@ -22,6 +22,7 @@ import paramiko
 
 from gatekeeper.sim.gerrit.commands import GerritCommands, Session
 from gatekeeper.sim.gerrit.events import EventBus, Subscriber
+from gatekeeper.sim.gerrit.push import process_push
 from gatekeeper.sim.gerrit.state import GerritState
 from gatekeeper.sim.gerrit.tokenizer import split_command
 
@@ -310,20 +311,37 @@ class SshServer:
                 channel.sendall_stderr(b"fatal: push not permitted\n")
                 return 1
             # git's post-receive hook writes exactly this push's ref updates
-            # ("old new ref" lines) to a file of ours; they become ref-updated.
+            # ("old new ref" lines) to a file of ours; they become ref-updated
+            # events, or changes for refs/for/*, before the client hears the end.
             with tempfile.TemporaryDirectory(prefix="gk-gerrit-push-") as tmp:
                 push_log = Path(tmp) / "refs"
-                self._pipe_git(channel, sub, repo.path, {**env, "GK_PUSH_LOG": str(push_log)})
-                lines = push_log.read_text().splitlines() if push_log.exists() else []
-            for line in lines:
-                old, new, ref = line.split(" ", 2)
-                self.state.ref_pushed(name, ref, old, new, username)
+                self._pipe_git(channel, sub, repo.path, {**env, "GK_PUSH_LOG": str(push_log)},
+                               after=lambda status: self._after_push(channel, name, push_log,
+                                                                     username))
             return None
         self._pipe_git(channel, sub, repo.path, env)
         return None
 
+    def _after_push(self, channel: paramiko.Channel, project: str, push_log: Path,
+                    username: str) -> None:
+        lines = push_log.read_text().splitlines() if push_log.exists() else []
+        report: list[str] = []
+        for line in lines:
+            old, new, ref = line.split(" ", 2)
+            if ref.startswith("refs/for/"):
+                report += process_push(self.state, project, ref, new, username)
+            else:
+                self.state.ref_pushed(project, ref, old, new, username)
+        if report:
+            # Like Gerrit's "remote:" summary of a review push.
+            text = "".join(f"remote: {line}\n" for line in ["", "SUCCESS", "", *report, ""])
+            try:
+                channel.sendall_stderr(text.encode("utf-8"))
+            except (OSError, EOFError, paramiko.SSHException):
+                pass
+
     def _pipe_git(self, channel: paramiko.Channel, sub: str, path: Path,
-                  env: dict[str, str]) -> None:
+                  env: dict[str, str], after: Callable[[int], None] | None = None) -> None:
         """Runs git with the channel as its stdio; sends the exit status itself."""
         full_env = dict(os.environ)
         full_env.update({"GIT_CONFIG_NOSYSTEM": "1"})
@@ -375,6 +393,8 @@ class SshServer:
         stderr.close()
         with self._lock:
             self._procs.discard(proc)
+        if after is not None:  # also after partial failures: the log has what landed
+            after(status)
         # The client may keep stdin open: the exit status and close end the
         # session, and closing the channel wakes the stdin pump.
         try:
@@ -391,5 +411,3 @@ def _read_all(channel: paramiko.Channel) -> bytes:
         chunks.append(data)
     return b"".join(chunks)
 
-
-AuthorizeFn = Callable[[str, paramiko.PKey], bool]

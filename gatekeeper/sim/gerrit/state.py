@@ -194,24 +194,35 @@ class GerritState:
 
     def _make_patchset(self, change: Change, number: int, parent: str, message: str,
                        uploader: str, previous: PatchSet | None) -> PatchSet:
+        sha = self.repo(change.project).commit(parent, change.files, message,
+                                               self.ident(change.owner), self.ident(uploader),
+                                               self.now())
+        return self.record_patchset(change, number, sha, [parent], message, uploader, previous)
+
+    def record_patchset(self, change: Change, number: int, sha: str, parents: list[str],
+                        message: str, uploader: str, previous: PatchSet | None) -> PatchSet:
+        """A patch set for an existing commit: its change ref, stats and kind."""
         repo = self.repo(change.project)
-        when = self.now()
-        sha = repo.commit(parent, change.files, message, self.ident(change.owner),
-                          self.ident(uploader), when)
         ref = change_ref(change.number, number)
         repo.update_ref(ref, sha)
-        stats = repo.diff_stats(parent, sha)
+        stats = repo.diff_stats(parents[0] if parents else None, sha)
         if previous is None:
             kind = "REWORK"
-        elif previous.parents == [parent] and repo.tree_of(previous.revision) == repo.tree_of(sha):
+        elif previous.parents == parents and repo.tree_of(previous.revision) == repo.tree_of(sha):
             kind = "NO_CHANGE" if previous.commit_message == message else "NO_CODE_CHANGE"
         else:
             kind = "REWORK"
-        return PatchSet(number=number, revision=sha, parents=[parent], ref=ref,
-                        uploader=uploader, author=change.owner, created_on=when, kind=kind,
-                        size_insertions=sum(f.insertions for f in stats),
+        return PatchSet(number=number, revision=sha, parents=list(parents), ref=ref,
+                        uploader=uploader, author=change.owner, created_on=self.now(),
+                        kind=kind, size_insertions=sum(f.insertions for f in stats),
                         size_deletions=-sum(f.deletions for f in stats),
                         files=stats, commit_message=message)
+
+    def new_change_number(self) -> int:
+        with self.lock:
+            number = self._next_number
+            self._next_number += 1
+            return number
 
     def create_change(self, project: str, branch: str = "master", subject: str = "A change",
                       files: dict[str, str | None] | None = None, message_body: str = "",
@@ -231,8 +242,7 @@ class GerritState:
                 if head is None:
                     raise ValueError(f"branch {branch} does not exist in {project}")
                 parent = head
-            number = self._next_number
-            self._next_number += 1
+            number = self.new_change_number()
             if files is None:
                 safe = "".join(c if c.isalnum() else "-" for c in subject.lower())[:40]
                 files = {f"changes/{number}-{safe}.txt": f"{subject}\n"}
@@ -248,10 +258,10 @@ class GerritState:
             change.messages.append(Message(now, owner, "Uploaded patch set 1.", 1))
             self.changes[number] = change
             log.info("created change %d,1 in %s (%s)", number, project, change.subject)
-            self._emit_patchset_created(change, ps)
+            self.emit_patchset_created(change, ps)
             return number
 
-    def _emit_patchset_created(self, change: Change, ps: PatchSet) -> None:
+    def emit_patchset_created(self, change: Change, ps: PatchSet) -> None:
         event = self._base_event("patchset-created", change, ps)
         event["uploader"] = self.render.account(ps.uploader)
         self._emit(event)
@@ -288,7 +298,7 @@ class GerritState:
             change.last_updated = ps.created_on
             change.messages.append(Message(ps.created_on, uploader,
                                            f"Uploaded patch set {ps.number}.", ps.number))
-            self._emit_patchset_created(change, ps)
+            self.emit_patchset_created(change, ps)
             return ps.number
 
     # --- reviews ------------------------------------------------------------
