@@ -213,7 +213,7 @@ class FakeMerger:
             commits[it.project] = sha(commits.get(it.project, "tip"), it.ref)
         self.harness.sched.add_result_event(MergeCompleted(
             request.uuid, True, commits=commits, ref=request.ref_name,
-            url="git://merger.example.org/"))
+            url="git://merger.example.org"))
 
     def release_held(self) -> None:
         held, self.held = self.held, []

@@ -19,7 +19,7 @@ def test_change_parameters(h: Harness):
     assert p["ZUUL_CHANGE"] == "13" and p["ZUUL_PATCHSET"] == "1"
     assert p["ZUUL_REF"].startswith("refs/gatekeeper/stable/2026.1/Z")
     assert p["ZUUL_COMMIT"] and len(p["ZUUL_COMMIT"]) == 40
-    assert p["ZUUL_URL"] == "git://merger.example.org/"
+    assert p["ZUUL_URL"] == "git://merger.example.org"
     assert p["ZUUL_CHANGES"] == ("org/stable:stable/2026.1:refs/changes/12/12/1^"
                                  "org/stable:stable/2026.1:refs/changes/13/13/1")
     assert p["ZUUL_CHANGE_IDS"] == "12,1 13,1"
