@@ -200,6 +200,10 @@ def test_abandon_and_restore_events(gerrit_emulator: EmulatorSetup) -> None:
         assert ev["type"] == "change-restored" and ev["reason"] == "needed after all"
         assert ev["restorer"]["username"] == "bob"
         assert emu.status(n) == "NEW"
+        # Restore and vote in one command: restored first, as Gerrit does.
+        emu.abandon(n, "alice")
+        assert run(client, f"gerrit review {n},1 --restore --code-review -1")[0] == 0
+        assert emu.status(n) == "NEW" and emu.votes(n) == {"Code-Review": {"alice": -1}}
     finally:
         reader.close()
         client.close()

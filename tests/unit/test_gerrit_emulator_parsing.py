@@ -78,6 +78,8 @@ def test_query_terms() -> None:
 
     assert hits("is:open") == [1, 2]
     assert hits("status:merged topic:t") == [3]
+    assert hits("owner:alice") == hits("owner:alice@example.com") == [1, 2, 3]
+    assert hits("owner:malice@example.com") == hits("owner:ali") == []
     assert hits("branch:refs/heads/stable") == [2]
     assert hits("NOT branch:stable") == [1, 3]
     assert hits("-age:1h") == [1, 3]

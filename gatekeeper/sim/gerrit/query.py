@@ -105,7 +105,8 @@ def _predicate(op: str, value: str, now: int) -> Callable[[Change], bool]:
     if op == "topic":
         return lambda c: (c.topic or "") == value
     if op == "owner":
-        return lambda c: c.owner == value or f"{c.owner}@" in value
+        # username, or an email whose local part is the username
+        return lambda c: value in (c.owner, f"{c.owner}@{value.partition('@')[2]}")
     if op == "commit":
         v = value.lower()
         return lambda c: any(p.revision.startswith(v) for p in c.patchsets)

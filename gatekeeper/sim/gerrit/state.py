@@ -359,7 +359,7 @@ class GerritState:
                 self.check_label(name, int(value), user)
             if labels and ps is not change.current:
                 raise ReviewError(f"Cannot post votes on outdated patch set {ps.number}")
-            if labels and not change.is_open:
+            if labels and not change.is_open and not restore:
                 raise ReviewError(f"change {number} is closed")
             if restore:
                 self._restore(change, user, "")
