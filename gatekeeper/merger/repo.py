@@ -18,6 +18,8 @@ log = logging.getLogger("gatekeeper.merger.repo")
 
 MERGE_MODES = ("merge-resolve", "merge", "cherry-pick")
 _SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+_BOILERPLATE = ("Please make sure you have the correct access rights",
+                "and the repository exists.", "fatal: Could not read from remote repository.")
 _CREDENTIALS = re.compile(r"(://[^/@\s:]+):[^/@\s]*@")
 
 
@@ -59,7 +61,9 @@ def run_git(args: list[str], cwd: Path | None, env: dict[str, str],
     except subprocess.TimeoutExpired as e:
         raise GitError(scrub(f"git {args[0]} timed out after {timeout:.0f}s")) from e
     if check and proc.returncode != 0:
-        detail = (proc.stderr or proc.stdout).strip().splitlines()
+        lines = [line.strip() for line in (proc.stderr or proc.stdout).splitlines()]
+        # git's generic advice after a failed fetch hides the real cause.
+        detail = [line for line in lines if line and not line.startswith(_BOILERPLATE)]
         raise GitError(scrub(f"git {args[0]} failed: {' '.join(detail[-3:])}"))
     return proc
 
