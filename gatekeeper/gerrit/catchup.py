@@ -7,7 +7,9 @@ While the stream is down Gerrit keeps no backlog for us. On reconnect we ask
 - ``patchset-created`` for current patchsets created since then,
 - ``comment-added`` for review messages posted since then (rechecks, votes),
   carrying the votes the same reviewer granted with that message,
-- ``comment-added`` for votes granted since then without a matching message.
+- ``comment-added`` for votes granted since then without a matching message,
+- ``change-abandoned`` / ``change-restored`` for "Abandoned"/"Restored"
+  messages since then (the abandoned changes come from a second query).
 
 Every event, streamed or synthetic, passes :class:`Deduplicator`, so an
 event seen on the stream is not delivered again by catch-up and vice versa.
@@ -37,6 +39,7 @@ from gatekeeper.model.events import EventApproval, TriggerEvent
 log = logging.getLogger("gatekeeper.gerrit.catchup")
 
 PATCHSET_PREFIX_RE = re.compile(r"^Patch Set (\d+):")
+STATE_MESSAGE_RE = re.compile(r"^(Abandoned|Restored)(?:\n\n(.*))?$", re.DOTALL)
 CATCHUP_OPTIONS = ("--current-patch-set", "--all-approvals", "--comments")
 MAX_PAGES = 50
 FLOOR_SLACK = 10.0  # seconds of clock skew between us and Gerrit tolerated at the floor
@@ -45,12 +48,13 @@ FLOOR_SLACK = 10.0  # seconds of clock skew between us and Gerrit tolerated at t
 # --- pure decisions ---------------------------------------------------------
 
 
-def catchup_terms(since: float, now: float, limit: int = 500) -> list[str]:
-    """Query terms for open changes updated at or after ``since``."""
+def catchup_terms(since: float, now: float, limit: int = 500,
+                  status: str = "open") -> list[str]:
+    """Query terms for changes in ``status`` updated at or after ``since``."""
     age = max(1, int(now - since) + 1)
     # "NOT age:" rather than "-age:": Gerrit's SSH argument parser (args4j)
     # takes an argument starting with "-" for an option.
-    return ["status:open", "NOT", f"age:{age}s", f"limit:{limit}"]
+    return [f"status:{status}", "NOT", f"age:{age}s", f"limit:{limit}"]
 
 
 def _d(value: Any) -> Mapping[str, Any]:
@@ -72,8 +76,6 @@ def synthesize(rows: Iterable[Mapping[str, Any]], since: float,
     out: list[TriggerEvent] = []
     for row in rows:
         status = str(row.get("status") or "NEW").upper()
-        if status not in ("NEW", "DRAFT") or row.get("open") is False:
-            continue
         number = to_int(row.get("number"))
         cps = _d(row.get("currentPatchSet"))
         ps = to_int(cps.get("number"))
@@ -83,6 +85,9 @@ def synthesize(rows: Iterable[Mapping[str, Any]], since: float,
                     change_number=number, change_id=row.get("id") or None,
                     ref=cps.get("ref") or None, newrev=cps.get("revision") or None,
                     synthetic=True)
+        out.extend(_state_changes(row, ps, since, base))
+        if status not in ("NEW", "DRAFT") or row.get("open") is False:
+            continue  # closed: only its abandon matters (above)
 
         created = to_float(cps.get("createdOn"))
         if created is not None and created >= since:
@@ -152,6 +157,31 @@ def synthesize(rows: Iterable[Mapping[str, Any]], since: float,
                     account_email=by.get("email") or None, account_name=by.get("name") or None,
                     **base))
     out.sort(key=lambda e: (e.timestamp or 0.0, e.change_number or 0))
+    return out
+
+
+def _state_changes(row: Mapping[str, Any], ps: int, since: float,
+                   base: dict[str, Any]) -> list[TriggerEvent]:
+    """change-abandoned / change-restored from Gerrit's "Abandoned" and
+    "Restored" messages in the window (so a change abandoned while we were
+    away leaves its queue)."""
+    out = []
+    for c in row.get("comments") or ():
+        c = _d(c)
+        ts = to_float(c.get("timestamp"))
+        message = c.get("message")
+        if ts is None or ts < since or not isinstance(message, str):
+            continue
+        m = STATE_MESSAGE_RE.match(message)
+        if not m:
+            continue
+        who = _d(c.get("reviewer"))
+        out.append(TriggerEvent(
+            type="change-abandoned" if m.group(1) == "Abandoned" else "change-restored",
+            patchset=ps, timestamp=ts, comment=(m.group(2) or "").strip() or None,
+            account_username=who.get("username") or None,
+            account_email=who.get("email") or None, account_name=who.get("name") or None,
+            **base))
     return out
 
 
@@ -282,18 +312,19 @@ class CatchUp:
         (nothing recorded then, so a retry covers the same window)."""
         now = self.clock()
         rows: list[Mapping[str, Any]] = []
-        start = 0
-        for _page in range(MAX_PAGES):
-            argv = query_argv(catchup_terms(since, now, self.limit), CATCHUP_OPTIONS,
-                              start=start or None)
-            res = run_query(argv)
-            if not res.ok:
-                raise QueryError(f"catch-up query failed: {res.error_text(300)}")
-            page = parse_query_output(res.stdout)
-            rows.extend(page.rows)
-            if not page.more_changes or not page.rows:
-                break
-            start += len(page.rows)
+        for status in ("open", "abandoned"):
+            start = 0
+            for _page in range(MAX_PAGES):
+                argv = query_argv(catchup_terms(since, now, self.limit, status),
+                                  CATCHUP_OPTIONS, start=start or None)
+                res = run_query(argv)
+                if not res.ok:
+                    raise QueryError(f"catch-up query failed: {res.error_text(300)}")
+                page = parse_query_output(res.stdout)
+                rows.extend(page.rows)
+                if not page.more_changes or not page.rows:
+                    break
+                start += len(page.rows)
         events = synthesize(rows, since, self.dedup.tolerance)
         admitted = [e for e in events if self.admit(e)]
         with self._lock:  # everything up to the query is now covered

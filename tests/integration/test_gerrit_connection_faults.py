@@ -182,3 +182,20 @@ def test_backoff_grows_until_a_connection_proves_stable(gerrit, watcher, stable)
         drop(gerrit.emu, w, "exit")
         assert wait_until(lambda k=i + 2: w.connected and w.connects == k)
     assert sleeps == ([0.02] * 4 if stable else [0.02, 0.04, 0.08, 0.08])
+
+
+def test_abandon_while_disconnected_is_caught_up_once(gerrit, watcher):
+    emu = gerrit.emu
+    w, sink, _ = watcher(backoff=Backoff(initial=0.3, factor=1, maximum=0.3, jitter=0))
+    streamed = emu.create_change(PROJECT)
+    gone = emu.create_change(PROJECT)
+    emu.abandon(streamed, reason="seen live")
+    assert sink.wait_for(lambda evs: any(e.type == "change-abandoned" for e in evs))
+    drop(emu, w, "connection")
+    emu.abandon(gone, reason="while away")
+    assert wait_until(lambda: w.connects == 2 and not w.catchup_pending, 15)
+    marker = emu.create_change(PROJECT)
+    assert sink.wait_for(lambda evs: any(e.change_number == marker for e in evs))
+    ab = sink.of("change-abandoned")
+    assert [(e.change_number, e.synthetic, e.comment) for e in ab] == [
+        (streamed, False, "seen live"), (gone, True, "while away")]
