@@ -32,6 +32,8 @@ log = logging.getLogger("gatekeeper.worker.executor")
 # Progress steps reported with WORK_STATUS (numerator / STEPS).
 STEPS = 6
 STEP_CLAIMED, STEP_PREPARED, STEP_PUSHED, STEP_RAN, STEP_COLLECTED, STEP_DONE = range(1, 7)
+STEP_NAMES = ("claimed", "workspace prepared", "workspace copied", "script done",
+              "logs collected", "done")
 
 
 class BuildReporter(Protocol):
@@ -108,6 +110,7 @@ class BuildExecutor:
         self._connect = connect or (lambda lease, state: SshNode(
             lease, state, connect_timeout=settings.connect_timeout))
         self._clock = clock
+        self._started: dict[str, float] = {}  # build uuid -> start (for step timings)
 
     def log_url_for(self, log_path: str) -> str:
         return f"{self.settings.log_url.rstrip('/')}/{log_path}/"
@@ -119,9 +122,11 @@ class BuildExecutor:
             shutil.rmtree(build_dir)
         build_dir.mkdir(parents=True)
         out = BuildOutcome("ERROR", log_path=spec.log_path)
+        self._started[spec.uuid] = self._clock()
         try:
             return self._run(spec, reporter, stop, build_dir, out)
         finally:
+            self._started.pop(spec.uuid, None)
             if not s.keep_build_dirs:
                 shutil.rmtree(build_dir, ignore_errors=True)
 
@@ -144,7 +149,7 @@ class BuildExecutor:
         try:
             reporter.data({"worker": s.worker_name, "node": lease.node_id,
                            "provider": lease.provider, "url": out.log_url})
-            reporter.status(STEP_CLAIMED, STEPS)
+            self._step(spec, reporter, STEP_CLAIMED)
             out.result = self._on_node(spec, lease, reporter, stop, build_dir, console, out)
             if out.result in ("FAILURE", "TIMED_OUT") and spec.hold_on_failure:
                 release_state = "hold"
@@ -160,9 +165,14 @@ class BuildExecutor:
                       s.log_root / spec.log_path, e)
             out.message = (out.message + "; " if out.message else "") + "logs not published"
             out.log_url = None
-        reporter.status(STEP_DONE, STEPS)
+        self._step(spec, reporter, STEP_DONE)
         log.info("build %s (%s) on %s: %s", spec.uuid, spec.job, lease.node_id, out.result)
         return out
+
+    def _step(self, spec: BuildSpec, reporter: BuildReporter, step: int) -> None:
+        log.debug("build %s: %s (%.2fs)", spec.uuid, STEP_NAMES[step - 1],
+                  self._clock() - self._started.get(spec.uuid, self._clock()))
+        reporter.status(step, STEPS)
 
     def _release(self, lease: NodeLease, state: str, spec: BuildSpec, result: str) -> None:
         try:
@@ -195,26 +205,34 @@ class BuildExecutor:
         for h in heads:
             console(f"  {h.line()}")
         out.heads = [h.line() for h in heads]
-        reporter.status(STEP_PREPARED, STEPS)
+        self._step(spec, reporter, STEP_PREPARED)
         if stop.is_set():
             console("Build aborted before it started")
             return "ABORTED"
         try:
             node = self._connect(lease, build_dir / "ssh")
-            console(f"Copying the workspace to {lease.node_id}:{node.workdir}")
-            node.push(workspace)
-        except (SshError, ValueError, OSError) as e:
-            console(f"NODE_FAILURE: cannot copy the workspace to the node: {e}")
+        except (ValueError, OSError) as e:
+            console(f"NODE_FAILURE: bad node details: {e}")
             out.message = str(e)
             return "NODE_FAILURE"
-        reporter.status(STEP_PUSHED, STEPS)
-        result = self._run_script(spec, lease, node, stop, console, out)
-        reporter.status(STEP_RAN, STEPS)
-        if result != "NODE_FAILURE" or node_reachable(node):
-            console("Collecting logs")
-            logs.collect(node, build_dir / "collected", spec.artifacts, console)
-        reporter.status(STEP_COLLECTED, STEPS)
-        return result
+        try:
+            try:
+                console(f"Copying the workspace to {lease.node_id}:{node.workdir}")
+                node.push(workspace)
+            except (SshError, OSError) as e:
+                console(f"NODE_FAILURE: cannot copy the workspace to the node: {e}")
+                out.message = str(e)
+                return "NODE_FAILURE"
+            self._step(spec, reporter, STEP_PUSHED)
+            result = self._run_script(spec, lease, node, stop, console, out)
+            self._step(spec, reporter, STEP_RAN)
+            if result != "NODE_FAILURE" or node_reachable(node):
+                console("Collecting logs")
+                logs.collect(node, build_dir / "collected", spec.artifacts, console)
+            self._step(spec, reporter, STEP_COLLECTED)
+            return result
+        finally:
+            node.close()
 
     def _run_script(self, spec: BuildSpec, lease: NodeLease, node: SshNode,
                     stop: threading.Event, console: Console, out: BuildOutcome) -> str:

@@ -53,7 +53,7 @@ fi
 for svc in $(echo "${ENABLED_SERVICES:-}" | tr ',' ' '); do
     src=$DEST/$svc
     rev=none
-    [ -d "$src/.git" ] && rev=$(git -C "$src" rev-parse --short HEAD)
+    if [ -d "$src/.git" ]; then rev=$(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo none); fi
     {
         echo "$(date '+%F %T') starting $svc (source $rev)"
         echo "$(date '+%F %T') $svc: listening"

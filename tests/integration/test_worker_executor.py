@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from gatekeeper.gearman.protocol import build_function
 from gatekeeper.worker.buildargs import parse_build_args
 from gatekeeper.worker.executor import BuildOutcome
+from gatekeeper.worker.ssh import SshNode
 from tests.fixtures import worker as fx
 from tests.fixtures.worker import DEVSTACK, JOB, LABEL, PROJECT, WorkerEnv, build_args, wait_for
 
@@ -58,6 +60,13 @@ def run_build(env: WorkerEnv, args: dict[str, Any], stop: threading.Event | None
     return out, rec, claimer
 
 
+def _read(p: Path) -> bytes:
+    try:
+        return p.read_bytes()
+    except OSError:
+        return b""
+
+
 def node_of(env: WorkerEnv, name: str | None) -> Any:
     return next(n for n in env.nodes if n.name == name)
 
@@ -68,8 +77,19 @@ def test_success_speculative_workspace_logs_and_release(worker_env: WorkerEnv) -
     args = build_args(env, "a1b2c3d4e5f6", ref, sha, change=98765,
                       params={"STANDIN_BIG_LOG": str(200 * 1024)})
     args["gatekeeper"]["artifacts"] = ["stack/devstacklog.txt", "missing/thing"]
+    made: list[SshNode] = []
+
+    def connect(lease: Any, state: Path) -> SshNode:
+        made.append(SshNode(lease, state))
+        return made[-1]
+
+    env.executor._connect = connect
     out, rec, claimer = run_build(env, args)
     assert out.result == "SUCCESS", out
+    # The build's shared ssh connection (ControlMaster) is gone with it.
+    assert len(made) == 1 and made[0]._control_dir is None
+    assert not [p for p in Path("/proc").glob("[0-9]*/cmdline")
+                if b"gk-ssh-" in _read(p) and str(made[0].known_hosts).encode() in _read(p)]
     node = node_of(env, out.node)
     # The node's workspace holds the speculative tree of the change, and devstack.
     ws = node.workdir
@@ -144,10 +164,23 @@ def pids_gone(pids: list[int]) -> bool:
 
 def test_timeout_kills_remote_process_group(worker_env: WorkerEnv) -> None:
     env = worker_env
+    # The executor's clock is ours: the build times out when the test says so,
+    # once the job is asleep on the node (no race with a wall-clock timeout).
+    skew = [0.0]
+    env.executor._clock = lambda: time.monotonic() + skew[0]
     ref, sha = env.sources.make_change({"x": "1\n"})
-    args = build_args(env, "time0000001", ref, sha, params={"STANDIN_SLEEP": "600"}, timeout=3)
-    out, _, claimer = run_build(env, args)
-    assert out.result == "TIMED_OUT"
+    args = build_args(env, "time0000001", ref, sha, params={"STANDIN_SLEEP": "600"},
+                      timeout=300)
+    result: list[tuple[BuildOutcome, RecordingClaimer]] = []
+    t = threading.Thread(target=lambda: result.append(run_build(env, args)[::2]))
+    t.start()
+    pidfiles = [n.workdir / ".gatekeeper/standin-sleep.pids" for n in env.nodes]
+    wait_for(lambda: any(p.exists() and p.read_text().strip() for p in pidfiles), 60,
+             "the job to sleep")
+    skew[0] = 301.0
+    t.join(60)
+    out, claimer = result[0]
+    assert out.result == "TIMED_OUT" and out.message == "timed out after 300s"
     node = node_of(env, out.node)
     pids = [int(p) for p in (node.workdir / ".gatekeeper/standin-sleep.pids").read_text().split()]
     assert len(pids) == 2

@@ -67,7 +67,7 @@ def test_host_key_from_known_hosts() -> None:
 
 
 def test_ssh_options_pin_the_host_key(tmp_path: Path) -> None:
-    node = SshNode(lease(), tmp_path)
+    node = SshNode(lease(), tmp_path, multiplex=False)
     assert node.known_hosts.read_text() == "[127.0.0.1]:2222 ssh-ed25519 AAAAC3Nza\n"
     argv = node.ssh_argv(["echo", "$(x)"])
     assert argv[0] == "ssh"
@@ -82,7 +82,7 @@ def test_ssh_options_pin_the_host_key(tmp_path: Path) -> None:
 def test_unknown_host_key_warns_and_does_not_verify(tmp_path: Path,
                                                       caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, "gatekeeper.worker.ssh"):
-        node = SshNode(lease(host_key=None, extra={}), tmp_path)
+        node = SshNode(lease(host_key=None, extra={}), tmp_path, multiplex=False)
     assert "NOT verified" in caplog.text
     assert "StrictHostKeyChecking=no" in node.ssh_argv(["true"])
     assert node.workdir == "workspace"  # the remote user's ~/workspace
@@ -92,13 +92,25 @@ def test_unknown_host_key_warns_and_does_not_verify(tmp_path: Path,
                                   {"host": "a b"}, {"username": "x;y"}])
 def test_option_looking_host_or_user_rejected(tmp_path: Path, over: dict[str, str]) -> None:
     with pytest.raises(ValueError):
-        SshNode(lease(**over), tmp_path)
+        SshNode(lease(**over), tmp_path, multiplex=False)
 
 
 def test_rsync_argv_quotes_the_rsh_and_ends_options(tmp_path: Path) -> None:
-    node = SshNode(lease(private_key="/keys/my key"), tmp_path)
+    node = SshNode(lease(private_key="/keys/my key"), tmp_path, multiplex=False)
     argv = node.rsync_argv("/src/", "ci@127.0.0.1:/w/", delete=True)
     assert argv[:3] == ["rsync", "-az", "-s"] and "--delete" in argv
     assert argv[-3:] == ["--", "/src/", "ci@127.0.0.1:/w/"]
     rsh = argv[argv.index("-e") + 1]
     assert "'/keys/my key'" in rsh and shlex.split(rsh)[0] == "ssh"
+
+
+def test_multiplexing_uses_a_short_private_control_dir(tmp_path: Path) -> None:
+    node = SshNode(lease(), tmp_path / ("deep" * 30))
+    control = node._control_dir
+    assert control is not None and control.is_dir() and len(str(control)) < 60
+    assert f"ControlPath={control}/%C" in node.ssh_argv(["true"])
+    assert "ControlMaster=auto" in node.rsync_rsh()
+    node.close()  # no master running: harmless
+    node.close()
+    assert not control.exists()
+    assert not any("ControlPath" in a for a in node.ssh_argv(["true"]))

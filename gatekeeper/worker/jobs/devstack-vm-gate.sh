@@ -94,7 +94,13 @@ secret=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
 LOCALRC=$DEVSTACK_DIR/localrc
 # devstack sources localrc: every value is written shell-quoted (%q), so a
 # value from a job parameter or a change can never run as code there.
-rc() { printf '%s=%q\n' "$1" "$2"; }
+rc() {
+    if [[ $2 =~ ^[A-Za-z0-9_.,/:@%+=-]*$ ]]; then
+        printf '%s=%s\n' "$1" "$2"  # plain words stay readable
+    else
+        printf '%s=%q\n' "$1" "$2"
+    fi
+}
 {
     rc DEST "$DEST"
     rc ACTIVE_TIMEOUT 60
