@@ -196,11 +196,19 @@ class PoolStore:
 
     def claim_ready(self, label: str, build: str, now: float, project: str = "",
                     job: str = "") -> Node | None:
-        """Atomically take the oldest ready node of ``label`` for ``build``."""
-        for node in self.list_nodes([READY], label=label):
-            if self.transition(node.id, [READY], IN_USE, now, build=build, project=project,
-                               job=job):
-                return self.get_node(node.id)
+        """Atomically take the longest-ready node of ``label`` for ``build``."""
+        q = (sa.select(NodeRow.id)
+             .where(NodeRow.label == label, NodeRow.state == READY)
+             .order_by(NodeRow.state_time, NodeRow.id).limit(8))
+        for _ in range(3):  # others may win the candidates: look again
+            with self.engine.connect() as conn:
+                ids = list(conn.execute(q).scalars())
+            if not ids:
+                return None
+            for node_id in ids:
+                if self.transition(node_id, [READY], IN_USE, now, build=build,
+                                   project=project, job=job):
+                    return self.get_node(node_id)
         return None
 
     # -- images -----------------------------------------------------------

@@ -74,7 +74,7 @@ class PoolGearmanWorker:
         while not self._stop.is_set():
             try:
                 job = self._worker.getJob()
-            except InterruptedError:
+            except gear.InterruptedError:
                 return
             except Exception:
                 if self._stop.is_set():

@@ -17,6 +17,7 @@ from gatekeeper.nodes.fakecloud import PROVIDER_NAME, FakeCloud, add_cloud, remo
 from gatekeeper.nodes.metrics import MetricsHTTPServer, PoolMetrics, Registry, Statsd
 from gatekeeper.nodes.providers import META_NODE, META_POOL, BootSpec, ProviderError
 from gatekeeper.nodes.providers.cloud import LibcloudProvider, classify, state_value
+from gatekeeper.nodes.runtime import Health
 from gatekeeper.nodes.service import PoolService
 from tests.fixtures.pool import FakeReadyCheck, cloud_provider, pool_config, wait_for
 
@@ -140,7 +141,7 @@ def test_secrets_never_logged(caplog, pool_store, pool_services):
     caplog.set_level(logging.DEBUG)
     secret = "s3cr3t-cloud-password"
     cloud = FakeCloud("acct2", secret=secret, create_fail_rate=0.5, seed=1)
-    prov = cloud_provider(cloud)
+    prov = cloud_provider(cloud, health=Health(threshold=100))
     svc = PoolService(pool_store, pool_config([prov], min_ready=2),
                       ready_check=FakeReadyCheck([cloud]))
     pool_services.append(svc.start())

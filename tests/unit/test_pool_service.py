@@ -6,6 +6,7 @@ import threading
 
 from gatekeeper.nodes.db import DELETED, HOLD, IN_USE, READY, USED
 from gatekeeper.nodes.fakecloud import FakeCloud
+from gatekeeper.nodes.runtime import Health
 from gatekeeper.nodes.service import PoolService
 from tests.fixtures.pool import FakeReadyCheck, cloud_provider, pool_config, wait_for
 
@@ -102,8 +103,9 @@ def test_quota_error_sends_launches_elsewhere_and_max_servers_holds(pool_store, 
 def test_active_but_dead_nodes_never_handed_out(pool_store, pool_services):
     cloud = FakeCloud("c1", dead_rate=0.5, seed=3)
     check = FakeReadyCheck([cloud])
-    svc = PoolService(pool_store, pool_config([cloud_provider(cloud, boot_timeout=0.3,
-                                                              launch_retries=5)], min_ready=3),
+    prov = cloud_provider(cloud, boot_timeout=0.3, launch_retries=5,
+                          health=Health(threshold=100))
+    svc = PoolService(pool_store, pool_config([prov], min_ready=3),
                       ready_check=check)
     pool_services.append(svc.start())
     wait_for(lambda: len(ready(pool_store)) == 3)
