@@ -397,3 +397,62 @@ def test_admin_errors_when_server_is_down():
 
     with pytest.raises(admin.AdminError):
         admin.status(admin.AdminTarget("127.0.0.1", free_port()), timeout=1)
+
+
+def test_precedence_orders_queued_builds(launcher, workers, events):
+    release = threading.Event()
+    order: list[str] = []
+
+    def record(w, job):
+        order.append(job.unique)
+        job.sendWorkData(started_data(w.name))
+        if len(order) == 1:
+            release.wait(10)
+        job.sendWorkComplete(json.dumps({"result": "SUCCESS"}))
+
+    workers("prio", ["build:unit"], record)
+    first = request()
+    launcher.launch(first)
+    events.wait_for(BuildStarted, first.uuid)
+    low, normal, high = request(precedence="low"), request(), request(precedence="high")
+    for r in (low, normal, high):
+        launcher.launch(r)
+    target = admin.AdminTarget(launcher.host, launcher.port)
+    _wait(lambda: admin.status(target)["build:unit"].queued == 4)
+    release.set()
+    for r in (low, normal, high):
+        events.wait_for(BuildCompleted, r.uuid)
+    assert order == [first.uuid, high.uuid, normal.uuid, low.uuid]
+
+
+def test_server_gone_mid_build_is_lost_on_both_servers(gearman_server, launcher, workers,
+                                                       events):
+    gate = threading.Event()
+
+    def hang(w, job):
+        job.sendWorkData(started_data(w.name))
+        gate.wait(10)
+
+    workers("hang2", ["build:unit"], hang)
+    req = request()
+    launcher.launch(req)
+    events.wait_for(BuildStarted, req.uuid)
+    gearman_server.stop()
+    done = events.wait_for(BuildCompleted, req.uuid)[0]
+    gate.set()
+    assert done.result == "LOST" and "connection" in done.message
+    assert launcher.in_flight() == []
+
+
+def test_no_server_at_all_is_lost_after_submit_timeout():
+    from gatekeeper.gearman.gearmand import free_port
+
+    events = EventLog()
+    la = GearmanLauncher("127.0.0.1", free_port(), events, submit_timeout=0.5).start()
+    try:
+        req = request()
+        la.launch(req)
+        done = events.wait_for(BuildCompleted, req.uuid)[0]
+        assert done.result == "LOST" and "unavailable" in done.message
+    finally:
+        la.stop()
