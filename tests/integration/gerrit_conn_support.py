@@ -30,11 +30,11 @@ class Gerrit:
         return self.emu.port
 
 
-def make_gerrit(tmp_path: Path) -> Gerrit:
+def make_gerrit(tmp_path: Path, **emulator_options) -> Gerrit:
     keys = tmp_path / "keys"
     key = generate_keypair(keys / "gatekeeper", "gatekeeper")
     other = generate_keypair(keys / "stranger", "stranger")
-    emu = GerritEmulator(tmp_path / "gerrit")
+    emu = GerritEmulator(tmp_path / "gerrit", **emulator_options)
     emu.add_user("gatekeeper", key.with_suffix(".pub").read_text(), email="ci@example.com",
                  capabilities=("stream-events",))
     emu.add_user("alice", None, email="alice@example.com")

@@ -11,6 +11,8 @@ import pytest
 
 from gatekeeper.gerrit.backoff import Backoff
 from gatekeeper.gerrit.connection import GerritConnection
+from gatekeeper.gerrit.source import GerritSource
+from gatekeeper.gerrit.ssh import GerritSSH, SSHTarget
 from gatekeeper.gerrit.watcher import GerritWatcher
 from tests.integration.gerrit_conn_support import (
     PROJECT,
@@ -199,3 +201,36 @@ def test_abandon_while_disconnected_is_caught_up_once(gerrit, watcher):
     ab = sink.of("change-abandoned")
     assert [(e.change_number, e.synthetic, e.comment) for e in ab] == [
         (streamed, False, "seen live"), (gone, True, "while away")]
+
+
+def test_gerrit_2x_string_numbers_end_to_end(tmp_path):
+    """Gerrit 2.x renders numbers as strings: stream, catch-up and source cope."""
+    g = make_gerrit(tmp_path, number_as_string=True)
+    sink = Collector()
+    w = GerritWatcher("127.0.0.1", g.port, "gatekeeper", str(g.key), sink,
+                      known_hosts=str(g.known_hosts), poll_interval=0.1,
+                      backoff=Backoff(initial=0.3, factor=1, maximum=0.3, jitter=0))
+    try:
+        w.start()
+        assert w.wait_connected(10) and g.emu.wait_for_stream_clients(1, 10)
+        n = g.emu.create_change(PROJECT)
+        assert sink.wait_for(lambda evs: any(e.change_number == n and e.patchset == 1
+                                             for e in evs))
+        drop(g.emu, w, "connection")
+        g.emu.approve(n)
+        assert wait_until(lambda: w.connects == 2 and not w.catchup_pending, 15)
+        assert sink.wait_for(lambda evs: any(e.synthetic and e.change_number == n
+                                             for e in evs))
+        ca = [e for e in sink.of("comment-added", n) if e.approvals]
+        assert len(ca) == 1 and {(a.label, a.value) for a in ca[0].approvals} == {
+            ("Code-Review", 2), ("Workflow", 1)}
+        ssh = GerritSSH(SSHTarget("127.0.0.1", g.port, "gatekeeper", str(g.key),
+                                  known_hosts=str(g.known_hosts)))
+        try:
+            c = GerritSource(ssh).get_change(n)
+            assert (c.number, c.patchset) == (n, 1) and c.approval_values("workflow") == [1]
+        finally:
+            ssh.close()
+    finally:
+        w.stop()
+        g.emu.stop()
