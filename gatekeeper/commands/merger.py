@@ -50,6 +50,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not getattr(args, "debug", False):
+        logging.getLogger("gear").setLevel(logging.WARNING)  # gear logs every packet at INFO
     from gatekeeper.commands._service import wait_for_signal
     from gatekeeper.merger.gitdaemon import GitDaemon
     from gatekeeper.merger.merger import Merger

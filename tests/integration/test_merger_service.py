@@ -217,7 +217,7 @@ def test_git_daemon_stop_ends_the_process_group(tmp_path):
 def test_gearman_command_serves_and_stops_on_sigterm(tmp_path):
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "gatekeeper.cli", "gearman", "--port",
-                             str(port)], stderr=subprocess.PIPE, cwd=tmp_path,
+                             str(port)], stderr=subprocess.DEVNULL, cwd=tmp_path,
                             env={**os.environ, "PYTHONPATH": os.getcwd()})
     try:
         c = NoDelayClient("probe")
@@ -238,3 +238,35 @@ def test_merger_command_user_errors(capsys, tmp_path):
                    "--git-dir", str(tmp_path / "g"), "--publish-root", str(tmp_path / "p")])
     assert rc == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_merger_command_end_to_end(tmp_path, upstream, gear_server, events):
+    """``gatekeeper merger`` as a process: merges over Gearman, serves via git daemon."""
+    upstream.add_change("org/demo", 9, 1, {"nine.txt": "9\n"})
+    gd_port = free_port()
+    argv = [sys.executable, "-m", "gatekeeper.cli", "merger",
+            "--gearman-port", str(gear_server.port), "--git-url-base", str(upstream.root),
+            "--git-dir", str(tmp_path / "cmd-git"), "--publish-root", str(tmp_path / "cmd-pub"),
+            "--git-daemon-port", str(gd_port), "--name", "cmd-merger"]
+    with open(tmp_path / "merger.log", "wb") as log:
+        proc = subprocess.Popen(argv, stderr=log, cwd=tmp_path,
+                                env={**os.environ, "PYTHONPATH": os.getcwd()})
+    c = GearmanMerger(gear_server.host, gear_server.port, events).start()
+    try:
+        assert c.wait_for_server(10)
+        c.merge(MergeRequest("cmd", (MergeItem("org/demo", "master"), item(9))))
+        done = events.wait_for(MergeCompleted, "cmd", timeout=30)[0]
+        assert done.merged and done.url == f"git://127.0.0.1:{gd_port}"
+        ws = tmp_path / "ws"
+        ws.mkdir()
+        git(ws, "init", "--quiet")
+        git(ws, "fetch", "--quiet", f"{done.url}/org/demo", done.ref)
+        assert "nine.txt" in read_tree(ws, "FETCH_HEAD")
+    finally:
+        c.stop()
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(30)
+    assert rc == 0
+    # git daemon went with it.
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", gd_port), timeout=1).close()
