@@ -66,12 +66,15 @@ def run(args) -> int:
     from gatekeeper.gerrit.connection import GerritConnection
 
     config = load_config(args.config)
+    if logging.getLogger().level > logging.DEBUG:  # paramiko's per-connection INFO is noise here
+        logging.getLogger("paramiko").setLevel(logging.WARNING)
     layout = None
     paths = args.layout or list(config.scheduler.layout)
     if paths:
         from gatekeeper.layout.loader import load_layout
 
-        layout = load_layout(paths, known_labels=config.known_labels())
+        # Node labels do not matter for explaining triggers: do not check them.
+        layout = load_layout(paths, known_labels=None)
     g = config.gerrit
     events: queue.Queue = queue.Queue()
     fatal: list[str] = []
