@@ -137,10 +137,13 @@ class BuildExecutor:
             out.result, out.message = "ERROR", f"job {spec.job} has no node label"
             return out
         try:
-            lease = self.claimer.claim(spec.label, spec.uuid, s.claim_timeout)
+            lease = self._claim(spec, stop)
         except Exception as e:  # any claimer failure: the scheduler retries the build
             log.warning("build %s: cannot claim a %s node: %s", spec.uuid, spec.label, e)
             out.result, out.message = "NODE_FAILURE", f"no node: {e}"
+            return out
+        if lease is None:
+            out.result, out.message = "ABORTED", "stopped while waiting for a node"
             return out
         out.node, out.provider = lease.node_id, lease.provider
         out.log_url = self.log_url_for(spec.log_path)
@@ -168,6 +171,44 @@ class BuildExecutor:
         self._step(spec, reporter, STEP_DONE)
         log.info("build %s (%s) on %s: %s", spec.uuid, spec.job, lease.node_id, out.result)
         return out
+
+    def _claim(self, spec: BuildSpec, stop: threading.Event) -> NodeLease | None:
+        """Claim a node; None if ``stop`` is set first.
+
+        ``NodeClaimer.claim`` blocks and cannot be interrupted, so it runs on
+        its own thread; a lease that arrives after a stop is released at once."""
+        assert spec.label
+        box: list[NodeLease | BaseException] = []
+        done = threading.Event()
+        lock = threading.Lock()  # decides who owns a lease arriving during a stop
+        abandoned = [False]
+
+        def claim() -> None:
+            try:
+                got: NodeLease | BaseException = self.claimer.claim(
+                    spec.label or "", spec.uuid, self.settings.claim_timeout)
+            except BaseException as e:  # handed to the build thread
+                got = e
+            with lock:
+                box.append(got)
+                done.set()
+                orphan = abandoned[0]
+            if orphan and isinstance(got, NodeLease):
+                self._release(got, "used", spec, "ABORTED")
+
+        threading.Thread(target=claim, name=f"claim-{spec.uuid[:7]}", daemon=True).start()
+        while not done.wait(self.settings.poll_interval):
+            if stop.is_set():
+                with lock:
+                    if not done.is_set():
+                        abandoned[0] = True
+                        log.info("build %s: stopped while waiting for a %s node", spec.uuid,
+                                 spec.label)
+                        return None
+                break  # the claim finished meanwhile: go on (and abort just after)
+        if isinstance(box[0], BaseException):
+            raise box[0]
+        return box[0]
 
     def _step(self, spec: BuildSpec, reporter: BuildReporter, step: int) -> None:
         log.debug("build %s: %s (%.2fs)", spec.uuid, STEP_NAMES[step - 1],

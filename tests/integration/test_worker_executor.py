@@ -210,6 +210,10 @@ def test_stop_request_aborts_with_logs(worker_env: WorkerEnv) -> None:
     pidfiles = [n.workdir / ".gatekeeper/standin-sleep.pids" for n in env.nodes]
     wait_for(lambda: any(p.exists() and p.read_text().strip() for p in pidfiles), 60,
              "the job to sleep")
+    # The console is streamed while the job runs, not written at the end.
+    live = env.settings.jobs_root / "stop0000001" / "console.txt"
+    wait_for(lambda: "exercise.sh: sleeping 600 seconds" in live.read_text(), 30,
+             "the live console")
     stop.set()
     t.join(60)
     assert not t.is_alive()

@@ -74,3 +74,39 @@ def test_stop_before_start_aborts_releases_and_publishes(tmp_path: Path) -> None
     assert console.splitlines()[0] == "NODE_PROVIDER=rax"
     assert "aborted before it started" in console
     assert not (tmp_path / "jobs" / "uuid0001").exists()
+
+
+class BlockingClaimer(Claimer):
+    """Hands out a node only when the test says so."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting = threading.Event()
+        self.grant = threading.Event()
+
+    def claim(self, label: str, build_uuid: str, timeout: float) -> NodeLease:
+        self.waiting.set()
+        assert self.grant.wait(30)
+        return super().claim(label, build_uuid, timeout)
+
+
+def test_stop_while_waiting_for_a_node_aborts_and_releases_the_late_lease(
+        tmp_path: Path) -> None:
+    c, stop = BlockingClaimer(), threading.Event()
+    ex = make(tmp_path, c)
+    ex.settings.poll_interval = 0.01
+    result: list[Any] = []
+    t = threading.Thread(target=lambda: result.append(ex.run(spec(), Reporter(), stop)))
+    t.start()
+    assert c.waiting.wait(30)
+    stop.set()
+    t.join(30)
+    assert result[0].result == "ABORTED" and result[0].node is None
+    assert c.released == []
+    c.grant.set()  # the pool answers after all: the node goes straight back
+    deadline = threading.Event()
+    for _ in range(3000):
+        if c.released:
+            break
+        deadline.wait(0.01)
+    assert c.released == [("n1", "used")]
