@@ -54,10 +54,13 @@ def test_stream_events_to_two_clients(gerrit_emulator: EmulatorSetup) -> None:
             ev = reader.next_of("comment-added")
             assert ev["author"]["username"] == "core"
             assert ev["comment"] == "Patch Set 1: Code-Review+2 Workflow+1"
+            # Every label the author may vote; oldValue only where this review changed it.
             assert ev["approvals"] == [
                 {"type": "Code-Review", "description": "Code-Review", "value": "2",
                  "oldValue": "0"},
-                {"type": "Workflow", "description": "Workflow", "value": "1", "oldValue": "0"}]
+                {"type": "Verified", "description": "Verified", "value": "0"},
+                {"type": "Workflow", "description": "Workflow", "value": "1", "oldValue": "0"},
+                {"type": "Approved", "description": "Approved", "value": "0"}]
     finally:
         a.close()
         b.close()
@@ -78,7 +81,9 @@ def test_subscribe_filter_and_recheck_carries_existing_votes(
         second = reader.next()
         # Like Gerrit >= 2.13: the author's standing votes ride along, without oldValue.
         assert second["comment"] == "Patch Set 1:\n\nrecheck"
-        assert [a.get("oldValue") for a in second["approvals"]] == [None, None]
+        assert [(a["type"], a["value"], a.get("oldValue")) for a in second["approvals"]] == [
+            ("Code-Review", "2", None), ("Verified", "0", None), ("Workflow", "1", None),
+            ("Approved", "0", None)]
         assert emu.submit(n) == (True, None)
         assert reader.next()["type"] == "change-merged"
     finally:
@@ -109,8 +114,9 @@ def test_hostile_review_message_arrives_verbatim(gerrit_emulator: EmulatorSetup)
         assert (status, err) == (0, "")
         ev = reader.next_of("comment-added")
         assert ev["comment"] == "Patch Set 1: Verified-1\n\n" + HOSTILE
-        assert ev["approvals"] == [{"type": "Verified", "description": "Verified",
-                                    "value": "-1", "oldValue": "0"}]
+        assert [a for a in ev["approvals"] if "oldValue" in a] == [
+            {"type": "Verified", "description": "Verified", "value": "-1", "oldValue": "0"}]
+        assert {a["value"] for a in ev["approvals"] if a["type"] != "Verified"} == {"0"}
     finally:
         reader.close()
         client.close()
@@ -484,6 +490,11 @@ def test_inject_raw_topic_reviewer_and_label_permissions(
         client.close()
     emu.review(n, user="gatekeeper", labels={"Verified": 2})
     assert emu.votes(n) == {"Verified": {"gatekeeper": 2}}
+    # A label the author may not vote is not in their comment's approvals.
+    emu.comment(n, "looks fine", user="alice")
+    last = emu.events()[-1]
+    assert last["type"] == "comment-added"
+    assert [a["type"] for a in last["approvals"]] == ["Code-Review", "Workflow", "Approved"]
 
 
 def test_gerrit_2x_numbers_as_strings(tmp_path: Path, gerrit_key: Path) -> None:
@@ -534,7 +545,7 @@ def test_concurrent_reviews_keep_one_consistent_order(gerrit_emulator: EmulatorS
         seen: dict[int, list[tuple[str, str]]] = {n: [] for n in changes}
         for _ in range(40):
             ev = readers[0].next()
-            (approval,) = ev["approvals"]
+            (approval,) = [a for a in ev["approvals"] if a["type"] == "Verified"]
             seen[ev["change"]["number"]].append((approval["oldValue"], approval["value"]))
         for n in changes:
             assert seen[n] == [("0", "1")] + [("1", "-1"), ("-1", "1")] * 4 + [("1", "-1")]

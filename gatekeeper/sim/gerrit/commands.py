@@ -239,6 +239,8 @@ class GerritCommands:
         failure = self.faults.take_review_failure()
         if failure is not None:
             log.info("review failing on purpose: %s", failure)
+            if values.get("json"):
+                s.read_stdin()  # a server-side failure comes after the input was read
             s.err(failure.rstrip("\n") + "\n")
             return 1
         labels: dict[str, int] = {}

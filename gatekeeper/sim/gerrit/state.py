@@ -397,15 +397,19 @@ class GerritState:
             event = self._base_event("reviewer-added", change, ps)
             event["reviewer"] = self.render.account(user)
             self._emit(event)
+        # Like Gerrit (PostReview -> StreamEventsApiListener): every label the
+        # author may vote, with the current value ("0" if none); oldValue only
+        # on labels this review changed.
         approvals = []
-        for name in self.labels:
+        for name, label in self.labels.items():
+            if label.voters is not None and user not in label.voters:
+                continue
             vote = ps.votes.get(name, {}).get(user)
+            entry = {"type": name, "description": name,
+                     "value": str(vote.value if vote else 0)}
             if name in changed:
-                old, new = changed[name]
-                approvals.append({"type": name, "description": name, "value": str(new),
-                                  "oldValue": str(old)})
-            elif vote is not None:
-                approvals.append({"type": name, "description": name, "value": str(vote.value)})
+                entry["oldValue"] = str(changed[name][0])
+            approvals.append(entry)
         event = self._base_event("comment-added", change, ps)
         event["author"] = self.render.account(user)
         if approvals:
