@@ -246,6 +246,9 @@ class BuildExecutor:
         for h in heads:
             console(f"  {h.line()}")
         out.heads = [h.line() for h in heads]
+        if spec.run and not (workspace / spec.run).is_file():
+            # Still run it: if the change removed the script, FAILURE is the right answer.
+            console(f"WARNING: the run script {spec.run} is not in the workspace")
         self._step(spec, reporter, STEP_PREPARED)
         if stop.is_set():
             console("Build aborted before it started")

@@ -2,10 +2,12 @@
 speculative state the merger prepared (as zuul-cloner did for devstack-gate).
 
 For each project: clone from the base git URL (or ZUUL_URL), then fetch
-ZUUL_REF from ``ZUUL_URL/PROJECT`` when the project is in the change set;
-if the ref is there, check it out on a branch of the change's name,
-otherwise check out the change's branch, ZUUL_BRANCH, or the default
-branch. The head of each repository (short sha + subject) goes to the
+ZUUL_REF from ``ZUUL_URL/PROJECT`` when the project is in the change set
+and check it out on a branch of the change's branch name. A change's ref
+that cannot be fetched is an error (testing the branch tip instead would
+report an untested change as tested); for ref items (post, periodic) and
+projects outside the change set: the change's branch, ZUUL_BRANCH, or the
+project's default branch. The head of each repository (short sha + subject) goes to the
 console log, as the devstack gate did."""
 
 from __future__ import annotations
@@ -110,6 +112,10 @@ class WorkspaceBuilder:
                     self._run(["git", "checkout", "-q", "-B", branch or "gatekeeper",
                                "FETCH_HEAD"], dest, say)
                     checkout = ref
+                elif spec.params.get("ZUUL_CHANGE"):
+                    # Testing the branch instead would pass a change never tested.
+                    raise WorkspaceError(f"{ref} not found in {join_url(zuul_url, project)}: "
+                                         f"{redact_url(cp.stderr.strip())[-300:]}")
             if not checkout:
                 checkout = self._checkout_branch(dest, branch, say)
             out = self._run(["git", "log", "-1", "--format=%h %s"], dest, lambda _: None)

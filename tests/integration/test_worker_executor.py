@@ -268,3 +268,23 @@ def test_missing_project_is_error_and_node_released(worker_env: WorkerEnv) -> No
     assert out.result == "ERROR"
     assert "cannot clone org/nonexistent" in out.message
     assert claimer.releases == [(out.node, "used", None)]
+
+
+def test_missing_speculative_ref_is_error_not_a_branch_test(worker_env: WorkerEnv) -> None:
+    env = worker_env
+    _, sha = env.sources.make_change({"x": "1\n"})
+    out, _, claimer = run_build(env, build_args(env, "nref0000001",
+                                                "refs/gatekeeper/master/Zmissing", sha))
+    assert out.result == "ERROR"
+    assert "refs/gatekeeper/master/Zmissing not found" in out.message
+    assert claimer.releases == [(out.node, "used", None)]
+    # A ref item (no change): the branch tip is what is tested.
+    ref, sha = env.sources.make_change({"x": "1\n"})
+    args = build_args(env, "nref0000002", "refs/heads/nonexistent", sha,
+                      params={"ZUUL_CHANGE": "", "ZUUL_PATCHSET": "", "ZUUL_CHANGES": "",
+                              "ZUUL_NEWREV": sha, "ZUUL_PIPELINE": "post"})
+    out, _, _ = run_build(env, args)
+    assert out.result == "SUCCESS", out
+    assert out.log_path == f"{sha[:2]}/{sha}/post/gate-devstack/nref000"
+    console = (env.settings.log_root / out.log_path / "console.txt").read_text()
+    assert "  org/project: " in console and "(master)" in console
