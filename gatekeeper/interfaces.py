@@ -24,6 +24,14 @@ class Clock(Protocol):
 # --- Gerrit (source and reporter) -----------------------------------------
 
 
+class SourceUnavailable(Exception):
+    """The source could not be asked (connection down); asking later may work.
+
+    Distinct from "the change does not exist" (``get_change`` returns None):
+    the scheduler keeps an event whose source lookup raised this and tries it
+    again later instead of dropping it."""
+
+
 class Source(Protocol):
     def get_change(self, number: int, patchset: int | None = None,
                    refresh: bool = False) -> Change | None:

@@ -33,6 +33,7 @@ from gatekeeper.interfaces import (
     Reporter,
     ReportResult,
     Source,
+    SourceUnavailable,
 )
 from gatekeeper.layout.model import Layout
 from gatekeeper.model.change import Change, Ref
@@ -49,6 +50,12 @@ from gatekeeper.model.events import (
 log = logging.getLogger("gatekeeper.scheduler")
 
 MAX_TIMER_SLEEP = 10.0  # seconds the loop sleeps at most without events
+# A trigger event whose source lookup failed (Gerrit unreachable) is tried
+# again after RETRY_BASE * 2**n seconds (capped), at most RETRY_ATTEMPTS times:
+# an approval made during a Gerrit hiccup must not be lost.
+RETRY_BASE = 5.0
+RETRY_CAP = 300.0
+RETRY_ATTEMPTS = 10
 
 
 class AdapterEffects:
@@ -105,6 +112,8 @@ class Scheduler:
         self.engine = Engine(ctx)
         self.errors: deque[str] = deque(maxlen=100)  # management problems, newest last
         self._timers: dict[tuple[str, str], float] = {}
+        # (due time, attempts so far, event) of trigger events waiting for the source
+        self._deferred: list[tuple[float, int, TriggerEvent]] = []
         self._lock = threading.RLock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -157,6 +166,7 @@ class Scheduler:
                         log.exception("event %r could not be handled; skipped", ev)
             for ev in self._due_timers():
                 self.trigger_events.put(ev)
+            retries = self._due_deferred()
             while True:
                 try:
                     tev = self.trigger_events.get_nowait()
@@ -165,6 +175,8 @@ class Scheduler:
                 handled = True
                 try:
                     self._trigger(tev)
+                except SourceUnavailable as e:
+                    self._defer(tev, retries.get(id(tev), 0) + 1, e)
                 except Exception:
                     log.exception("trigger event %s could not be handled; skipped",
                                   tev.describe())
@@ -216,8 +228,33 @@ class Scheduler:
         return float(croniter(cron, datetime.fromtimestamp(after, UTC)).get_next(float))
 
     def next_wakeup(self) -> float | None:
-        """When the next timer trigger is due (epoch seconds), if any."""
-        return min(self._timers.values()) if self._timers else None
+        """When the next timer trigger or deferred event is due (epoch seconds)."""
+        times = list(self._timers.values()) + [due for due, _, _ in self._deferred]
+        return min(times) if times else None
+
+    # --- events waiting for the source --------------------------------------
+
+    def _defer(self, ev: TriggerEvent, attempts: int, err: Exception) -> None:
+        if attempts > RETRY_ATTEMPTS:
+            msg = f"event {ev.describe()} dropped after {RETRY_ATTEMPTS} attempts: {err}"
+            log.error("%s", msg)
+            self.errors.append(msg)
+            return
+        delay = min(RETRY_CAP, RETRY_BASE * 2 ** (attempts - 1))
+        log.warning("event %s: source unavailable (%s); trying again in %.0fs",
+                    ev.describe(), err, delay)
+        self._deferred.append((self.clock() + delay, attempts, ev))
+
+    def _due_deferred(self) -> dict[int, int]:
+        """Put due deferred events back on the trigger queue; id(event) -> attempts."""
+        now = self.clock()
+        due = [d for d in self._deferred if d[0] <= now]
+        if not due:
+            return {}
+        self._deferred = [d for d in self._deferred if d[0] > now]
+        for _, _, ev in due:
+            self.trigger_events.put(ev)
+        return {id(ev): attempts for _, attempts, ev in due}
 
     def _due_timers(self) -> list[TriggerEvent]:
         now = self.clock()

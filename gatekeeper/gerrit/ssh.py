@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import paramiko
 
+from gatekeeper.interfaces import SourceUnavailable
+
 log = logging.getLogger("gatekeeper.gerrit.ssh")
 
 MAX_OUTPUT = 64 * 1024 * 1024  # a query answer bigger than this is a runaway
@@ -28,7 +30,7 @@ class GerritError(Exception):
     """Base of the errors talking to Gerrit. Messages never contain secrets."""
 
 
-class GerritTransportError(GerritError):
+class GerritTransportError(GerritError, SourceUnavailable):
     """The connection failed or dropped; trying again may help."""
 
 

@@ -170,3 +170,46 @@ def test_report_templates_header_footer_reason(make):
                           "in gate: 1,1 does not merge on the tip of master (conflict in "
                           "README) See https://status.example.org/")
     assert msg.endswith("-- gate bot")
+
+
+def test_event_waits_out_a_source_outage(h: Harness):
+    """Gerrit unreachable while an event is handled: the event is retried
+    with backoff (virtual time), not dropped."""
+    from gatekeeper.interfaces import SourceUnavailable
+
+    real = h.source.get_change
+    outages = {"left": 2}
+
+    def flaky(*a, **k):
+        if outages["left"]:
+            outages["left"] -= 1
+            raise SourceUnavailable("connection refused")
+        return real(*a, **k)
+
+    h.source.get_change = flaky
+    c = h.upload("org/alone")
+    assert h.launched() == [] and outages["left"] == 1
+    assert h.sched.next_wakeup() is not None
+    h.clock.advance(5)
+    h.settle()
+    assert h.launched() == [] and outages["left"] == 0  # second failure: backs off 10 s
+    h.clock.advance(10)
+    h.settle()
+    assert [b.job for b in h.launched(change=c)] == ["alone-test"]
+
+
+def test_event_dropped_after_bounded_retries(h: Harness):
+    from gatekeeper.interfaces import SourceUnavailable
+    from gatekeeper.scheduler import RETRY_ATTEMPTS
+
+    def down(*a, **k):
+        raise SourceUnavailable("connection refused")
+
+    h.source.get_change = down
+    c = h.upload("org/alone")
+    for _ in range(RETRY_ATTEMPTS + 1):
+        h.clock.advance(3600)
+        h.settle()
+    assert h.launched(change=c) == []
+    assert any("dropped after" in e for e in h.sched.errors)
+    assert h.sched._deferred == []
