@@ -17,6 +17,7 @@ from gatekeeper.errors import UserError
 # name -> (module, one-line help). Order is the order of ``--help``.
 COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("gatekeeper.commands.validate", "check layout files (and the service config)"),
+    "scheduler": ("gatekeeper.commands.scheduler", "run the scheduler service"),
     "gearman": ("gatekeeper.commands.gearman", "run the embedded Gearman server"),
     "merger": ("gatekeeper.commands.merger", "run the speculative merger service"),
     "worker": ("gatekeeper.commands.worker", "run builds on nodes (devstack-gate style worker)"),

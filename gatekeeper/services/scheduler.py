@@ -1,0 +1,113 @@
+"""The scheduler process: the core's loop wired to Gerrit and Gearman.
+
+Everything here is wiring; decisions live in ``gatekeeper.core``. Built from
+the service configuration so that ``gatekeeper scheduler`` and
+``gatekeeper all-in-one`` start exactly the same thing."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from gatekeeper.config import Config
+from gatekeeper.errors import UserError
+from gatekeeper.layout.loader import load_layout
+from gatekeeper.layout.model import Layout
+
+log = logging.getLogger("gatekeeper.services.scheduler")
+
+
+def load_service_layout(config: Config, paths: tuple[str, ...] | None = None) -> Layout:
+    """The layout files of ``scheduler.layout`` (or ``paths``), merged, with job
+    labels checked against the labels the config knows (when it knows any)."""
+    labels = config.known_labels() or None
+    return load_layout(list(paths or config.scheduler.layout), known_labels=labels)
+
+
+class SchedulerService:
+    """Gerrit connection + Gearman launcher/merger client + the scheduler loop."""
+
+    def __init__(self, config: Config, clock: Callable[[], float] = time.time,
+                 on_fatal: Callable[[str], None] | None = None):
+        from gatekeeper.gearman.launcher import GearmanLauncher
+        from gatekeeper.gearman.mergeclient import GearmanMerger
+        from gatekeeper.gerrit.connection import GerritConnection
+        from gatekeeper.scheduler import Scheduler
+
+        self.config = config
+        layout = load_service_layout(config)  # a bad layout stops start-up (UserError)
+        g = config.gearman
+        ssl = dict(ssl_key=g.ssl_key, ssl_cert=g.ssl_cert, ssl_ca=g.ssl_ca)
+        self.gerrit = GerritConnection.from_config(
+            config.gerrit, self._on_trigger, on_fatal=on_fatal,
+            git_url=f"ssh://{config.gerrit.user}@{config.gerrit.server}:{config.gerrit.port}")
+        self.launcher = GearmanLauncher(g.server, g.port, self._on_result, **ssl)
+        self.merger = GearmanMerger(g.server, g.port, self._on_result, **ssl)
+        self.scheduler = Scheduler(
+            layout, self.gerrit.source, self.gerrit.reporter, self.launcher, self.merger,
+            clock, status_url=config.scheduler.status_url,
+            git_url=config.merger.url or "",
+            layout_loader=lambda paths: load_service_layout(config, paths or None))
+        self._started = False
+
+    def _on_trigger(self, event: object) -> None:
+        self.scheduler.add_trigger_event(event)  # type: ignore[arg-type]
+
+    def _on_result(self, event: object) -> None:
+        self.scheduler.add_result_event(event)
+
+    def start(self) -> SchedulerService:
+        if self._started:
+            return self
+        self._started = True
+        self.launcher.start()
+        self.merger.start()
+        self.scheduler.start()
+        self.gerrit.start()
+        log.info("scheduler started: %d pipelines, %d projects, %d jobs",
+                 len(self.scheduler.layout.pipelines), len(self.scheduler.layout.projects),
+                 len(self.scheduler.layout.jobs))
+        return self
+
+    def reload(self) -> None:
+        """SIGHUP: re-read the layout files; a bad layout keeps the old one."""
+        from gatekeeper.model.events import Reconfigure
+
+        self.scheduler.add_management_event(Reconfigure())
+
+    def stop(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        # Stop the inputs first, then the loop, then the outputs.
+        self.gerrit.stop()
+        self.scheduler.stop()
+        self.merger.stop()
+        self.launcher.stop()
+        log.info("scheduler stopped")
+
+
+def check_config_files(config: Config) -> None:
+    """Fail early, in words, on files the scheduler cannot run without."""
+    import os
+
+    for what, path in (("gerrit.sshkey", config.gerrit.sshkey),):
+        if not os.path.isfile(path):
+            raise UserError(f"{config.path}: {what}: {path}: no such file")
+
+
+def start_gearman(config: Config):  # -> EmbeddedGearmanServer | None
+    """The embedded Gearman server when ``gearman.embedded`` (else None)."""
+    if not config.gearman.embedded:
+        return None
+    from gatekeeper.gearman.server import EmbeddedGearmanServer
+
+    g = config.gearman
+    server = EmbeddedGearmanServer(g.server, g.port, ssl_key=g.ssl_key, ssl_cert=g.ssl_cert,
+                                   ssl_ca=g.ssl_ca)
+    try:
+        return server.start()
+    except OSError as e:
+        raise UserError(f"{config.path}: gearman: cannot listen on {g.server}:{g.port}: "
+                        f"{e.strerror or e}") from e
