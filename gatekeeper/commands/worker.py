@@ -15,11 +15,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-from pathlib import Path
-from typing import Any
-
-from gatekeeper.errors import UserError
 
 HELP = "run builds on nodes (claims, workspace, rsync, ssh, logs)"
 log = logging.getLogger("gatekeeper.commands.worker")
@@ -47,90 +42,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="on SIGTERM let running builds finish (default: abort them)")
 
 
-def _static_nodes(cfg: Any, known_hosts: str | None) -> list[Any]:
-    from gatekeeper.worker.nodes import StaticNode
-    from gatekeeper.worker.ssh import host_key_from_known_hosts
-
-    text = ""
-    if known_hosts:
-        try:
-            with open(known_hosts, encoding="utf-8") as f:
-                text = f.read()
-        except OSError as e:
-            raise UserError(f"worker: --known-hosts {known_hosts}: {e.strerror}") from e
-    out = []
-    for n in cfg.worker.nodes:
-        host_key = getattr(n, "host_key", None) or host_key_from_known_hosts(text, n.host, n.port)
-        if not os.path.isfile(n.private_key):
-            raise UserError(f"{cfg.path}: worker.nodes.{n.name}.private_key: "
-                            f"{n.private_key}: no such file")
-        out.append(StaticNode(name=n.name, host=n.host, port=n.port, labels=tuple(n.labels),
-                              username=n.username, private_key=n.private_key,
-                              provider=n.provider, host_key=host_key,
-                              workdir=getattr(n, "workdir", None) or "workspace"))
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
     from gatekeeper.commands._service import wait_for_signal
-    from gatekeeper.config import load_config, pool_labels
-    from gatekeeper.layout.loader import load_layout
-    from gatekeeper.worker.executor import BuildExecutor, ExecutorSettings
-    from gatekeeper.worker.nodes import StaticNodeClaimer
-    from gatekeeper.worker.service import GearServer, WorkerService, build_functions
-    from gatekeeper.worker.workspace import WorkspaceBuilder
+    from gatekeeper.config import load_config
+    from gatekeeper.worker.wiring import WorkerOptions, worker_from_config
 
     cfg = load_config(args.config)
-    wk = cfg.worker
-    name = args.name or wk.hostname
-    claimer: Any
-    close_claimer = None
-    if wk.nodes:
-        claimer = StaticNodeClaimer(_static_nodes(cfg, args.known_hosts))
-        labels = set(claimer.labels)
-    else:
-        from gatekeeper.nodes.claimer import GearmanNodeClaimer
-
-        labels = pool_labels(cfg.pool)
-        if not labels:
-            raise UserError(f"{cfg.path}: worker: no worker.nodes and no pool labels: "
-                            "this worker could never get a node")
-        claimer = GearmanNodeClaimer(cfg.gearman.server, cfg.gearman.port,
-                                     client_id=f"{name}-claimer")
-        close_claimer = claimer.close
-    layout = load_layout([cfg.resolve(p) for p in cfg.scheduler.layout], cfg.known_labels())
-    if args.job:
-        unknown = sorted(set(args.job) - set(layout.jobs))
-        if unknown:
-            raise UserError(f"worker: --job {', '.join(unknown)}: not in the layout")
-    functions = build_functions(((j.name, j.label) for j in layout.jobs.values()), labels,
-                                only=args.job)
-    if not functions:
-        raise UserError(f"worker: no job of the layout has a label this worker serves "
-                        f"({', '.join(sorted(labels)) or 'none'})")
-    executors = args.executors or (len(wk.nodes) if wk.nodes else 2)
-    if executors < 1:
-        raise UserError("worker: --executors must be at least 1")
-    log_url = wk.log_url or f"http://{cfg.web.host}:{cfg.web.port}/logs"
-    for d in (wk.jobs_root, wk.log_root):
-        try:
-            os.makedirs(d, exist_ok=True)
-        except OSError as e:
-            raise UserError(f"{cfg.path}: worker: cannot create {d}: {e.strerror}") from e
-    settings = ExecutorSettings(worker_name=name, jobs_root=Path(wk.jobs_root),
-                                log_root=Path(wk.log_root), log_url=log_url,
-                                claim_timeout=args.claim_timeout,
-                                default_timeout=args.default_timeout,
-                                hold_for=args.hold_hours * 3600)
-    executor = BuildExecutor(settings, claimer, WorkspaceBuilder(git_base_url=args.git_base_url))
-    g = cfg.gearman
-    service = WorkerService(executor, functions,
-                            [GearServer(g.server, g.port, g.ssl_key, g.ssl_cert, g.ssl_ca)],
-                            max_builds=executors)
+    service = worker_from_config(cfg, WorkerOptions(
+        name=args.name, executors=args.executors, jobs=args.job, known_hosts=args.known_hosts,
+        git_base_url=args.git_base_url, hold_hours=args.hold_hours,
+        claim_timeout=args.claim_timeout, default_timeout=args.default_timeout))
     try:
         service.start(connect_timeout=None)
         return wait_for_signal()
     finally:
         service.stop(abort=not args.finish_on_stop)
-        if close_claimer is not None:
-            close_claimer()

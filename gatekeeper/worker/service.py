@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,7 +81,8 @@ class WorkerService:
     name builds report in WORK_DATA is the one ``stop:<name>`` reaches."""
 
     def __init__(self, executor: BuildExecutor, functions: Sequence[str],
-                 servers: Sequence[GearServer], max_builds: int = 1) -> None:
+                 servers: Sequence[GearServer], max_builds: int = 1,
+                 on_stop: Callable[[], None] | None = None) -> None:
         if max_builds < 1:
             raise ValueError("max_builds must be at least 1")
         self.name = executor.settings.worker_name
@@ -96,6 +97,7 @@ class WorkerService:
         self._build_worker: gear.Worker | None = None
         self._stop_worker: gear.Worker | None = None
         self._threads: list[threading.Thread] = []
+        self._on_stop = on_stop  # e.g. closing the pool claimer's Gearman client
 
     # -- lifecycle -------------------------------------------------------------
     def _connect(self, client_id: str) -> gear.Worker:
@@ -152,6 +154,11 @@ class WorkerService:
                 w.shutdown()
         for t in self._threads:
             t.join(timeout=10)
+        if self._on_stop is not None:
+            try:
+                self._on_stop()
+            except Exception:
+                log.exception("worker %s: cleanup failed", self.name)
         log.info("worker %s stopped", self.name)
 
     @property

@@ -1,0 +1,115 @@
+"""Build a ready-to-start WorkerService from the service config.
+
+Shared by ``gatekeeper worker`` and the all-in-one command. Errors a user
+can cause (missing key file, unknown job, no servable job) are UserErrors."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gatekeeper.errors import UserError
+from gatekeeper.layout.model import Layout
+from gatekeeper.worker.executor import BuildExecutor, ExecutorSettings
+from gatekeeper.worker.nodes import StaticNode, StaticNodeClaimer
+from gatekeeper.worker.service import GearServer, WorkerService, build_functions
+from gatekeeper.worker.ssh import host_key_from_known_hosts
+from gatekeeper.worker.workspace import WorkspaceBuilder
+
+log = logging.getLogger("gatekeeper.worker.wiring")
+
+
+@dataclass
+class WorkerOptions:
+    """What the command line adds to the config."""
+
+    name: str | None = None  # default: worker.hostname
+    executors: int | None = None  # default: number of static nodes, or 2 with the pool
+    jobs: list[str] | None = None  # serve only these jobs
+    known_hosts: str | None = None  # known_hosts file pinning static nodes' host keys
+    git_base_url: str | None = None  # default: ZUUL_URL
+    hold_hours: float = 24.0
+    claim_timeout: float = 3600.0
+    default_timeout: float = 3 * 3600.0
+
+
+def static_nodes(cfg: Any, known_hosts: str | None) -> list[StaticNode]:
+    text = ""
+    if known_hosts:
+        try:
+            with open(known_hosts, encoding="utf-8") as f:
+                text = f.read()
+        except OSError as e:
+            raise UserError(f"worker: --known-hosts {known_hosts}: {e.strerror}") from e
+    out = []
+    for n in cfg.worker.nodes:
+        if not os.path.isfile(n.private_key):
+            raise UserError(f"{cfg.path}: worker.nodes.{n.name}.private_key: "
+                            f"{n.private_key}: no such file")
+        # host_key / workdir: read if the config grows them (not in it yet).
+        host_key = getattr(n, "host_key", None) or host_key_from_known_hosts(text, n.host, n.port)
+        out.append(StaticNode(name=n.name, host=n.host, port=n.port, labels=tuple(n.labels),
+                              username=n.username, private_key=n.private_key,
+                              provider=n.provider, host_key=host_key,
+                              workdir=getattr(n, "workdir", None) or "workspace"))
+    return out
+
+
+def worker_from_config(cfg: Any, options: WorkerOptions | None = None,
+                       layout: Layout | None = None) -> WorkerService:
+    """A WorkerService (not started) for ``cfg`` (a gatekeeper.config.Config)."""
+    from gatekeeper.config import pool_labels
+
+    opts = options or WorkerOptions()
+    wk = cfg.worker
+    name = opts.name or wk.hostname
+    claimer: Any
+    on_stop = None
+    if wk.nodes:
+        claimer = StaticNodeClaimer(static_nodes(cfg, opts.known_hosts))
+        labels = set(claimer.labels)
+    else:
+        from gatekeeper.nodes.claimer import GearmanNodeClaimer
+
+        labels = pool_labels(cfg.pool)
+        if not labels:
+            raise UserError(f"{cfg.path}: worker: no worker.nodes and no pool labels: "
+                            "this worker could never get a node")
+        claimer = GearmanNodeClaimer(cfg.gearman.server, cfg.gearman.port,
+                                     client_id=f"{name}-claimer")
+        on_stop = claimer.close
+    if layout is None:
+        from gatekeeper.layout.loader import load_layout
+
+        layout = load_layout([cfg.resolve(p) for p in cfg.scheduler.layout], cfg.known_labels())
+    if opts.jobs:
+        unknown = sorted(set(opts.jobs) - set(layout.jobs))
+        if unknown:
+            raise UserError(f"worker: --job {', '.join(unknown)}: not in the layout")
+    functions = build_functions(((j.name, j.label) for j in layout.jobs.values()), labels,
+                                only=opts.jobs)
+    if not functions:
+        raise UserError(f"worker: no job of the layout has a label this worker serves "
+                        f"({', '.join(sorted(labels)) or 'none'})")
+    executors = opts.executors or (len(wk.nodes) if wk.nodes else 2)
+    if executors < 1:
+        raise UserError("worker: --executors must be at least 1")
+    log_url = wk.log_url or f"http://{cfg.web.host}:{cfg.web.port}/logs"
+    for d in (wk.jobs_root, wk.log_root):
+        try:
+            os.makedirs(d, exist_ok=True)
+        except OSError as e:
+            raise UserError(f"{cfg.path}: worker: cannot create {d}: {e.strerror}") from e
+    settings = ExecutorSettings(worker_name=name, jobs_root=Path(wk.jobs_root),
+                                log_root=Path(wk.log_root), log_url=log_url,
+                                claim_timeout=opts.claim_timeout,
+                                default_timeout=opts.default_timeout,
+                                hold_for=opts.hold_hours * 3600)
+    executor = BuildExecutor(settings, claimer, WorkspaceBuilder(git_base_url=opts.git_base_url))
+    g = cfg.gearman
+    return WorkerService(executor, functions,
+                         [GearServer(g.server, g.port, g.ssl_key, g.ssl_cert, g.ssl_ca)],
+                         max_builds=executors, on_stop=on_stop)
