@@ -121,9 +121,12 @@ class Merger:
     def _mirror_branches(self, repo: Repo, pub: PublishRepo) -> None:
         repo.push(pub.path, ["+refs/remotes/origin/*:refs/heads/*"])
 
-    def merge(self, items: Sequence[MergeItem], ref_name: str = "", uuid: str = "",
-              merge_mode: str | None = None) -> MergeCompleted:
-        """Build and publish the speculative state; never raises for bad input."""
+    def merge(self, items: Sequence[MergeItem], ref_name: str = "",
+              merge_mode: str | None = None, uuid: str = "") -> MergeCompleted:
+        """Build and publish the speculative state; never raises for bad input.
+
+        ``merge_mode`` overrides every item's own mode; ``uuid`` names the
+        request (and the invented ref when ``ref_name`` is empty)."""
         uuid = uuid or uuidlib.uuid4().hex
         try:
             return self._merge(list(items), ref_name, uuid, merge_mode)

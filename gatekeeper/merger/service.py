@@ -122,7 +122,7 @@ class MergerService:
         except ValueError as e:
             log.warning("merger: bad merge request: %s", e)
             return {"merged": False, "error": f"bad request: {e}"}
-        done = self.merger.merge(request.items, request.ref_name, request.uuid)
+        done = self.merger.merge(request.items, request.ref_name, uuid=request.uuid)
         return merge_result(done, self.zuul_url)
 
     def _update(self, args: dict[str, object]) -> dict[str, object]:
