@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shlex
 import threading
 from pathlib import Path
@@ -282,6 +283,13 @@ def test_query_rows_stats_and_time_filters(tmp_path: Path, gerrit_key: Path) -> 
         status, out, _ = run(client, "gerrit query --format=JSON foo:bar")
         assert status == 0 and json.loads(out) == {"type": "error",
                                                    "message": "Unsupported operator foo:bar"}
+        # The default (human) TEXT format, as when an operator types the query.
+        status, out, _ = run(client, f"gerrit query change:{a}")
+        assert status == 0 and out.startswith(f"change {emu.change_id(a)}\n  project: org/")
+        assert re.search(r"\n\ntype: stats\nrowCount: 1\nrunTimeMilliseconds: \d+\n"
+                         r"moreChanges: false\n$", out)
+        status, _, err = run(client, "gerrit query frob:1")
+        assert (status, err) == (1, "fatal: Unsupported operator frob:1\n")
         status, _, err = run(client, "gerrit query --format=JSON --frob is:open")
         assert status == 1 and '"--frob" is not a valid option' in err
         status, out, _ = run(client, "gerrit ls-projects")

@@ -24,7 +24,8 @@ METHODS = frozenset({
     "approve", "abandon", "restore", "submit", "push_branch_commit", "get_change",
     "messages", "votes", "branch_head", "git_log", "events", "drop_streams", "pause_events",
     "resume_events", "fail_reviews", "stream_client_count", "change_id", "status",
-    "set_topic", "add_reviewer", "restrict_label", "inject_raw",
+    "set_topic", "add_reviewer", "restrict_label", "inject_raw", "project_path",
+    "current_patchset", "wait_for_stream_clients", "wait_for_stream_clients_below",
 })
 MAX_BODY = 10 * 1024 * 1024
 

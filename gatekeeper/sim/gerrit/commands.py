@@ -20,6 +20,7 @@ from gatekeeper.sim.gerrit.query import (
     change_row,
     parse_query,
     run_query,
+    text_row,
 )
 from gatekeeper.sim.gerrit.state import GerritState, ReviewError
 
@@ -191,8 +192,6 @@ class GerritCommands:
         fmt = str(values.pop("format", "TEXT")).upper()
         if fmt not in ("JSON", "TEXT"):
             raise Fatal(f'"{fmt}" is not a valid value for "--format"')
-        if fmt == "TEXT":
-            raise Fatal("the emulator supports only --format=JSON")
         start = values.pop("start", "0")
         if not str(start).isdigit():
             raise Fatal(f'"{start}" is not a valid value for "--start"')
@@ -206,13 +205,21 @@ class GerritCommands:
                 hits, more = run_query(list(self.state.changes.values()), parsed, opts)
                 rows = [change_row(self.state, c, opts) for c in hits]
         except QueryError as e:
-            s.out(json.dumps({"type": "error", "message": str(e)}) + "\n")
-            return 0
-        for row in rows:
-            s.out(json.dumps(row, separators=(",", ":")) + "\n")
-        s.out(json.dumps({"type": "stats", "rowCount": len(rows),
-                          "runTimeMilliseconds": int((time.monotonic() - t0) * 1000),
-                          "moreChanges": more}) + "\n")
+            if fmt == "JSON":
+                s.out(json.dumps({"type": "error", "message": str(e)}) + "\n")
+                return 0
+            raise Fatal(str(e)) from None
+        stats = {"type": "stats", "rowCount": len(rows),
+                 "runTimeMilliseconds": int((time.monotonic() - t0) * 1000),
+                 "moreChanges": more}
+        if fmt == "JSON":
+            for row in rows:
+                s.out(json.dumps(row, separators=(",", ":")) + "\n")
+            s.out(json.dumps(stats) + "\n")
+        else:
+            s.out("".join(text_row(f"change {row['id']}", row) for row in rows))
+            s.out("".join(f"{k}: {str(v).lower() if isinstance(v, bool) else v}\n"
+                          for k, v in stats.items()))
         return 0
 
     # --- review ---------------------------------------------------------------

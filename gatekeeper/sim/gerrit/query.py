@@ -242,3 +242,31 @@ def _submit_record(state: Any, change: Change) -> dict[str, Any]:
         else:
             labels.append({"label": name, "status": "MAY"})
     return {"status": "OK" if ok else "NOT_READY", "labels": labels}
+
+
+def text_row(title: str, row: dict[str, Any]) -> str:
+    """Gerrit's human ``--format TEXT``: ``key: value`` lines, nested by indent."""
+    lines = [title]
+
+    def emit(value: Any, key: str, indent: str) -> None:
+        if isinstance(value, dict):
+            lines.append(f"{indent}{key}:")
+            for k, v in value.items():
+                emit(v, k, indent + "  ")
+        elif isinstance(value, list):
+            lines.append(f"{indent}{key}:")
+            for item in value:
+                if isinstance(item, dict):
+                    lines.append(f"{indent}  [")
+                    for k, v in item.items():
+                        emit(v, k, indent + "    ")
+                    lines.append(f"{indent}  ]")
+                else:
+                    lines.append(f"{indent}  {item}")
+        else:
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            lines.append(f"{indent}{key}: {text}".replace("\n", "\n" + indent + "  "))
+
+    for key, value in row.items():
+        emit(value, key, "  ")
+    return "\n".join(lines) + "\n\n"

@@ -28,6 +28,20 @@ from gatekeeper.sim.gerrit.tokenizer import split_command
 
 log = logging.getLogger("gatekeeper.sim.gerrit.server")
 
+TRANSPORT_LOG = "gatekeeper.sim.gerrit.transport"
+
+
+def _quiet_disconnects(record: logging.LogRecord) -> bool:
+    """A client vanishing mid-connection is routine for a server: log it at
+    DEBUG instead of paramiko's ERROR "Socket exception: Connection reset"."""
+    if record.levelno >= logging.ERROR and str(record.msg).startswith("Socket exception"):
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger(TRANSPORT_LOG).isEnabledFor(logging.DEBUG)
+    return True
+
+
+logging.getLogger(TRANSPORT_LOG).addFilter(_quiet_disconnects)
+
 GIT_COMMANDS = {"git-upload-pack": "upload-pack", "git-receive-pack": "receive-pack"}
 _POLL = 0.25  # how often idle stream writers look for a closed channel / stop
 
@@ -191,7 +205,7 @@ class SshServer:
                 continue
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             transport = _Transport(conn)
-            transport.set_log_channel("gatekeeper.sim.gerrit.transport")
+            transport.set_log_channel(TRANSPORT_LOG)
             transport.add_server_key(self.host_key)
             transport.set_keepalive(0)
             try:
