@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
+import threading
 from typing import Any
 
 from gatekeeper.errors import UserError
@@ -55,7 +57,6 @@ def open_store(path: str) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gatekeeper.commands._service import wait_for_signal
     from gatekeeper.nodes.db import PoolStore
     from gatekeeper.nodes.gearsvc import PoolGearmanWorker
     from gatekeeper.nodes.metrics import MetricsHTTPServer, PoolMetrics, Statsd
@@ -74,6 +75,10 @@ def run(args: argparse.Namespace) -> int:
         service.reap()
         service.tick()  # not started: actions run inline
         return 0
+    # Handlers first: a SIGTERM during start-up still stops cleanly.
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
     http = None
     gw = None
     service.start()
@@ -86,7 +91,10 @@ def run(args: argparse.Namespace) -> int:
         except Exception as e:  # gear raises its own types on connect timeouts
             raise UserError(f"pool: cannot reach gearman at {cfg.gearman.server}:"
                             f"{cfg.gearman.port}: {e}") from None
-        return wait_for_signal()
+        while not stop.wait(3600):
+            pass
+        log.info("pool %s stopping", setup.config.pool_id)
+        return 0
     finally:
         if gw:
             gw.stop()

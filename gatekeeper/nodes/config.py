@@ -136,12 +136,19 @@ PROVIDER = {
     "reset": RESET,
 }
 
-LABEL = {
+_LABEL_MAP = vol.Schema({
     vol.Required("name"): _name,
     "image": _name,
     "min_ready": _count,
     "providers": [_name],
-}
+})
+
+
+def label_schema(value: Any) -> Any:
+    """A label: its name alone (declared only) or a mapping."""
+    if isinstance(value, str):
+        return _name(value)
+    return _LABEL_MAP(value)
 
 POOL_SCHEMA = vol.Schema({
     "id": _name,
@@ -158,9 +165,14 @@ POOL_SCHEMA = vol.Schema({
     "image_interval": _pos,
     "ready_check": {"command": str, "timeout": _pos, "ping": bool},
     "metrics": {"listen": _listen, "statsd": _listen, "statsd_prefix": str},
-    vol.Required("labels"): [LABEL],
-    vol.Required("providers"): [PROVIDER],
+    vol.Required("labels"): [label_schema],
+    # Without providers the section only declares labels (for layout checks).
+    "providers": [PROVIDER],
 })
+
+
+def _labels(data: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"name": lb} if isinstance(lb, str) else lb for lb in data["labels"]]
 
 
 def validate_pool(pool: Any, filename: str, prefix: tuple[Any, ...] = ("pool",),
@@ -182,7 +194,7 @@ def validate_pool(pool: Any, filename: str, prefix: tuple[Any, ...] = ("pool",),
         out.append((line, located(filename, line, full, msg)))
 
     provs: dict[str, dict[str, Any]] = {}
-    for i, p in enumerate(data["providers"]):
+    for i, p in enumerate(data.get("providers", [])):
         if p["name"] in provs:
             err(["providers", i, "name"], f"duplicate provider {p['name']!r}")
         provs[p["name"]] = p
@@ -218,7 +230,7 @@ def validate_pool(pool: Any, filename: str, prefix: tuple[Any, ...] = ("pool",),
                     err(["providers", i, "images", j, "setup_script"],
                         "the local provider cannot snapshot images")
     labels: set[str] = set()
-    for i, lb in enumerate(data["labels"]):
+    for i, lb in enumerate(_labels(data)):
         if lb["name"] in labels:
             err(["labels", i, "name"], f"duplicate label {lb['name']!r}")
         labels.add(lb["name"])
@@ -228,13 +240,15 @@ def validate_pool(pool: Any, filename: str, prefix: tuple[Any, ...] = ("pool",),
         cands = [provs[n] for n in lb.get("providers", [])
                  if n in provs] or list(provs.values())
         serves = [p for p in cands if _serves(p, lb)]
+        if not provs:
+            continue  # labels only: nothing to check them against
         if not serves:
             what = f"image {lb['image']!r}" if "image" in lb else "static hosts"
             err(["labels", i], f"no provider offers {what} for label {lb['name']!r}")
         elif lb.get("min_ready") and not any(p["driver"] != STATIC_DRIVER for p in serves):
             err(["labels", i, "min_ready"], "static hosts cannot be launched; min_ready "
                                             "needs a cloud or local provider")
-    for i, p in enumerate(data["providers"]):
+    for i, p in enumerate(data.get("providers", [])):
         for j, h in enumerate(p.get("hosts", [])):
             if h["label"] not in labels:
                 err(["providers", i, "hosts", j, "label"], f"unknown label {h['label']!r}")
@@ -314,6 +328,8 @@ def build_pool(pool: dict[str, Any], base_dir: str, state_dir: str,
         return p if p is None else os.path.normpath(os.path.join(base_dir, os.path.expanduser(p)))
 
     data = POOL_SCHEMA(pool)
+    if not data.get("providers"):
+        raise UserError("pool: no providers configured (pool.providers)")
     pool_state = rel(data.get("state_dir")) or os.path.join(state_dir, "pool")
     rc = data.get("ready_check", {})
     ready_check = ReadyCheck(rc.get("command", "true"), rc.get("timeout", 10.0),
@@ -369,7 +385,7 @@ def build_pool(pool: dict[str, Any], base_dir: str, state_dir: str,
             delete_timeout=p.get("delete_timeout", 600.0), images=images, health=Health())
     labels = {lb["name"]: LabelSpec(lb["name"], lb.get("image", ""), lb.get("min_ready", 0),
                                     tuple(lb.get("providers", ())))
-              for lb in data["labels"]}
+              for lb in _labels(data)}
     timeouts = Timeouts(building=data.get("building_timeout", 3600.0),
                         delete_retry=data.get("delete_retry", 60.0),
                         image_retry=data.get("image_retry", 3600.0),

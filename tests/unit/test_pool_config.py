@@ -176,3 +176,11 @@ def test_pool_command_rejects_bad_config(tmp_path, capsys):
     assert main(["pool", "-c", path]) == 2
     err = capsys.readouterr().err
     assert "pool.labels[0].min_ready" in err and "Traceback" not in err
+
+
+def test_labels_only_section_is_valid_but_not_runnable(tmp_path, capsys):
+    path = write(tmp_path, "pool: {labels: [elsewhere, {name: other}]}\n")
+    cfg = load_config(path)
+    assert validate_pool(cfg.pool, cfg.path) == []
+    assert main(["pool", "-c", path]) == 2
+    assert "no providers configured" in capsys.readouterr().err
