@@ -153,7 +153,12 @@ class BuildExecutor:
             reporter.data({"worker": s.worker_name, "node": lease.node_id,
                            "provider": lease.provider, "url": out.log_url})
             self._step(spec, reporter, STEP_CLAIMED)
-            out.result = self._on_node(spec, lease, reporter, stop, build_dir, console, out)
+            try:
+                out.result = self._on_node(spec, lease, reporter, stop, build_dir, console, out)
+            except Exception as e:  # a bug of ours: still release the node and publish
+                log.exception("build %s: internal error", spec.uuid)
+                console(f"ERROR: internal error of the worker: {type(e).__name__}: {e}")
+                out.result, out.message = "ERROR", f"internal error: {type(e).__name__}"
             if out.result in ("FAILURE", "TIMED_OUT") and spec.hold_on_failure:
                 release_state = "hold"
             console(f"Build {spec.uuid}: {out.result}")

@@ -110,3 +110,18 @@ def test_stop_while_waiting_for_a_node_aborts_and_releases_the_late_lease(
             break
         deadline.wait(0.01)
     assert c.released == [("n1", "used")]
+
+
+class BrokenWorkspace(WorkspaceBuilder):
+    def prepare(self, *args: Any, **kwargs: Any) -> Any:
+        raise KeyError("bug")
+
+
+def test_internal_error_is_error_with_logs_and_release(tmp_path: Path) -> None:
+    c = Claimer()
+    s = ExecutorSettings("w", tmp_path / "jobs", tmp_path / "logs", "http://logs/")
+    out = BuildExecutor(s, c, BrokenWorkspace()).run(spec(), Reporter(), threading.Event())
+    assert out.result == "ERROR" and out.message == "internal error: KeyError"
+    assert c.released == [("n1", "used")]
+    console = (tmp_path / "logs" / out.log_path / "console.txt").read_text()
+    assert "internal error of the worker: KeyError" in console
