@@ -35,7 +35,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--user-name", default="Gatekeeper", help="committer name of merges")
     parser.add_argument("--user-email", default="gatekeeper@localhost")
     parser.add_argument("--ssh-key", help="private key for ssh:// fetches (path)")
-    parser.add_argument("--known-hosts", help="known_hosts file to verify the Gerrit host key")
+    parser.add_argument("--known-hosts", help="known_hosts file to verify the Gerrit host key "
+                             "(default: pin it on first use)")
     parser.add_argument("--git-daemon-host", default="127.0.0.1")
     parser.add_argument("--git-daemon-port", type=int, default=9418)
     parser.add_argument("--no-git-daemon", action="store_true",

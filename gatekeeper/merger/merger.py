@@ -71,7 +71,13 @@ class Merger:
         self.publish_root = Path(publish_root)
         self.user_name = user_name
         self.user_email = user_email
-        self.env = git_env(ssh_key, known_hosts)
+        tofu = None
+        if ssh_key and not known_hosts:
+            # No known_hosts given: pin the Gerrit host key on first use.
+            tofu = str(self.git_dir / "ssh_known_hosts")
+            log.warning("merger: no known_hosts for ssh fetches; trusting the host key on "
+                        "first use (recorded in %s)", tofu)
+        self.env = git_env(ssh_key, known_hosts, tofu)
         self.keep_refs = keep_refs
         self.max_ref_age = max_ref_age
         self.git_timeout = git_timeout

@@ -36,18 +36,26 @@ def is_sha(value: str) -> bool:
     return bool(_SHA.match(value or ""))
 
 
-def git_env(ssh_key: str | None = None, known_hosts: str | None = None) -> dict[str, str]:
-    """Environment for git: no prompts, C locale, our ssh key and known_hosts."""
+def git_env(ssh_key: str | None = None, known_hosts: str | None = None,
+            tofu_known_hosts: str | None = None) -> dict[str, str]:
+    """Environment for git: no prompts, C locale, our ssh key and known_hosts.
+
+    With ``known_hosts`` the host key must be in it. Without it but with
+    ``tofu_known_hosts``, an unknown host key is recorded there on first
+    use and any later change is refused (StrictHostKeyChecking=accept-new)."""
     env = dict(os.environ)
     env.update({"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "LANG": "C",
                 "GIT_ASKPASS": "/bin/true"})
-    if ssh_key or known_hosts:
+    if ssh_key or known_hosts or tofu_known_hosts:
         # GIT_SSH_COMMAND is run by a shell: quote every value we put in.
         ssh = ["ssh", "-o", "BatchMode=yes"]
         if ssh_key:
             ssh += ["-i", ssh_key, "-o", "IdentitiesOnly=yes"]
         if known_hosts:
             ssh += ["-o", f"UserKnownHostsFile={known_hosts}", "-o", "StrictHostKeyChecking=yes"]
+        elif tofu_known_hosts:
+            ssh += ["-o", f"UserKnownHostsFile={tofu_known_hosts}",
+                    "-o", "StrictHostKeyChecking=accept-new"]
         env["GIT_SSH_COMMAND"] = " ".join(shlex.quote(a) for a in ssh)
     return env
 

@@ -38,3 +38,19 @@ def test_merge_over_ssh_verifies_the_host_key(tmp_path, sshd_node, client_key):
     assert "git clone failed" in refused.error
     assert "Host key verification failed" in refused.error
     assert "PRIVATE KEY" not in refused.error
+
+
+def test_without_known_hosts_the_host_key_is_pinned_on_first_use(tmp_path, sshd_node,
+                                                                 client_key):
+    up = Upstream(tmp_path / "upstream")
+    up.create_project("org/demo", {"a.txt": "a\n"})
+    base = f"ssh://{sshd_node.username}@127.0.0.1:{sshd_node.port}{up.root}/"
+    merger = Merger(tmp_path / "git", base, tmp_path / "pub", ssh_key=str(client_key))
+    assert merger.merge([MergeItem("org/demo", "master")], uuid="first").merged
+    pinned = tmp_path / "git" / "ssh_known_hosts"
+    assert sshd_node.host_key_line().split()[1] in pinned.read_text()
+    # The host key changes (or someone is in the middle): refused.
+    pinned.write_text(f"[127.0.0.1]:{sshd_node.port} ssh-ed25519 "
+                      "AAAAC3NzaC1lZDI1NTE5AAAAIB6sF1Qz7m3y5yJQv0Yc2s9m1bWQ1k3O6o6mF2xJ8kq5\n")
+    refused = merger.merge([MergeItem("org/demo", "master")], uuid="second")
+    assert not refused.merged and "git fetch failed" in refused.error
