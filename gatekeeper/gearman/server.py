@@ -41,11 +41,17 @@ class EmbeddedGearmanServer:
         if self._server is not None:
             return self
         key, cert, ca = self._ssl
-        self._server = NoDelayServer(
-            port=self._requested_port, host=self.host, ssl_key=key, ssl_cert=cert, ssl_ca=ca,
-            server_id="gatekeeper", keepalive=self._keepalive,
-            # Notice a dead peer within ~2 minutes, not gear's 2 hours.
-            tcp_keepidle=60, tcp_keepintvl=15, tcp_keepcnt=4)
+        try:
+            self._server = NoDelayServer(
+                port=self._requested_port, host=self.host, ssl_key=key, ssl_cert=cert,
+                ssl_ca=ca, server_id="gatekeeper", keepalive=self._keepalive,
+                # Notice a dead peer within ~2 minutes, not gear's 2 hours.
+                tcp_keepidle=60, tcp_keepintvl=15, tcp_keepcnt=4)
+        except OSError:
+            raise
+        except Exception as e:  # gear raises a bare Exception when bind() fails
+            raise OSError(f"cannot listen on {self.host}:{self._requested_port} "
+                          f"(address in use or not available): {e}") from e
         self._wait_accepting(timeout)
         log.info("gearman server listening on %s:%s%s", self.host, self.port,
                  " (TLS)" if all(self._ssl) else "")

@@ -270,3 +270,16 @@ def test_merger_command_end_to_end(tmp_path, upstream, gear_server, events):
     # git daemon went with it.
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", gd_port), timeout=1).close()
+
+
+def test_gearman_port_in_use_is_a_clear_error(capsys):
+    from gatekeeper.gearman.server import EmbeddedGearmanServer
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        with pytest.raises(OSError, match="cannot listen"):
+            EmbeddedGearmanServer("127.0.0.1", port).start()
+        assert cli.main(["gearman", "--port", str(port)]) == 2
+    assert f"127.0.0.1:{port}" in capsys.readouterr().err
