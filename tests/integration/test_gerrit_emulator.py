@@ -362,6 +362,8 @@ def test_fail_reviews(gerrit_emulator: EmulatorSetup) -> None:
         client.close()
 
 
+# gerritlib accepts unknown host keys with a warning (its WarningPolicy trap).
+@pytest.mark.filterwarnings("ignore:Unknown ssh-ed25519 host key")
 def test_gerritlib_talks_to_the_emulator(gerrit_emulator: EmulatorSetup) -> None:
     from gerritlib.gerrit import Gerrit
 
