@@ -26,6 +26,7 @@ from typing import Any
 
 from gatekeeper.nodes.actions import Actions
 from gatekeeper.nodes.db import (
+    BUILDING,
     DELETED,
     DELETING,
     FAILED,
@@ -176,6 +177,15 @@ class PoolService:
                                           key_ref=spec.boot.private_key)
             self._submit_node(node.id, self.actions.launch, launch, node)
         for node_id in decided.deletes:
+            with self._lock:
+                busy = node_id in self._busy_nodes
+            if busy:
+                # A launch hung past building_timeout: take the node off
+                # building; the launcher deletes its server when it returns,
+                # else the delete retry does.
+                if self.store.transition(node_id, [BUILDING], DELETING, self.clock()):
+                    log.warning("node %d stuck building; deleting it", node_id)
+                continue
             log.info("deleting node %d: %s", node_id, decided.reasons.get(node_id, ""))
             self._submit_node(node_id, self.actions.delete_node, node_id)
         for node_id in decided.resets:

@@ -184,3 +184,37 @@ def test_autohold(pool_store, pool_services):
     b, _ = claim_sync(svc, build="y", project="org/p", job="unit")
     svc.release(b["node_id"], "used", result="FAILURE")
     assert pool_store.get_node(int(b["node_id"])).state in (USED, DELETED, "deleting")
+
+
+def test_hold_expires_and_node_is_deleted(pool_store, pool_services):
+    cloud = FakeCloud("c1")
+    svc = start(pool_services, pool_store, [cloud], [cloud_provider(cloud)], min_ready=1)
+    wait_for(lambda: ready(pool_store))
+    lease, _ = claim_sync(svc)
+    assert svc.release(lease["node_id"], "hold", hold_for=0.2, reason="debug") == ""
+    node = pool_store.get_node(int(lease["node_id"]))
+    assert node.state == HOLD
+    wait_for(lambda: pool_store.get_node(node.id).state == DELETED, what="hold expired")
+    assert node.external_id not in {s.id for s in cloud.live_servers()}
+
+
+def test_stuck_launch_taken_off_building(pool_store, pool_services):
+    from gatekeeper.nodes.planner import Timeouts
+    from gatekeeper.nodes.sshrun import SshError
+
+    hang = threading.Event()
+
+    def stuck_check(t):  # the ready check hangs (a wedged SSH connection)
+        hang.wait(30)
+        raise SshError("released")
+
+    cloud = FakeCloud("c1")
+    cfg = pool_config([cloud_provider(cloud, boot_timeout=60)], min_ready=1,
+                      timeouts=Timeouts(building=0.2, delete_retry=0.1))
+    svc = PoolService(pool_store, cfg, ready_check=stuck_check)
+    pool_services.append(svc.start())
+    try:
+        wait_for(lambda: any(n.state == "deleting" for n in pool_store.list_nodes()),
+                 what="stuck node taken off building")
+    finally:
+        hang.set()

@@ -59,6 +59,7 @@ class LibcloudProvider:
                  rate: float = 0.0, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep):
         self.name = name
+        self._secrets = [v for v in (secret,) if v]
         args = dict(driver_args or {})
         if driver_name == "openstack":
             args.setdefault("api_version", "2.0")  # libcloud's default is 1.1
@@ -92,6 +93,8 @@ class LibcloudProvider:
                 # The message of a libcloud error is the cloud's reply; it
                 # carries no credentials. Keep it one line.
                 msg = " ".join(str(e).split())[:300]
+                for secret in self._secrets:  # belt and braces: never echo a secret
+                    msg = msg.replace(secret, "<hidden>")
                 raise ProviderError(f"{self.name}: {what}: {msg}", kind) from None
             finally:
                 self._last = self._clock()
