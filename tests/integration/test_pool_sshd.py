@@ -179,3 +179,23 @@ def test_local_provider_nodes(tmp_path, client_key, pool_store, pool_services):
     finally:
         svc.stop()
         api.close()
+
+
+def test_ready_check_verifies_pinned_host_keys(sshd_node, client_key, tmp_path):
+    from gatekeeper.nodes.localsshd import generate_keypair
+    from gatekeeper.nodes.sshrun import SshError
+
+    check = ReadyCheck(timeout=5)
+    me = sshd_node.username
+    # Unknown key: recorded (trust on first use), then pinned and verified.
+    seen = check(SshTarget("127.0.0.1", sshd_node.port, me, str(client_key)))
+    assert seen == sshd_node.host_key_line()
+    assert check(SshTarget("127.0.0.1", sshd_node.port, me, str(client_key), seen)) == seen
+    other = generate_keypair(tmp_path / "other_host_key")
+    wrong = " ".join(other.with_suffix(".pub").read_text().split()[:2])
+    with pytest.raises(SshError):
+        check(SshTarget("127.0.0.1", sshd_node.port, me, str(client_key), wrong))
+    # A failing command is not ready.
+    with pytest.raises(SshError, match="exited 1"):
+        ReadyCheck(command="false")(SshTarget("127.0.0.1", sshd_node.port, me,
+                                              str(client_key), seen))

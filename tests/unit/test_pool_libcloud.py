@@ -180,3 +180,28 @@ def test_prometheus_and_statsd():
         http.stop()
         statsd.close()
         recv.close()
+
+
+def test_fake_cloud_in_virtual_time():
+    now = [0.0]
+    c = add_cloud(FakeCloud("virt", boot_delay=30, delete_delay=10, image_delay=60,
+                            clock=lambda: now[0]))
+    try:
+        p = LibcloudProvider("virt", PROVIDER_NAME, "virt")
+        s = p.create_server("n", SPEC, None, {})
+        assert p.get_server(s.id).state == "pending" and p.get_server(s.id).host is None
+        now[0] = 30
+        assert p.get_server(s.id).state == "running"
+        img = p.create_image(s.id, "snap")
+        assert p.image_status(img) == "building"
+        now[0] = 90
+        assert p.image_status(img) == "ready"
+        p.delete_server(s.id)
+        assert p.get_server(s.id).state == "stopping"  # deleting takes a while
+        now[0] = 101
+        assert p.get_server(s.id) is None
+        s2 = p.create_server("n", SPEC, img, {})
+        assert s2.id != s.id  # ids are never reused (unlike libcloud's Dummy driver)
+        assert c.servers[s2.id].image_id == img
+    finally:
+        remove_cloud("virt")
