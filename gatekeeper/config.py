@@ -72,7 +72,9 @@ class MergerConfig:
     git_user_name: str = "Gatekeeper"
     git_user_email: str = "gatekeeper@localhost"
     git_url_base: str | None = None  # where upstream repos are cloned from; None: Gerrit over SSH
-    url: str | None = None  # where workers fetch prepared refs (ZUUL_URL); None: the merger's git_dir
+    url: str | None = None  # where workers fetch prepared refs (ZUUL_URL); None: the git daemon
+    publish_dir: str = ""  # bare repositories holding the published refs/gatekeeper/... refs
+    git_daemon: tuple[str, int] | None = ("127.0.0.1", 9418)  # serves publish_dir; None: off
 
 
 @dataclass(frozen=True)
@@ -241,6 +243,8 @@ SCHEMA = vol.Schema(
             "git_user_email": _str,
             "git_url_base": _str,
             "url": _str,
+            "publish_dir": _str,
+            "git_daemon": vol.Any(False, _listen, msg="expected HOST:PORT or false"),
         },
         "worker": {
             "jobs_root": _str,
@@ -271,6 +275,12 @@ def load_config(path: str) -> Config:
     except vol.Invalid as e:
         raise UserError([m for _, m in invalid_lines(e, doc, path, schema=SCHEMA)]) from None
     problems = _cross_checks(data, doc, path)
+    merger = data.get("merger") or {}
+    if merger.get("git_daemon") is False and not merger.get("url"):
+        p = ["merger", "git_daemon"]
+        problems.append(located(path, line_for_path(doc, p), p,
+                                "with the git daemon off, merger.url must say where workers "
+                                "fetch prepared refs from"))
     if problems:
         raise UserError(problems)
     return _build(path, data)
@@ -339,13 +349,15 @@ def _build(path: str, data: dict[str, Any]) -> Config:
         git_user_email=m.get("git_user_email", "gatekeeper@localhost"),
         git_url_base=m.get("git_url_base"),
         url=m.get("url"),
+        publish_dir=rel(m.get("publish_dir", os.path.join(state_dir, "publish"))) or "",
+        git_daemon=m.get("git_daemon", ("127.0.0.1", 9418)) or None,
     )
     wk = data.get("worker") or {}
     worker = WorkerConfig(
         jobs_root=rel(wk.get("jobs_root", os.path.join(state_dir, "jobs"))) or "",
         log_root=rel(wk.get("log_root", os.path.join(state_dir, "logs"))) or "",
         hostname=wk.get("hostname") or socket.gethostname(),
-        log_url=wk.get("log_url", ""),
+        log_url=wk.get("log_url", f"http://{host}:{port}/logs/"),
         nodes=tuple(
             StaticNode(
                 name=n["name"],

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import shlex
+import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -113,8 +114,12 @@ def connect(target: SSHTarget) -> paramiko.SSHClient:
             look_for_keys=False, allow_agent=False, timeout=target.connect_timeout,
             banner_timeout=target.connect_timeout, auth_timeout=target.connect_timeout)
         transport = client.get_transport()
-        if transport is not None and target.keepalive:
-            transport.set_keepalive(target.keepalive)
+        if transport is not None:
+            # Without it every command waits ~40 ms (Nagle + delayed ACK):
+            # ~24 commands/s instead of ~800/s measured against the emulator.
+            transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if target.keepalive:
+                transport.set_keepalive(target.keepalive)
         return client
     except GerritError:
         close_client(client)

@@ -301,3 +301,20 @@ def test_catchup_floor_ignores_history_before_first_connect(gerrit, watch):
     new = emu.create_change(PROJECT, subject="after")
     assert sink.wait_for(lambda evs: any(e.change_number == new for e in evs))
     assert not sink.of("comment-added", old) and not sink.of("patchset-created", old)
+
+
+def test_command_connection_sets_tcp_nodelay(gerrit_emulator):
+    """Without TCP_NODELAY each Gerrit command costs ~40 ms on loopback."""
+    import socket as socketlib
+
+    from gatekeeper.gerrit.ssh import SSHTarget, close_client, connect
+
+    setup = gerrit_emulator
+    target = SSHTarget(host=setup.emu.host, port=setup.emu.port, username="gatekeeper",
+                       key_file=str(setup.key), known_hosts=str(setup.known_hosts))
+    client = connect(target)
+    try:
+        sock = client.get_transport().sock
+        assert sock.getsockopt(socketlib.IPPROTO_TCP, socketlib.TCP_NODELAY) != 0
+    finally:
+        close_client(client)

@@ -1,0 +1,88 @@
+"""Every service of a small site in one process: ``gatekeeper all-in-one``.
+
+Embedded Gearman (when ``gearman.embedded``), the merger with its git daemon,
+the node pool (when the config has a ``pool`` section), the worker, the
+scheduler and the web server (logs and status). They talk over Gearman
+exactly as separate processes on separate hosts would, so a site grows by
+moving a service elsewhere, not by changing it."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from gatekeeper.config import Config
+
+log = logging.getLogger("gatekeeper.services.allinone")
+
+
+class AllInOne:
+    def __init__(self, config: Config, clock: Callable[[], float] = time.time,
+                 on_fatal: Callable[[str], None] | None = None, worker_options: Any = None):
+        self.config = config
+        self.clock = clock
+        self.on_fatal = on_fatal
+        self.worker_options = worker_options
+        self.gearman: Any = None
+        self.merger: Any = None
+        self.pool: Any = None
+        self.worker: Any = None
+        self.scheduler: Any = None
+        self.web: Any = None
+        self._stack: list[tuple[str, Callable[[], None]]] = []  # stop calls, run in reverse
+
+    def start(self) -> AllInOne:
+        from gatekeeper.services.merger import MergerProcess
+        from gatekeeper.services.scheduler import (
+            SchedulerService,
+            load_service_layout,
+            start_gearman,
+        )
+        from gatekeeper.web.server import WebServer
+        from gatekeeper.worker.wiring import worker_from_config
+
+        cfg = self.config
+        try:
+            # Everything that can fail on user input is built before anything starts.
+            layout = load_service_layout(cfg)
+            self.scheduler = SchedulerService(cfg, self.clock, on_fatal=self.on_fatal)
+            self.worker = worker_from_config(cfg, self.worker_options, layout)
+            self.merger = MergerProcess(cfg, name=f"merger-{cfg.worker.hostname}")
+            self.gearman = start_gearman(cfg)
+            if self.gearman is not None:
+                self._stack.append(("gearman", self.gearman.stop))
+            self.merger.start()
+            self._stack.append(("merger", self.merger.stop))
+            if cfg.pool:
+                from gatekeeper.services.pool import PoolProcess
+
+                self.pool = PoolProcess(cfg).start()
+                self._stack.append(("pool", self.pool.stop))
+            self.worker.start()
+            # Stopping the site aborts running builds (their nodes are released).
+            self._stack.append(("worker", lambda: self.worker.stop(abort=True, timeout=60)))
+            self.web = WebServer(cfg.web.host, cfg.web.port, cfg.worker.log_root,
+                                 status=self.scheduler.scheduler.status).start()
+            self._stack.append(("web", self.web.stop))
+            self.scheduler.start()
+            self._stack.append(("scheduler", self.scheduler.stop))
+        except BaseException:
+            self.stop()
+            raise
+        log.info("all-in-one running: gearman %s:%d, web %s", cfg.gearman.server,
+                 cfg.gearman.port, self.web.url)
+        return self
+
+    def reload(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.reload()
+
+    def stop(self) -> None:
+        while self._stack:
+            name, stop = self._stack.pop()
+            try:
+                stop()
+            except Exception:
+                log.exception("stopping the %s failed", name)
