@@ -160,16 +160,21 @@ class Merger:
         projects = [i.project for i in items]
         with self._locked(projects):
             repos: dict[str, Repo] = {}
+            fetched: dict[tuple[str, str], str] = {}
             for project in dict.fromkeys(projects):
                 repos[project] = self.repo(project)
-                repos[project].update()
+                # One fetch per project: its branches plus every change ref.
+                refs = [i.ref for i in items if i.project == project and i.number is not None
+                        and i.ref]
+                for ref, sha in repos[project].update(refs).items():
+                    fetched[(project, ref)] = sha
             states: dict[tuple[str, str], str] = {}
             for item in items:
-                self._apply(repos[item.project], item, states, merge_mode)
+                self._apply(repos[item.project], item, states, merge_mode, fetched)
             return self._publish(repos, states, ref_name, uuid)
 
     def _apply(self, repo: Repo, item: MergeItem, states: dict[tuple[str, str], str],
-               merge_mode: str | None) -> None:
+               merge_mode: str | None, fetched: dict[tuple[str, str], str]) -> None:
         key = (item.project, item.branch)
         if key not in states:
             tip = repo.branch_tip(item.branch)
@@ -190,7 +195,7 @@ class Merger:
         change = f"{item.number},{item.patchset}"
         if not item.ref:
             raise ValueError(f"change {change} has no ref to fetch")
-        sha = repo.fetch(item.ref)
+        sha = fetched.get((item.project, item.ref)) or repo.fetch(item.ref)
         mode = merge_mode or item.merge_mode or "merge-resolve"
         repo.reset_to(states[key])
         outcome = repo.apply(sha, mode, message=f"Merge change {change} ({item.ref})")

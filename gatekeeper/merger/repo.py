@@ -18,6 +18,7 @@ log = logging.getLogger("gatekeeper.merger.repo")
 
 MERGE_MODES = ("merge-resolve", "merge", "cherry-pick")
 _SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+_FETCHED = "refs/gatekeeper-fetched/"  # temporary names of fetched change refs
 _BOILERPLATE = ("Please make sure you have the correct access rights",
                 "and the repository exists.", "fatal: Could not read from remote repository.")
 _CREDENTIALS = re.compile(r"(://[^/@\s:]+):[^/@\s]*@")
@@ -76,6 +77,18 @@ def run_git(args: list[str], cwd: Path | None, env: dict[str, str],
     return proc
 
 
+def run_git_stdin(args: list[str], cwd: Path, env: dict[str, str], stdin: str,
+                  timeout: float = 600) -> str:
+    try:
+        proc = subprocess.run(["git", *args], cwd=cwd, env=env, input=stdin,
+                              capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as e:
+        raise GitError(f"git {args[0]} timed out after {timeout:.0f}s") from e
+    if proc.returncode != 0:
+        raise GitError(scrub(f"git {args[0]} failed: {proc.stderr.strip()[-300:]}"))
+    return proc.stdout
+
+
 def check_ref_name(ref: str) -> str:
     """``ref`` if it is a valid full ref name (refs/...), else ValueError."""
     if not ref.startswith("refs/") or ref.startswith("-"):
@@ -130,10 +143,24 @@ class Repo:
         self.git("config", "core.editor", "true")
         self.git("config", "gc.auto", "0")
 
-    def update(self) -> None:
-        """Fetch every branch (and tag) of the project."""
-        self.git("fetch", "--quiet", "--prune", "--tags", "origin",
-                 "+refs/heads/*:refs/remotes/origin/*")
+    def update(self, refs: list[str] | None = None) -> dict[str, str]:
+        """Fetch every branch and tag of the project, and ``refs`` (change
+        refs) in the same round trip; returns {ref: commit} for ``refs``."""
+        refs = list(dict.fromkeys(refs or ()))
+        for ref in refs:
+            check_ref_name(ref)
+        # Forced tag refspec: a moved tag must not fail the fetch.
+        specs = ["+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"]
+        specs += [f"+{ref}:{_FETCHED}{ref[len('refs/'):]}" for ref in refs]
+        self.git("fetch", "--quiet", "--prune", "origin", *specs)
+        if not refs:
+            return {}
+        locals_ = [f"{_FETCHED}{ref[len('refs/'):]}" for ref in refs]
+        shas = self.git("rev-parse", *(f"{r}^{{commit}}" for r in locals_)).stdout.split()
+        # Drop the temporary refs: the commits stay until gc, we need no names.
+        run_git_stdin(["update-ref", "--stdin"], self.path, self.env,
+                      "".join(f"delete {r}\n" for r in locals_), self.timeout)
+        return dict(zip(refs, shas, strict=True))
 
     def branch_tip(self, branch: str) -> str | None:
         proc = self.git("rev-parse", "--verify", "--quiet",

@@ -195,3 +195,19 @@ def test_names_and_urls():
     env = git_env("/keys/id ed25519", "/k/known_hosts")
     assert "'/keys/id ed25519'" in env["GIT_SSH_COMMAND"]
     assert "StrictHostKeyChecking=yes" in env["GIT_SSH_COMMAND"]
+
+
+def test_one_fetch_leaves_no_temporary_refs_and_survives_moved_tags(upstream, merger, tmp_path):
+    work = upstream.work / "org/demo"
+    git(work, "tag", "-f", "v1")
+    git(work, "push", "--quiet", "origin", "refs/tags/v1")
+    upstream.add_change("org/demo", 40, 1, {"forty.txt": "40\n"})
+    assert merger.merge([tip(), change(40)], uuid="t1").merged
+    # Upstream moves the tag (force push): the next fetch must not fail.
+    upstream.advance("org/demo", {"x.txt": "x\n"})
+    git(work, "tag", "-f", "v1")
+    git(work, "push", "--quiet", "--force", "origin", "refs/tags/v1")
+    assert merger.merge([tip(), change(40)], uuid="t2").merged
+    clone = tmp_path / "git" / "org/demo"
+    assert git(clone, "for-each-ref", "refs/gatekeeper-fetched/") == ""
+    assert git(clone, "rev-parse", "refs/tags/v1") == git(work, "rev-parse", "HEAD")
