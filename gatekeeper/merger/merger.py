@@ -28,6 +28,7 @@ from gatekeeper.merger.repo import (
     check_ref_name,
     git_env,
     is_sha,
+    run_git,
 )
 from gatekeeper.model.events import MergeCompleted
 
@@ -237,7 +238,19 @@ class Merger:
             with self._locked([project]):
                 pub = PublishRepo(path, self.env, self.git_timeout)
                 deleted += len(pub.prune(self.keep_refs, self.max_ref_age, now))
+                self._gc(path)
+                if (self.git_dir / project / ".git").is_dir():
+                    self._gc(self.git_dir / project)
         return deleted
+
+    def _gc(self, path: Path) -> None:
+        """Repositories run with gc.auto=0 (no gc in the middle of a merge):
+        collect here, between merges, with git's usual threshold."""
+        try:
+            run_git(["-c", "gc.auto=6700", "gc", "--auto", "--quiet"], path, self.env,
+                    self.git_timeout)
+        except GitError as e:
+            log.warning("git gc in %s: %s", path, e)
 
     def _publish_repos(self) -> list[Path]:
         found = []
