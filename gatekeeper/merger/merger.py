@@ -127,6 +127,9 @@ class Merger:
 
     def _mirror_branches(self, repo: Repo, pub: PublishRepo) -> None:
         repo.push(pub.path, ["+refs/remotes/origin/*:refs/heads/*"])
+        default = repo.default_branch
+        if default:  # so a plain clone from the publish repo checks it out
+            pub.git("symbolic-ref", "HEAD", f"refs/heads/{default}")
 
     def merge(self, items: Sequence[MergeItem], ref_name: str = "",
               merge_mode: str | None = None, uuid: str = "") -> MergeCompleted:

@@ -137,6 +137,13 @@ class Repo:
                     None, self.env, self.timeout)
         elif self.git("remote", "get-url", "origin").stdout.strip() != self.url:
             self.git("remote", "set-url", "origin", self.url)
+        # origin/HEAD would be mirrored as a branch named "HEAD": remember
+        # the default branch it points to, then drop it.
+        head = self.git("symbolic-ref", "--quiet", "refs/remotes/origin/HEAD", check=False)
+        if head.returncode == 0 and head.stdout.strip():
+            default = head.stdout.strip().removeprefix("refs/remotes/origin/")
+            self.git("config", "gatekeeper.defaultbranch", default)
+            self.git("remote", "set-head", "origin", "--delete")
         self.git("config", "user.name", self.user_name)
         self.git("config", "user.email", self.user_email)
         # Never open an editor or run gc in the middle of a merge.
@@ -161,6 +168,11 @@ class Repo:
         run_git_stdin(["update-ref", "--stdin"], self.path, self.env,
                       "".join(f"delete {r}\n" for r in locals_), self.timeout)
         return dict(zip(refs, shas, strict=True))
+
+    @property
+    def default_branch(self) -> str | None:
+        proc = self.git("config", "--get", "gatekeeper.defaultbranch", check=False)
+        return proc.stdout.strip() or None
 
     def branch_tip(self, branch: str) -> str | None:
         proc = self.git("rev-parse", "--verify", "--quiet",

@@ -182,7 +182,10 @@ def test_update_fetches_and_mirrors(upstream, merger):
     new = upstream.advance("org/lib", {"lib.py": "x = 3\n"})
     branches = merger.update(["org/lib"])
     assert branches == {"org/lib": {"master": new}}
-    assert git(merger.publish_root / "org/lib", "rev-parse", "refs/heads/master") == new
+    pub = merger.publish_root / "org/lib"
+    assert git(pub, "for-each-ref", "--format=%(refname) %(objectname)", "refs/heads/") == \
+        f"refs/heads/master {new}"  # no "HEAD" branch from origin/HEAD
+    assert git(pub, "symbolic-ref", "HEAD") == "refs/heads/master"
 
 
 def test_names_and_urls():
