@@ -33,7 +33,15 @@ def stop(proc: subprocess.Popen[str]) -> str:
     return out
 
 
-def test_pool_command(tmp_path, gear_server, client_key):
+@pytest.fixture
+def local_nodes_cleanup(tmp_path):
+    """Whatever happens, stop the sshd nodes the pool process left running."""
+    yield
+    from gatekeeper.nodes.providers.local import LocalProvider
+    LocalProvider("lo", tmp_path / "state/pool/local/lo").close()
+
+
+def test_pool_command(tmp_path, gear_server, client_key, local_nodes_cleanup):
     metrics_port = free_port()
     cfg = tmp_path / "gatekeeper.yaml"
     cfg.write_text(f"""
@@ -89,6 +97,3 @@ pool:
         wait_for(lambda: len(store.list_nodes([READY])) == 1, timeout=60)  # max_servers 3
     finally:
         stop(proc)
-        # Tear down: every local node's sshd.
-        from gatekeeper.nodes.providers.local import LocalProvider
-        LocalProvider("lo", tmp_path / "state/pool/local/lo").close()
