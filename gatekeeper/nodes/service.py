@@ -168,7 +168,7 @@ class PoolService:
     def tick(self) -> Plan:
         snap = self.snapshot()
         decided = plan(snap)
-        self._gauges(snap.nodes)
+        self._gauges(snap)
         for launch in decided.launches:
             spec = self.config.providers[launch.provider].images[launch.image]
             node = self.store.create_node(launch.label, launch.provider, self.clock(),
@@ -232,9 +232,16 @@ class PoolService:
         else:
             self._executor.submit(job)
 
-    def _gauges(self, nodes: tuple[Node, ...]) -> None:
-        counts = Counter((n.state, n.label, n.provider) for n in nodes)
+    def _gauges(self, snap: Snapshot) -> None:
+        counts = Counter((n.state, n.label, n.provider) for n in snap.nodes)
         self.metrics.node_states(counts)
+        reg = self.metrics.registry
+        reg.set_gauges("claims_waiting", {(("label", lb),): float(n)
+                                          for lb, n in snap.demand.items()},
+                       help_text="claims waiting for a ready node")
+        reg.set_gauges("provider_healthy", {(("provider", p.name),): float(p.healthy)
+                                            for p in snap.providers},
+                       help_text="0 while a provider backs off after errors or quota")
 
     def idle(self) -> bool:
         """No action running (tests wait for this)."""

@@ -83,10 +83,13 @@ def test_one_provider_failing_other_serves(pool_store, pool_services):
     bad = FakeCloud("bad", create_fail_rate=1.0)
     good = FakeCloud("good")
     provs = [cloud_provider(bad), cloud_provider(good)]
-    start(pool_services, pool_store, [bad, good], provs, min_ready=3)
+    svc = start(pool_services, pool_store, [bad, good], provs, min_ready=3)
     wait_for(lambda: len(ready(pool_store)) == 3)
     assert {n.provider for n in ready(pool_store)} == {"good"}
     assert provs[0].health.failures >= 1
+    wait_for(lambda: 'gatekeeper_pool_nodes{label="deb",provider="good",state="ready"} 3'
+             in svc.metrics.registry.render(), what="gauges updated")
+    assert 'gatekeeper_pool_provider_healthy{provider="bad"} 0' in svc.metrics.registry.render()
 
 
 def test_quota_error_sends_launches_elsewhere_and_max_servers_holds(pool_store, pool_services):
