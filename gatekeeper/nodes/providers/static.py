@@ -74,6 +74,7 @@ class StaticProvider:
     def reset(self, h: StaticHost, known_host_key: str | None = None) -> str:
         """Reset ``h``; return its host key once it passed the ready check."""
         t = self.target(h, known_host_key)
+        boot_id = self._boot_id(t) if self.expect_reboot else None
         last = len(self.reset_commands) - 1
         for i, step in enumerate(self.reset_commands):
             log.info("%s: reset %s step %d/%d", self.name, h.name, i + 1, last + 1)
@@ -87,10 +88,24 @@ class StaticProvider:
                 raise ResetError(f"{h.name}: step {i + 1} exited {rc}: "
                                  f"{' '.join(err.split())[-200:]}")
         if self.expect_reboot:
-            self._wait(lambda: not ssh_answers(h.host, h.port, timeout=0.5),
-                       self.down_timeout, f"{h.name}: did not go down for the reboot")
+            # Down (SSH stops answering), or already back with a new boot id
+            # (a reboot faster than our polling).
+            def rebooted() -> bool:
+                if not ssh_answers(h.host, h.port, timeout=0.5):
+                    return True
+                return boot_id is not None and self._boot_id(t) not in (None, boot_id)
+
+            self._wait(rebooted, self.down_timeout, f"{h.name}: did not go down for the reboot")
             log.info("%s: %s went down for the reboot", self.name, h.name)
         return self._wait_ready(t)
+
+    def _boot_id(self, t: SshTarget) -> str | None:
+        try:
+            rc, out, _ = run(t, "cat /proc/sys/kernel/random/boot_id", timeout=10,
+                             connect_timeout=2)
+        except SshError:
+            return None
+        return out.strip() if rc == 0 and out.strip() else None
 
     def check(self, h: StaticHost, known_host_key: str | None = None) -> str:
         return self._wait_ready(self.target(h, known_host_key))
