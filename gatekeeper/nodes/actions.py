@@ -211,7 +211,8 @@ class Actions:
         if host is None or prov is None or prov.static is None:
             self.delete_node(node_id)
             return
-        if not self.store.transition(node_id, [USED, HOLD, BUILDING, READY, FAILED], BUILDING,
+        if not self.store.transition(node_id, [USED, HOLD, BUILDING, READY, FAILED, IN_USE],
+                                     BUILDING,
                                      self.clock(), build="", project="", job="",
                                      hold_until=None, hold_reason=""):
             return

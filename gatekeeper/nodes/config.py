@@ -163,6 +163,7 @@ POOL_SCHEMA = vol.Schema({
     "delete_retry": _pos,
     "image_retry": _pos,
     "image_interval": _pos,
+    "in_use_timeout": _pos,
     "ready_check": {"command": str, "timeout": _pos, "ping": bool},
     "metrics": {"listen": _listen, "statsd": _listen, "statsd_prefix": str},
     vol.Required("labels"): [label_schema],
@@ -389,7 +390,8 @@ def build_pool(pool: dict[str, Any], base_dir: str, state_dir: str,
     timeouts = Timeouts(building=data.get("building_timeout", 3600.0),
                         delete_retry=data.get("delete_retry", 60.0),
                         image_retry=data.get("image_retry", 3600.0),
-                        image_interval=data.get("image_interval", 86400.0))
+                        image_interval=data.get("image_interval", 86400.0),
+                        in_use=data.get("in_use_timeout", 2 * 86400.0))
     cfg = PoolConfig(data.get("id", "gatekeeper"), providers, labels, timeouts,
                      hold_time=data.get("hold_time", 86400.0),
                      tick_interval=data.get("tick_interval", 1.0),

@@ -57,6 +57,9 @@ class Timeouts:
     image_interval: float = 86400.0  # one image build per (image, provider) a day
     image_retry: float = 3600.0  # a failed image build is retried after this
     image_building: float = 3 * 3600.0
+    # A claim nobody released (the worker died, the lease was lost): the
+    # node is reclaimed after this. 0 disables.
+    in_use: float = 2 * 86400.0
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,9 @@ def _reap_nodes(snap: Snapshot) -> tuple[list[int], list[int], dict[int, str]]:
         elif n.state == DELETING and not busy and (
                 snap.now - n.state_time >= t.delete_retry or n.external_id is None):
             why = "delete retry"
+        elif n.state == IN_USE and t.in_use and snap.now - n.state_time >= t.in_use \
+                and not busy:
+            why = "in use too long (lost claim?)"
         elif n.state == FAILED and not busy and not static:
             why = "failed"
         elif n.state == READY and not busy and (n.label not in labels or prov is None):

@@ -240,3 +240,14 @@ def test_old_image_kept_while_a_node_boots_from_it():
 def test_plan_is_deterministic():
     s = snap(providers=(prov("b"), prov("a")), demand={"deb": 3})
     assert plan(s) == plan(s)
+
+
+def test_lost_claims_reclaimed_after_in_use_timeout():
+    nodes = [node(state=IN_USE, id=1, t=0.0), node(state=IN_USE, id=2, t=900.0),
+             node(provider="m", state=IN_USE, id=3, t=0.0)]
+    providers = (prov("a"), ProviderView("m", kind=STATIC, images=("debian",)))
+    p = plan(snap(nodes=nodes, providers=providers, labels=(),
+                  timeouts=Timeouts(in_use=500.0)))
+    assert p.deletes == (1,) and p.resets == (3,)
+    assert plan(snap(nodes=nodes, providers=providers, labels=(),
+                     timeouts=Timeouts(in_use=0))).deletes == ()
