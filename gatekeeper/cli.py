@@ -17,6 +17,8 @@ from gatekeeper.errors import UserError
 # name -> (module, one-line help). Order is the order of ``--help``.
 COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("gatekeeper.commands.validate", "check layout files (and the service config)"),
+    "quickstart": ("gatekeeper.commands.quickstart", "run the local gate demo (all services, emulated Gerrit)"),
+    "all-in-one": ("gatekeeper.commands.allinone", "run every service in one process"),
     "scheduler": ("gatekeeper.commands.scheduler", "run the scheduler service"),
     "gearman": ("gatekeeper.commands.gearman", "run the embedded Gearman server"),
     "merger": ("gatekeeper.commands.merger", "run the speculative merger service"),

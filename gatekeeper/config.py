@@ -86,6 +86,7 @@ class StaticNode:
     labels: tuple[str, ...]
     port: int = 22
     provider: str = "static"
+    workdir: str = "workspace"  # workspace on the node; relative paths are under the login's home
 
 
 @dataclass(frozen=True)
@@ -208,6 +209,7 @@ STATIC_NODE = vol.Schema(
         vol.Required("private_key"): _str,
         vol.Required("labels"): vol.All([_str], vol.Length(min=1, msg="needs at least one label")),
         "provider": _str,
+        "workdir": _str,
     }
 )
 
@@ -367,6 +369,7 @@ def _build(path: str, data: dict[str, Any]) -> Config:
                 labels=tuple(n["labels"]),
                 port=n.get("port", 22),
                 provider=n.get("provider", "static"),
+                workdir=n.get("workdir", "workspace"),
             )
             for n in wk.get("nodes") or []
         ),

@@ -1,0 +1,52 @@
+"""``gatekeeper all-in-one -c CONFIG``: every service of a small site in one process.
+
+Embedded Gearman (``gearman.embedded``), merger + git daemon, node pool (if
+the config has a ``pool`` section), worker, scheduler and the log/status web
+server. SIGHUP reloads the layout; SIGTERM/SIGINT stop everything."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+
+HELP = "run every service in one process"
+log = logging.getLogger("gatekeeper.commands.allinone")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-c", "--config", required=True, help="service config (gatekeeper.yaml)")
+    parser.add_argument("--known-hosts", help="known_hosts file with the static nodes' host keys")
+
+
+def run(args: argparse.Namespace) -> int:
+    from gatekeeper.config import load_config
+    from gatekeeper.services.allinone import AllInOne
+    from gatekeeper.services.scheduler import check_config_files
+    from gatekeeper.worker.wiring import WorkerOptions
+
+    config = load_config(args.config)
+    check_config_files(config)
+    stop = threading.Event()
+    fatal: list[str] = []
+
+    def on_fatal(msg: str) -> None:
+        fatal.append(msg)
+        stop.set()
+
+    site = AllInOne(config, on_fatal=on_fatal,
+                    worker_options=WorkerOptions(known_hosts=args.known_hosts))
+    signal.signal(signal.SIGHUP, lambda *_: site.reload())
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    site.start()
+    try:
+        while not stop.wait(3600):
+            pass
+    finally:
+        site.stop()
+    if fatal:
+        log.error("stopping: %s", fatal[0])
+        return 1
+    return 0

@@ -1,0 +1,98 @@
+"""``gatekeeper quickstart``: the whole gate on this machine, in one command.
+
+Starts the Gerrit emulator, sshd nodes on loopback ports and every
+Gatekeeper service (all-in-one), uploads three changes, approves them and
+narrates what the gate does: speculative testing, one change failing and
+being reset out of the queue, the others merging in order, with votes,
+messages and log URLs. Exits 0 when the gate did what it should. Leaves
+nothing running unless --keep (then until Ctrl-C)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+HELP = "run the local gate demo (Gerrit emulator, sshd nodes, all services)"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dir", help="site directory (default: a new temporary directory, "
+                                      "removed afterwards unless --keep)")
+    parser.add_argument("--nodes", type=int, default=2, help="sshd nodes to start (2)")
+    parser.add_argument("--gearman", choices=("embedded", "gearmand"), default="embedded",
+                        help="embedded gear.Server or Debian's gearmand (embedded)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the site running after the story, until Ctrl-C")
+    parser.add_argument("--timeout", type=float, default=600.0,
+                        help="seconds the story may take (600)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from gatekeeper.quickstart.site import LocalSite
+    from gatekeeper.quickstart.story import run_story
+
+    if not args.debug:
+        # The story is the output; service chatter goes to the site's log file.
+        for h in logging.getLogger().handlers:
+            h.setLevel(logging.WARNING)
+    temp = args.dir is None
+    root = Path(args.dir or tempfile.mkdtemp(prefix="gatekeeper-quickstart-"))
+    if not temp and root.exists() and any(root.iterdir()):
+        shutil.rmtree(root)  # a previous run's site: start afresh (idempotent)
+    root.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(root / "gatekeeper.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.DEBUG if args.debug else logging.INFO)
+    logging.getLogger().addHandler(handler)
+    logging.getLogger("gatekeeper").setLevel(logging.INFO)
+
+    def say(text: str) -> None:
+        print(text, flush=True)
+
+    say(f"Gatekeeper quickstart in {root}")
+    site = LocalSite(root, nodes=args.nodes, gearman=args.gearman)
+    try:
+        site.start()
+        cfg = site.services.config
+        say(f"  Gerrit emulator: ssh -p {site.emulator.port} gatekeeper@127.0.0.1 "
+            f"(key {root / 'keys' / 'gatekeeper_ed25519'})")
+        say(f"  Gearman ({args.gearman}): 127.0.0.1:{cfg.gearman.port}; "
+            f"{len(site.nodes)} sshd nodes on ports "
+            + ", ".join(str(n.port) for n in site.nodes))
+        say(f"  status: {site.services.web.url}status.json  logs: {cfg.worker.log_url}")
+        say(f"  config: {site.config_path}  service log: {root / 'gatekeeper.log'}")
+        say("")
+        outcome = run_story(site, say, timeout=args.timeout)
+        say("")
+        if outcome.ok:
+            say("The gate worked: A and C merged in order, B was rejected and the queue "
+                "reset around it.")
+        else:
+            say("The gate did NOT do what it should:")
+            for p in outcome.problems:
+                say(f"  - {p}")
+            say(f"  (see {root / 'gatekeeper.log'})")
+        if args.keep:
+            say("Site kept running; Ctrl-C stops it.")
+            stop = threading.Event()
+            signal.signal(signal.SIGTERM, lambda *_: stop.set())
+            try:
+                while not stop.wait(3600):
+                    pass
+            except KeyboardInterrupt:
+                pass
+        return 0 if outcome.ok else 1
+    finally:
+        site.stop()
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+        if temp and not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+        elif not temp:
+            print(f"Site files kept in {root}", file=sys.stderr)

@@ -1,0 +1,1 @@
+"""The local demo site: Gerrit emulator + sshd nodes + every service."""
