@@ -34,7 +34,8 @@ class LocalSite:
 
     def __init__(self, root: str | Path, *, nodes: int = 2, gearman: str = "embedded",
                  layout: str | None = None, event_delay: float = 0.1,
-                 projects: tuple[str, ...] = DEMO_PROJECTS, use_pool: bool = False):
+                 projects: tuple[str, ...] = DEMO_PROJECTS, use_pool: bool = False,
+                 worker: bool = True):
         if gearman not in ("embedded", "gearmand"):
             raise ValueError("gearman must be 'embedded' or 'gearmand'")
         self.root = Path(root).resolve()
@@ -44,6 +45,7 @@ class LocalSite:
         self.event_delay = event_delay
         self.projects = projects
         self.use_pool = use_pool
+        self.with_worker = worker  # False: workers run elsewhere (tests start their own)
         self.emulator: Any = None
         self.nodes: list[LocalSshd] = []
         self.gearmand: Any = None
@@ -105,7 +107,8 @@ class LocalSite:
             self.root / "keys" / "node_known_hosts"), hold_hours=0.0,
             claim_timeout=600.0, default_timeout=600.0,
             git_base_url=str(emu.project_path(DEVSTACK_PROJECT).parent.parent))
-        self.services = AllInOne(config, worker_options=options).start()
+        self.services = AllInOne(config, worker_options=options if self.with_worker else None,
+                                 with_worker=self.with_worker).start()
         # Events of changes uploaded before the scheduler listens would be
         # missed (catch-up covers reconnects, not the first connection).
         if not self.emulator.wait_for_stream_clients(1, 30):

@@ -20,11 +20,13 @@ log = logging.getLogger("gatekeeper.services.allinone")
 
 class AllInOne:
     def __init__(self, config: Config, clock: Callable[[], float] = time.time,
-                 on_fatal: Callable[[str], None] | None = None, worker_options: Any = None):
+                 on_fatal: Callable[[str], None] | None = None, worker_options: Any = None,
+                 with_worker: bool = True):
         self.config = config
         self.clock = clock
         self.on_fatal = on_fatal
         self.worker_options = worker_options
+        self.with_worker = with_worker
         self.gearman: Any = None
         self.merger: Any = None
         self.pool: Any = None
@@ -48,7 +50,8 @@ class AllInOne:
             # Everything that can fail on user input is built before anything starts.
             layout = load_service_layout(cfg)
             self.scheduler = SchedulerService(cfg, self.clock, on_fatal=self.on_fatal)
-            self.worker = worker_from_config(cfg, self.worker_options, layout)
+            if self.with_worker:
+                self.worker = worker_from_config(cfg, self.worker_options, layout)
             self.merger = MergerProcess(cfg, name=f"merger-{cfg.worker.hostname}")
             self.gearman = start_gearman(cfg)
             if self.gearman is not None:
@@ -60,9 +63,10 @@ class AllInOne:
 
                 self.pool = PoolProcess(cfg).start()
                 self._stack.append(("pool", self.pool.stop))
-            self.worker.start()
-            # Stopping the site aborts running builds (their nodes are released).
-            self._stack.append(("worker", lambda: self.worker.stop(abort=True, timeout=60)))
+            if self.worker is not None:
+                self.worker.start()
+                # Stopping the site aborts running builds (their nodes are released).
+                self._stack.append(("worker", lambda: self.worker.stop(abort=True, timeout=60)))
             self.web = WebServer(cfg.web.host, cfg.web.port, cfg.worker.log_root,
                                  status=self.scheduler.scheduler.status).start()
             self._stack.append(("web", self.web.stop))
