@@ -147,7 +147,7 @@ class BuildExecutor:
             return out
         out.node, out.provider = lease.node_id, lease.provider
         out.log_url = self.log_url_for(spec.log_path)
-        console = Console(build_dir / logs.CONSOLE)
+        console = self._open_console(spec, build_dir)
         release_state = "used"
         try:
             reporter.data({"worker": s.worker_name, "node": lease.node_id,
@@ -176,6 +176,17 @@ class BuildExecutor:
         self._step(spec, reporter, STEP_DONE)
         log.info("build %s (%s) on %s: %s", spec.uuid, spec.job, lease.node_id, out.result)
         return out
+
+    def _open_console(self, spec: BuildSpec, build_dir: Path) -> Console:
+        """The console, written live where it is published (the WORK_DATA url
+        shows a running build); in the build dir if the log root is unwritable."""
+        try:
+            return Console(logs.start_log_dir(self.settings.log_root / spec.log_path)
+                           / logs.CONSOLE)
+        except OSError as e:
+            log.error("build %s: cannot write logs under %s: %s", spec.uuid,
+                      self.settings.log_root, e)
+            return Console(build_dir / logs.CONSOLE)
 
     def _claim(self, spec: BuildSpec, stop: threading.Event) -> NodeLease | None:
         """Claim a node; None if ``stop`` is set first.

@@ -2,7 +2,8 @@
 
 Published layout (``LOG_ROOT/LOG_PATH/``)::
 
-    console.txt          the whole console, never compressed (people read it raw)
+    console.txt          the whole console, never compressed (people read it raw);
+                         written there live while the build runs
     logs/                the node's $WORKSPACE/logs (syslog.txt, screen-*.txt ...)
     logs/<name>          each declared artifact, by its base name
 
@@ -73,15 +74,26 @@ def _publish_file(src: Path, dst: Path, gzip_threshold: int) -> Path:
     return dst
 
 
+def start_log_dir(dest: Path) -> Path:
+    """A fresh ``dest`` for a build's logs (a rerun of the same uuid replaces them)."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    return dest
+
+
 def publish(console: Path, collected: Path, dest: Path,
             gzip_threshold: int = DEFAULT_GZIP_THRESHOLD) -> list[Path]:
-    """Copy the console and everything collected to ``dest`` (a fresh directory).
-
-    Returns the published files."""
-    if dest.exists():
-        shutil.rmtree(dest)  # a rerun of the same build uuid replaces its logs
-    dest.mkdir(parents=True)
-    out = [_publish_file(console, dest / CONSOLE, gzip_threshold)] if console.exists() else []
+    """Copy the console (unless it was written in place) and everything collected
+    into ``dest``. Returns the published files."""
+    dest.mkdir(parents=True, exist_ok=True)
+    out = []
+    if console.exists():
+        if console.resolve() == (dest / CONSOLE).resolve():
+            os.chmod(console, 0o644)
+            out.append(console)
+        else:
+            out.append(_publish_file(console, dest / CONSOLE, gzip_threshold))
     if collected.is_dir():
         for root, dirs, files in os.walk(collected):  # os.walk does not follow symlinks
             rel = Path(root).relative_to(collected)

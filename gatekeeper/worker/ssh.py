@@ -41,13 +41,20 @@ _JOB_WRAPPER = ('cd "$1" || exit 125; shift; mkdir -p .gatekeeper && '
                 'exec "$@"')
 
 # Kill the job's process group: TERM, wait up to $2 tenths of a second, KILL.
-# $1 = workdir. Prints what it did. (dash's kill takes no "--": "-PGID" as is.)
+# $1 = workdir. Prints what it did. "Alive" ignores zombies (kill -0 counts
+# them, and an init that reaps slowly would turn every TERM into a KILL).
+# dash's kill takes no "--": "-PGID" as is.
 _KILL_SCRIPT = (
     f'cd "$1" 2>/dev/null || exit 0; pg=$(cat {PIDFILE} 2>/dev/null) || '
     '{ echo "no job started"; exit 0; }; '
     'case "$pg" in ""|*[!0-9]*) echo "bad pid file"; exit 0;; esac; '
-    'kill -TERM "-$pg" 2>/dev/null || { echo "job $pg already gone"; exit 0; }; '
-    'i=0; while kill -0 "-$pg" 2>/dev/null; do i=$((i+1)); '
+    'if command -v ps >/dev/null 2>&1; then '
+    'alive() { ps -A -o pgid= -o stat= | '
+    'awk -v pg="$pg" \'$1 == pg && $2 !~ /^Z/ {f = 1} END {exit !f}\'; }; '
+    'else alive() { kill -0 "-$pg" 2>/dev/null; }; fi; '
+    'alive || { echo "job $pg already gone"; exit 0; }; '
+    'kill -TERM "-$pg" 2>/dev/null; '
+    'i=0; while alive; do i=$((i+1)); '
     'if [ "$i" -ge "$2" ]; then kill -KILL "-$pg" 2>/dev/null; '
     'echo "job $pg killed (KILL)"; exit 0; fi; sleep 0.1; done; '
     'echo "job $pg terminated (TERM)"')

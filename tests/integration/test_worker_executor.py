@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -186,7 +187,10 @@ def test_timeout_kills_remote_process_group(worker_env: WorkerEnv) -> None:
     assert len(pids) == 2
     wait_for(lambda: pids_gone(pids), 10, "remote processes to die")
     console = (env.settings.log_root / out.log_path / "console.txt").read_text()
-    assert "Build timed out" in console and "terminated (TERM)" in console
+    assert "Build timed out" in console
+    # TERM first; KILL when the group outlives the grace (the job's EXIT trap copying
+    # logs can take that long on a loaded machine).
+    assert re.search(r"\*\*\* job \d+ (terminated \(TERM\)|killed \(KILL\))", console)
     assert "exercise.sh: sleeping 600 seconds" in console
     # Logs were still collected after the kill.
     assert (env.settings.log_root / out.log_path / "logs" / "screen-key.txt").exists()
@@ -210,8 +214,8 @@ def test_stop_request_aborts_with_logs(worker_env: WorkerEnv) -> None:
     pidfiles = [n.workdir / ".gatekeeper/standin-sleep.pids" for n in env.nodes]
     wait_for(lambda: any(p.exists() and p.read_text().strip() for p in pidfiles), 60,
              "the job to sleep")
-    # The console is streamed while the job runs, not written at the end.
-    live = env.settings.jobs_root / "stop0000001" / "console.txt"
+    # The console is streamed, live, to where it is published (the WORK_DATA url).
+    live = env.settings.log_root / "34/1234/1/gate/gate-devstack/stop000" / "console.txt"
     wait_for(lambda: "exercise.sh: sleeping 600 seconds" in live.read_text(), 30,
              "the live console")
     stop.set()

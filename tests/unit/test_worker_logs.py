@@ -6,7 +6,7 @@ import gzip
 import os
 from pathlib import Path
 
-from gatekeeper.worker.logs import is_text, publish, published_name
+from gatekeeper.worker.logs import is_text, publish, published_name, start_log_dir
 
 
 def test_published_name() -> None:
@@ -38,10 +38,18 @@ def test_publish(tmp_path: Path) -> None:
     assert (dest / "logs" / "data.bin.txt").exists()
     assert not (dest / "logs" / "link.txt").exists() and not (dest / "logs" / "dirlink").exists()
     assert oct((dest / "logs" / "screen-key.txt").stat().st_mode & 0o777) == "0o644"
-    # Publishing again (same build uuid) replaces the directory.
+    # A rerun of the same build uuid starts from a fresh directory.
     (col / "screen-key.log").unlink()
+    start_log_dir(dest)
     publish(console, tmp_path / "collected", dest, gzip_threshold=1000)
     assert not (dest / "logs" / "screen-key.txt").exists()
+
+
+def test_console_written_in_place_is_kept(tmp_path: Path) -> None:
+    dest = start_log_dir(tmp_path / "pub")
+    (dest / "console.txt").write_text("x" * 5000)
+    out = publish(dest / "console.txt", tmp_path / "nothing", dest, gzip_threshold=10)
+    assert out == [dest / "console.txt"] and (dest / "console.txt").read_text() == "x" * 5000
 
 
 def test_is_text(tmp_path: Path) -> None:
