@@ -196,19 +196,28 @@ class PoolStore:
 
     def claim_ready(self, label: str, build: str, now: float, project: str = "",
                     job: str = "") -> Node | None:
-        """Atomically take the longest-ready node of ``label`` for ``build``."""
-        q = (sa.select(NodeRow.id)
-             .where(NodeRow.label == label, NodeRow.state == READY)
-             .order_by(NodeRow.state_time, NodeRow.id).limit(8))
-        for _ in range(3):  # others may win the candidates: look again
-            with self.engine.connect() as conn:
-                ids = list(conn.execute(q).scalars())
-            if not ids:
+        """Atomically take the longest-ready node of ``label`` for ``build``.
+
+        One statement (``UPDATE ... WHERE id = (oldest ready) AND state =
+        'ready' RETURNING ...``, SQLite >= 3.35 and PostgreSQL alike): the
+        state condition makes two concurrent claims never share a node; the
+        loser retries on the next candidate."""
+        oldest = (sa.select(NodeRow.id)
+                  .where(NodeRow.label == label, NodeRow.state == READY)
+                  .order_by(NodeRow.state_time, NodeRow.id).limit(1).scalar_subquery())
+        stmt = (sa.update(NodeRow)
+                .where(NodeRow.id == oldest, NodeRow.state == READY)
+                .values(state=IN_USE, state_time=now, build=build, project=project, job=job)
+                .returning(*NodeRow.__table__.columns))
+        for _ in range(5):  # lost a race: the next oldest
+            with self.engine.begin() as conn:
+                row = conn.execute(stmt).first()
+                if row is not None:
+                    return _snap(Node, row)
+                left = conn.execute(sa.select(sa.func.count()).where(
+                    NodeRow.label == label, NodeRow.state == READY)).scalar()
+            if not left:
                 return None
-            for node_id in ids:
-                if self.transition(node_id, [READY], IN_USE, now, build=build,
-                                   project=project, job=job):
-                    return self.get_node(node_id)
         return None
 
     # -- images -----------------------------------------------------------
