@@ -202,8 +202,8 @@ class MetricsHTTPServer:
         self._httpd = ThreadingHTTPServer((host, port), Handler)
         self._httpd.daemon_threads = True
         self.host, self.port = host, int(self._httpd.server_address[1])
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="pool-metrics",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.1,),
+                                        name="pool-metrics", daemon=True)
 
     def start(self) -> MetricsHTTPServer:
         self._thread.start()
