@@ -128,6 +128,7 @@ PROVIDER = {
     "driver_args": {str: vol.Any(str, int, float, bool)},
     "max_servers": _count,
     "rate": _pos,
+    "list_cache": _pos,
     "boot_timeout": _pos,
     "delete_timeout": _pos,
     "launch_retries": vol.All(int, vol.Range(min=1), msg="expected an integer >= 1"),
@@ -376,7 +377,8 @@ def build_pool(pool: dict[str, Any], base_dir: str, state_dir: str,
                 if "secret" in p else None
             try:
                 api = LibcloudProvider(name, drv, key, secret, p.get("region"),
-                                       p.get("driver_args"), p.get("rate", 0.0))
+                                       p.get("driver_args"), p.get("rate", 0.0),
+                                       list_cache=p.get("list_cache", 5.0))
             except ProviderError as e:
                 raise UserError(f"pool provider {name}: {e}") from None
         providers[name] = ProviderRuntime(

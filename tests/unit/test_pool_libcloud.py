@@ -205,3 +205,21 @@ def test_fake_cloud_in_virtual_time():
         assert c.servers[s2.id].image_id == img
     finally:
         remove_cloud("virt")
+
+
+def test_list_cache_shares_one_listing_between_polls(cloud):
+    now = [0.0]
+    p = LibcloudProvider("acct", PROVIDER_NAME, "acct", clock=lambda: now[0], list_cache=5.0)
+    ids = [p.create_server(f"n{i}", SPEC, None, {}).id for i in range(5)]
+    cloud.calls.clear()
+    for _ in range(3):
+        assert all(p.get_server(i).state == "running" for i in ids)
+    assert cloud.calls.count("list_nodes") == 1 and "ex_get_node" not in cloud.calls
+    now[0] = 5.0
+    p.get_server(ids[0])
+    assert cloud.calls.count("list_nodes") == 2
+    # A create or delete invalidates: a new server is never "missing".
+    new = p.create_server("x", SPEC, None, {})
+    assert p.get_server(new.id) is not None
+    p.delete_server(new.id)
+    assert p.get_server(new.id) is None  # the cache saw the delete

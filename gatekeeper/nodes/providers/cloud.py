@@ -57,7 +57,7 @@ class LibcloudProvider:
     def __init__(self, name: str, driver_name: str, key: str, secret: str | None = None,
                  region: str | None = None, driver_args: dict[str, Any] | None = None,
                  rate: float = 0.0, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep, list_cache: float = 0.0):
         self.name = name
         self._secrets = [v for v in (secret,) if v]
         args = dict(driver_args or {})
@@ -78,6 +78,13 @@ class LibcloudProvider:
         self._last = 0.0
         self._clock, self._sleep = clock, sleep
         self._images: dict[str, NodeImage] = {}
+        # With list_cache > 0, every poll of a server's state (boots, delete
+        # verification) is answered from one shared list_nodes() at most that
+        # old: N booting servers cost one API call per interval, not N.
+        self._list_cache = list_cache
+        self._cache_lock = threading.Lock()
+        self._cache: dict[str, Any] | None = None
+        self._cache_time = 0.0
 
     # -- serialized, rate-limited calls -------------------------------------
     def _call(self, what: str, fn: Callable[[], T]) -> T:
@@ -141,11 +148,31 @@ class LibcloudProvider:
             kwargs["ex_keyname"] = spec.key_name
         if spec.public_key:
             kwargs["auth"] = NodeAuthSSHKey(spec.public_key)
-        node = self._call("create_node", lambda: self._driver.create_node(
-            name=name, size=size, image=image, **kwargs))
+        try:
+            node = self._call("create_node", lambda: self._driver.create_node(
+                name=name, size=size, image=image, **kwargs))
+        finally:
+            self._invalidate()
         return self._server(node)
 
+    def _cached_nodes(self) -> dict[str, Any]:
+        with self._cache_lock:
+            if self._cache is None or self._clock() - self._cache_time >= self._list_cache:
+                nodes = self._call("list_nodes", self._driver.list_nodes)
+                self._cache = {}
+                for node in nodes:
+                    self._cache.setdefault(str(node.id), node)
+                self._cache_time = self._clock()
+            return self._cache
+
+    def _invalidate(self) -> None:
+        with self._cache_lock:
+            self._cache = None
+
     def get_server(self, server_id: str) -> Server | None:
+        if self._list_cache > 0:
+            node = self._cached_nodes().get(server_id)
+            return self._server(node) if node is not None else None
         getter = getattr(self._driver, "ex_get_node_details", None)
         if getter is not None:
             try:
@@ -176,8 +203,12 @@ class LibcloudProvider:
         except ProviderError as e:
             if e.kind != "not-found":
                 raise
+        finally:
+            self._invalidate()
 
     def _node_obj(self, server_id: str) -> Any:
+        if self._list_cache > 0:
+            return self._cached_nodes().get(server_id)
         getter = getattr(self._driver, "ex_get_node_details", None)
         if getter is not None:
             try:
