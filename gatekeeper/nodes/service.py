@@ -95,6 +95,7 @@ class PoolService:
         self._executor: ThreadPoolExecutor | None = None
         self._thread: threading.Thread | None = None
         self._last_reap = 0.0
+        self._reaping = False
         self.actions = Actions(store, config.providers, config.pool_id,
                                ready_check or ReadyCheck(), self.metrics, clock=clock,
                                sleep=self._sleep, poll=config.poll)
@@ -146,7 +147,7 @@ class PoolService:
                     last_tick = now
                     self.tick()
                 if now - self._last_reap >= self.config.reap_interval:
-                    self.reap()
+                    self._reap_async()
             except Exception:  # the loop must survive anything one pass does
                 log.exception("pool loop pass failed")
             self._wake.wait(min(self.config.tick_interval, 0.5))
@@ -268,6 +269,20 @@ class PoolService:
                 log.info("static node %s registered as node %d", h.name, node.id)
 
     # -- the reaper: leaks and vanished servers ----------------------------
+    def _reap_async(self) -> None:
+        """Reap on a worker thread: provider listings can be slow, and the
+        loop must keep serving waiting claims meanwhile."""
+        self._last_reap = time.monotonic()
+        with self._lock:
+            if self._reaping:
+                return
+            self._reaping = True
+
+        def done() -> None:
+            self._reaping = False
+
+        self._submit(self.reap, (), done)
+
     def reap(self) -> None:
         self._last_reap = time.monotonic()
         for prov in self.config.providers.values():
@@ -278,6 +293,8 @@ class PoolService:
             except ProviderError as e:
                 log.warning("reaper: %s: %s", prov.name, e)
                 prov.health.failure(self.clock(), e.kind, str(e))
+            except Exception:  # one provider's surprise must not stop the others
+                log.exception("reaper: %s failed", prov.name)
 
     def _reap_provider(self, prov: ProviderRuntime) -> None:
         assert prov.api is not None
