@@ -184,3 +184,13 @@ def test_labels_only_section_is_valid_but_not_runnable(tmp_path, capsys):
     assert validate_pool(cfg.pool, cfg.path) == []
     assert main(["pool", "-c", path]) == 2
     assert "no providers configured" in capsys.readouterr().err
+
+
+def test_documented_example_is_valid():
+    import gatekeeper.nodes.config as pool_config_module
+    from gatekeeper.yamlutil import load_text
+
+    doc = pool_config_module.__doc__
+    example = textwrap.dedent(doc[doc.index("Example::") + len("Example::"):])
+    data = load_text(example, "example.yaml")
+    assert validate_pool(data["pool"], "example.yaml") == []
