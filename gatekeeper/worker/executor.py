@@ -334,17 +334,18 @@ class BuildExecutor:
         if rc == 0:
             return "SUCCESS"
         if rc == SSH_FAILED:
-            # 255 is also what ssh returns when it lost the node: ask the node.
+            # Also ssh's status when the connection broke: ask the node what the job did.
             try:
-                started_on_node = node.job_started()
-                if started_on_node:
-                    node.kill_job(s.kill_grace)  # whatever is left of it
+                status = node.job_status()
+                if status is None:
+                    console(f"*** {node.kill_job(s.kill_grace)}")  # whatever is left of it
             except SshError as e:
                 console(f"NODE_FAILURE: lost the node during the build: {e}")
                 out.message = str(e)
                 return "NODE_FAILURE"
-            if not started_on_node:
-                console("NODE_FAILURE: the job never started on the node")
+            if status is None:
+                console("NODE_FAILURE: lost the connection to the node during the build")
+                out.message = "lost the connection to the node"
                 return "NODE_FAILURE"
         return "FAILURE"
 

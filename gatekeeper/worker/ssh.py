@@ -29,16 +29,20 @@ log = logging.getLogger("gatekeeper.worker.ssh")
 
 SSH_FAILED = 255  # OpenSSH's exit status when ssh itself (not the command) failed
 PIDFILE = ".gatekeeper/job.pid"  # relative to the node's workdir
+RCFILE = ".gatekeeper/job.rc"  # the job's exit status, once it exited
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SAFE_HOST = re.compile(r"^[A-Za-z0-9_.:\[\]-]+$")
 _SAFE_USER = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.-]*$")
 
 # Runs in a new session (setsid), so $$ is the process group id of the whole
-# job: written to the pid file before anything else, then the job is exec'd.
-# $1 = workdir, the rest = the job's argv. WORKSPACE = the absolute workdir.
+# job: written to the pid file first. The shell stays (no exec) to record the
+# job's exit status: ssh's own 255 (connection lost) is then told apart from
+# a script that exited 255. $1 = workdir, the rest = the job's argv.
+# WORKSPACE = the absolute workdir.
 _JOB_WRAPPER = ('cd "$1" || exit 125; shift; mkdir -p .gatekeeper && '
-                f'echo $$ > {PIDFILE} || exit 125; WORKSPACE=$PWD; export WORKSPACE; '
-                'exec "$@"')
+                f'echo $$ > {PIDFILE} && rm -f {RCFILE} || exit 125; '
+                'WORKSPACE=$PWD; export WORKSPACE; '
+                f'"$@"; rc=$?; echo "$rc" > {RCFILE}; exit "$rc"')
 
 # Kill the job's process group: TERM, wait up to $2 tenths of a second, KILL.
 # $1 = workdir. Prints what it did. "Alive" ignores zombies (kill -0 counts
@@ -234,10 +238,14 @@ class SshNode:
         cp = self.run(kill_argv(self.workdir, grace), timeout=grace + self._connect_timeout + 10)
         return cp.stdout.strip()
 
-    def job_started(self) -> bool:
-        """Whether the job wrapper ran (wrote its pid file) on the node."""
-        cp = self.run(["test", "-s", f"{self.workdir}/{PIDFILE}"])
-        return cp.returncode == 0
+    def job_status(self) -> int | None:
+        """The exit status the job recorded on the node; None if it has not exited
+        (or never started)."""
+        cp = self.run(["cat", "--", f"{self.workdir}/{RCFILE}"])
+        try:
+            return int(cp.stdout.strip()) if cp.returncode == 0 else None
+        except ValueError:
+            return None
 
     # -- files ---------------------------------------------------------------
     def rsync_rsh(self) -> str:

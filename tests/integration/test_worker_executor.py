@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import os
 import re
+import signal
 import threading
 import time
 from pathlib import Path
@@ -17,7 +18,16 @@ from gatekeeper.worker.buildargs import parse_build_args
 from gatekeeper.worker.executor import BuildOutcome
 from gatekeeper.worker.ssh import SshNode
 from tests.fixtures import worker as fx
-from tests.fixtures.worker import DEVSTACK, JOB, LABEL, PROJECT, WorkerEnv, build_args, wait_for
+from tests.fixtures.worker import (
+    DEVSTACK,
+    JOB,
+    LABEL,
+    PROJECT,
+    WorkerEnv,
+    build_args,
+    git,
+    wait_for,
+)
 
 git_sources = fx.git_sources
 worker_env = fx.worker_env
@@ -292,3 +302,75 @@ def test_missing_speculative_ref_is_error_not_a_branch_test(worker_env: WorkerEn
     assert out.log_path == f"{sha[:2]}/{sha}/post/gate-devstack/nref000"
     console = (env.settings.log_root / out.log_path / "console.txt").read_text()
     assert "  org/project: " in console and "(master)" in console
+
+
+def _mux_master(node: SshNode) -> int:
+    """The pid of the build's ssh ControlMaster process."""
+    control = str(node._control_dir).encode()
+    for p in Path("/proc").glob("[0-9]*/cmdline"):
+        cmd = _read(p)
+        if control in cmd and b"[mux]" in cmd:
+            return int(p.parent.name)
+    raise AssertionError("no ssh master process")
+
+
+@pytest.mark.parametrize("node_down", [False, True])
+def test_connection_or_node_lost_mid_build_is_node_failure(worker_env: WorkerEnv,
+                                                           node_down: bool) -> None:
+    env = worker_env
+    made: list[SshNode] = []
+
+    def connect(lease: Any, state: Path) -> SshNode:
+        made.append(SshNode(lease, state))
+        return made[-1]
+
+    env.executor._connect = connect
+    ref, sha = env.sources.make_change({"SLEEP_GATE": "600\n"})
+    result: list[tuple[BuildOutcome, RecordingClaimer]] = []
+    t = threading.Thread(target=lambda: result.append(
+        run_build(env, build_args(env, "lost0000001", ref, sha))[::2]))
+    t.start()
+    pidfiles = {n.name: n.workdir / ".gatekeeper/standin-sleep.pids" for n in env.nodes}
+    busy = wait_for(lambda: next((name for name, p in pidfiles.items()
+                                  if p.exists() and p.read_text().strip()), None), 60,
+                    "the job to sleep")
+    node = node_of(env, busy)
+    pgid = int((node.workdir / ".gatekeeper/job.pid").read_text())
+    try:
+        if node_down:
+            node.stop()  # no new connections; the running job is left behind
+        os.kill(_mux_master(made[0]), signal.SIGKILL)  # the connection breaks
+        t.join(60)
+        out, claimer = result[0]
+        assert out.result == "NODE_FAILURE", out
+        assert claimer.releases == [(busy, "used", None)]
+        console = (env.settings.log_root / out.log_path / "console.txt").read_text()
+        if node_down:
+            assert "NODE_FAILURE: lost the node during the build" in console
+        else:
+            assert "lost the connection to the node" in console
+            assert re.search(r"\*\*\* job \d+ (terminated|killed)", console)
+            pids = [int(p) for p in pidfiles[busy].read_text().split()]
+            wait_for(lambda: pids_gone(pids), 10, "remote processes to die")
+            assert "Collecting logs" in console
+    finally:
+        try:
+            os.killpg(pgid, signal.SIGKILL)  # what a dead node would have taken with it
+        except ProcessLookupError:
+            pass
+
+
+def test_script_exit_255_is_failure_not_node_failure(worker_env: WorkerEnv) -> None:
+    env = worker_env
+    ref, sha = env.sources.make_change({"exit255.sh": "#!/bin/sh\necho bye\nexit 255\n"})
+    # git keeps the mode: make the script executable in the change.
+    work = env.sources.root / "scratch" / f"c{env.sources.counter}"
+    git(work, "update-index", "--chmod=+x", "exit255.sh")
+    git(work, "commit", "-q", "--amend", "--no-edit")
+    git(work, "push", "-q", "-f", "origin", f"HEAD:{ref}")
+    sha = git(work, "rev-parse", "HEAD")
+    out, _, _ = run_build(env, build_args(env, "e2550000001", ref, sha,
+                                          run="org/project/exit255.sh"))
+    assert out.result == "FAILURE", out
+    console = (env.settings.log_root / out.log_path / "console.txt").read_text()
+    assert "bye" in console and "NODE_FAILURE" not in console
