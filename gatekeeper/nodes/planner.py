@@ -102,8 +102,13 @@ def current_image(images: Iterable[Image], provider: str, image: str) -> Image |
 
 def plan(snap: Snapshot) -> Plan:
     deletes, resets, reasons = _reap_nodes(snap)
-    launches = _launches(snap, set(deletes) | set(resets))
-    builds, image_deletes = _images(snap)
+    # Servers each provider has: every live node (including those being
+    # deleted: the cloud still has them) and every image build's template.
+    used: Counter[str] = Counter(n.provider for n in snap.nodes if n.state != DELETED)
+    used.update(i.provider for i in snap.images if i.state == BUILDING)
+    builds, image_deletes = _images(snap, used)
+    used.update(p for p, _ in builds)
+    launches = _launches(snap, set(deletes) | set(resets), used)
     return Plan(tuple(launches), tuple(deletes), tuple(resets), tuple(builds),
                 tuple(image_deletes), reasons)
 
@@ -153,11 +158,7 @@ def _reap_nodes(snap: Snapshot) -> tuple[list[int], list[int], dict[int, str]]:
 
 # -- launches -------------------------------------------------------------
 
-def _launches(snap: Snapshot, leaving: set[int]) -> list[Launch]:
-    # Servers a provider has (every live node counts against max-servers,
-    # including the ones being deleted: the cloud still has them).
-    used: Counter[str] = Counter(
-        n.provider for n in snap.nodes if n.state != DELETED)
+def _launches(snap: Snapshot, leaving: set[int], used: Counter[str]) -> list[Launch]:
     have: Counter[str] = Counter(
         n.label for n in snap.nodes
         if n.state in (READY, BUILDING) and n.id not in leaving)
@@ -209,7 +210,7 @@ def _pick_provider(snap: Snapshot, label: LabelView, candidates: list[ProviderVi
 
 # -- images ---------------------------------------------------------------
 
-def _images(snap: Snapshot) -> tuple[list[tuple[str, str]], list[int]]:
+def _images(snap: Snapshot, used: Counter[str]) -> tuple[list[tuple[str, str]], list[int]]:
     t = snap.timeouts
     builds: list[tuple[str, str]] = []
     deletes: list[int] = []
@@ -226,7 +227,8 @@ def _images(snap: Snapshot) -> tuple[list[tuple[str, str]], list[int]]:
             # so a failing build is retried after image_retry, not each tick.
             last_try = max((i.created for i in snap.images
                             if i.provider == p.name and i.image == name), default=None)
-            if not building and p.healthy:
+            room = used[p.name] + sum(1 for b in builds if b[0] == p.name) < p.max_servers
+            if not building and p.healthy and room:
                 if last_try is None:
                     builds.append((p.name, name))
                 elif snap.now - last_try >= t.image_retry and (

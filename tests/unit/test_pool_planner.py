@@ -88,19 +88,25 @@ def test_max_servers_property_random():
     rng = random.Random(7)
     states = [READY, BUILDING, IN_USE, USED, HOLD, DELETING, FAILED, DELETED]
     for _ in range(300):
-        providers = tuple(prov(n, rng.randint(0, 5), healthy=rng.random() > 0.2)
-                          for n in ("a", "b", "c"))
+        providers = tuple(prov(n, rng.randint(0, 5), healthy=rng.random() > 0.2,
+                               build=rng.random() < 0.5) for n in ("a", "b", "c"))
+        images = [image(provider=rng.choice("abc"), version=v,
+                        state=rng.choice([READY, BUILDING, FAILED]),
+                        created=rng.choice([0.0, -90000.0])) for v in range(rng.randint(0, 4))]
         nodes = [node(provider=rng.choice("abc"), state=rng.choice(states),
                       label=rng.choice(["deb", "cent"]), hold_until=2000.0,
                       external_id="e") for _ in range(rng.randint(0, 12))]
         labels = (LabelView("deb", "debian", rng.randint(0, 4)),
                   LabelView("cent", "debian", rng.randint(0, 4)))
-        s = snap(nodes=nodes, providers=providers, labels=labels,
-                 demand={"deb": rng.randint(0, 5)}, busy_nodes=frozenset(n.id for n in nodes))
+        s = snap(nodes=nodes, providers=providers, labels=labels, images=images,
+                 demand={"deb": rng.randint(0, 5)}, busy_nodes=frozenset(n.id for n in nodes),
+                 busy_images=frozenset(i.id for i in images))
         p = plan(s)
         for pv in providers:
             live = sum(1 for n in nodes if n.provider == pv.name and n.state != DELETED)
+            live += sum(1 for i in images if i.provider == pv.name and i.state == BUILDING)
             launched = sum(1 for lc in p.launches if lc.provider == pv.name)
+            launched += sum(1 for b in p.image_builds if b[0] == pv.name)
             assert launched == 0 or live + launched <= pv.max_servers
             if not pv.healthy:
                 assert launched == 0
@@ -251,3 +257,17 @@ def test_lost_claims_reclaimed_after_in_use_timeout():
     assert p.deletes == (1,) and p.resets == (3,)
     assert plan(snap(nodes=nodes, providers=providers, labels=(),
                      timeouts=Timeouts(in_use=0))).deletes == ()
+
+
+def test_image_templates_count_against_max_servers():
+    providers = (prov("a", max_servers=2, build=True),)
+    imgs = [image(version=1, id=501, created=0.0),
+            image(version=2, state=BUILDING, id=502, created=1000.0 - 10)]
+    p = plan(snap(images=imgs, providers=providers, busy_images=frozenset({502})))
+    assert len(p.launches) == 1  # the template is the second server
+    # A full provider builds its image only once there is room.
+    full = [node(state=IN_USE), node(state=IN_USE)]
+    p = plan(snap(nodes=full, providers=providers, images=[image(created=-86400.0)]))
+    assert p.image_builds == () and p.launches == ()
+    p = plan(snap(nodes=full[:1], providers=providers, images=[image(created=-86400.0)]))
+    assert p.image_builds == (("a", "debian"),) and p.launches == ()
