@@ -8,7 +8,11 @@ libcloud traps handled here (each has a test):
 * ``wait_until_running`` polls the whole ``list_nodes()`` and raises on
   duplicate ids: we poll our own server only (``ex_get_node_details`` when
   the driver has it, else ``list_nodes`` filtered, duplicates tolerated);
-* servers are tagged with ``ex_metadata`` so leaks can be found.
+* servers are tagged with ``ex_metadata`` so leaks can be found;
+* ``deploy_node`` and libcloud's ``ParamikoSSHClient`` are not used (the
+  latter breaks with paramiko >= 4 and accepts any host key): the ready
+  check and setup scripts use our own paramiko code (sshrun.py), and a
+  server that fails them is ours to delete — the launcher does.
 Credentials come from the caller (env/file lookups happen in config) and
 are never logged or put into exception text."""
 
