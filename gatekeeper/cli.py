@@ -51,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.debug else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.debug:
+        # Libraries that log every packet or SSH step at INFO drown the services' own lines.
+        for noisy in ("gear", "paramiko"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     module = importlib.import_module(args._module)
     try:
         return int(module.run(args) or 0)

@@ -23,9 +23,12 @@ log = logging.getLogger("gatekeeper.commands.merger")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-c", "--config",
+                        help="service config (gatekeeper.yaml): gearman, gerrit and merger "
+                             "sections; the other options are for running without one")
     parser.add_argument("--gearman-host", default="127.0.0.1")
     parser.add_argument("--gearman-port", type=int, default=4730)
-    parser.add_argument("--git-url-base", required=True,
+    parser.add_argument("--git-url-base",
                         help="where projects are fetched from (ssh://user@host:29418/, a path, "
                              "file://...)")
     parser.add_argument("--git-dir", default="/var/lib/gatekeeper/merger/git",
@@ -58,6 +61,10 @@ def run(args: argparse.Namespace) -> int:
     from gatekeeper.merger.merger import Merger
     from gatekeeper.merger.service import MergerService
 
+    if args.config:
+        return _run_from_config(args)
+    if not args.git_url_base:
+        raise UserError("merger: give -c CONFIG or --git-url-base")
     if args.no_git_daemon and not args.zuul_url:
         raise UserError("merger: --no-git-daemon needs --zuul-url (where workers fetch from)")
     for opt in ("ssh_key", "known_hosts"):
@@ -90,3 +97,16 @@ def run(args: argparse.Namespace) -> int:
         service.stop()
         if daemon is not None:
             daemon.stop()
+
+
+def _run_from_config(args: argparse.Namespace) -> int:
+    from gatekeeper.commands._service import wait_for_signal
+    from gatekeeper.config import load_config
+    from gatekeeper.services.merger import MergerProcess
+
+    proc = MergerProcess(load_config(args.config), name=args.name)
+    try:
+        proc.start()
+        return wait_for_signal()
+    finally:
+        proc.stop()

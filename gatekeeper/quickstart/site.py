@@ -35,7 +35,7 @@ class LocalSite:
     def __init__(self, root: str | Path, *, nodes: int = 2, gearman: str = "embedded",
                  layout: str | None = None, event_delay: float = 0.1,
                  projects: tuple[str, ...] = DEMO_PROJECTS, use_pool: bool = False,
-                 worker: bool = True):
+                 worker: bool = True, services: bool = True):
         if gearman not in ("embedded", "gearmand"):
             raise ValueError("gearman must be 'embedded' or 'gearmand'")
         self.root = Path(root).resolve()
@@ -46,6 +46,7 @@ class LocalSite:
         self.projects = projects
         self.use_pool = use_pool
         self.with_worker = worker  # False: workers run elsewhere (tests start their own)
+        self.with_services = services  # False: only Gerrit, nodes and the config
         self.emulator: Any = None
         self.nodes: list[LocalSshd] = []
         self.gearmand: Any = None
@@ -100,6 +101,8 @@ class LocalSite:
         (self.root / "layouts" / "site.yaml").write_text(self.layout_text)
         self.config_path.write_text(yaml.safe_dump(self._config(gearman_port), sort_keys=False))
         config = load_config(str(self.config_path))
+        if not self.with_services:
+            return
 
         from gatekeeper.worker.wiring import WorkerOptions
 
