@@ -202,13 +202,7 @@ class PoolStore:
         'ready' RETURNING ...``, SQLite >= 3.35 and PostgreSQL alike): the
         state condition makes two concurrent claims never share a node; the
         loser retries on the next candidate."""
-        oldest = (sa.select(NodeRow.id)
-                  .where(NodeRow.label == label, NodeRow.state == READY)
-                  .order_by(NodeRow.state_time, NodeRow.id).limit(1).scalar_subquery())
-        stmt = (sa.update(NodeRow)
-                .where(NodeRow.id == oldest, NodeRow.state == READY)
-                .values(state=IN_USE, state_time=now, build=build, project=project, job=job)
-                .returning(*NodeRow.__table__.columns))
+        stmt = claim_statement(label, build, now, project, job)
         for _ in range(5):  # lost a race: the next oldest
             with self.engine.begin() as conn:
                 row = conn.execute(stmt).first()
@@ -300,6 +294,19 @@ class PoolStore:
                         conn.execute(sa.delete(AutoholdRow).where(AutoholdRow.id == ah.id))
                     return ah
         return None
+
+
+def claim_statement(label: str, build: str, now: float, project: str = "",
+                    job: str = "") -> sa.Update:
+    """``UPDATE pool_nodes SET state='in-use', ... WHERE id = (SELECT id ...
+    oldest ready of label LIMIT 1) AND state = 'ready' RETURNING *``."""
+    oldest = (sa.select(NodeRow.id)
+              .where(NodeRow.label == label, NodeRow.state == READY)
+              .order_by(NodeRow.state_time, NodeRow.id).limit(1).scalar_subquery())
+    return (sa.update(NodeRow)
+            .where(NodeRow.id == oldest, NodeRow.state == READY)
+            .values(state=IN_USE, state_time=now, build=build, project=project, job=job)
+            .returning(*NodeRow.__table__.columns))
 
 
 def _defaults(values: dict[str, object]) -> dict[str, object]:

@@ -81,3 +81,22 @@ def test_restart_keeps_records(tmp_path):
 
 def test_redact_url():
     assert "s3cret" not in redact_url("postgresql://u:s3cret@db/x")
+
+
+def test_schema_and_claim_compile_for_postgresql():
+    # No PostgreSQL server in the unit tests: at least the DDL and the claim
+    # statement must compile for its dialect (no SQLite-only constructs).
+    from sqlalchemy.dialects import postgresql
+    from sqlalchemy.schema import CreateTable
+
+    from gatekeeper.nodes.db import Base, claim_statement
+
+    pg = postgresql.dialect()
+    for table in Base.metadata.sorted_tables:
+        ddl = str(CreateTable(table).compile(dialect=pg))
+        # SERIAL keys; FLOAT without precision is float8 in PostgreSQL (epoch
+        # seconds keep their fraction).
+        assert "id SERIAL NOT NULL" in ddl and "created FLOAT NOT NULL" in ddl
+    sql = str(claim_statement("deb", "b1", 1.0).compile(dialect=pg))
+    assert "RETURNING pool_nodes.id" in sql and "LIMIT" in sql
+    assert "WHERE pool_nodes.id = (SELECT" in sql

@@ -221,3 +221,24 @@ def test_stuck_launch_taken_off_building(pool_store, pool_services):
                  what="stuck node taken off building")
     finally:
         hang.set()
+
+
+def test_provider_outage_mid_run(pool_store, pool_services):
+    a, b = FakeCloud("a"), FakeCloud("b")
+    provs = [cloud_provider(a, max_servers=2), cloud_provider(b, max_servers=2)]
+    svc = start(pool_services, pool_store, [a, b], provs, min_ready=2,
+                reap_interval=0.1)
+    wait_for(lambda: {n.provider for n in ready(pool_store)} == {"a", "b"})
+    a.down = True  # the whole API of cloud a fails from now on
+    served = []
+    for i in range(4):
+        lease, err = claim_sync(svc, build=f"o{i}", timeout=20)
+        assert lease is not None, err
+        served.append(lease["provider"])
+        assert svc.release(lease["node_id"], "used") == ""
+    assert served.count("b") >= 3  # a's one ready node, then only b
+    stuck = [n for n in pool_store.list_nodes(provider="a") if n.state == "deleting"]
+    assert stuck, "a's used node cannot be deleted during the outage"
+    a.down = False  # recovery: the delete is retried and verified
+    wait_for(lambda: all(pool_store.get_node(n.id).state == DELETED for n in stuck))
+    assert not [s for s in a.live_servers() if s.id in {n.external_id for n in stuck}]
