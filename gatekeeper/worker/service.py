@@ -137,6 +137,10 @@ class WorkerService:
             # RESET_ABILITIES), and their results would be refused.
             bw.stopWaitingForJobs()
         self._slots.release()  # wake the dispatcher if it waits for a slot
+        if self._threads:
+            # Once the dispatcher has exited no build can start: the snapshot below
+            # then holds every build still to abort or wait for.
+            self._threads[0].join(timeout=30)
         with self._lock:
             running = list(self._running.values())
         log.info("worker %s stopping: %d running builds will be %s", self.name, len(running),

@@ -161,3 +161,20 @@ def test_build_functions_filter() -> None:
     assert build_functions(jobs, {"small"}) == ["build:a", "build:a:small", "build:d",
                                                "build:d:small"]
     assert build_functions(jobs, {"small", "big"}, only=["b"]) == ["build:b", "build:b:big"]
+
+
+def test_clean_stop_lets_running_builds_finish(worker_env: WorkerEnv, service: WorkerService,
+                                               client: gear.Client) -> None:
+    env = worker_env
+    ref, sha = env.sources.make_change({"x": "1\n"})
+    job = submit(client, build_function(JOB, LABEL),
+                 encode(build_args(env, "fin00000001", ref, sha, params={"STANDIN_SLEEP": "3"})),
+                 "fin00000001")
+    pidfiles = [n.workdir / ".gatekeeper/standin-sleep.pids" for n in env.nodes]
+    wait_for(lambda: any(p.exists() and p.read_text().strip() for p in pidfiles), 60,
+             "the build to run")
+    service.stop(abort=False, timeout=120)  # returns once the build has finished
+    wait_for(lambda: job.complete, 30, "the result")
+    assert not job.failure
+    assert json.loads(job.data[-1])["result"] == "SUCCESS"
+    assert service.running_builds == []
