@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
+from collections.abc import Callable
+from typing import Protocol
+
+log = logging.getLogger("gatekeeper.commands")
+
+
+class Service(Protocol):
+    def start(self) -> object: ...
+    def stop(self) -> None: ...
+    def reload(self) -> None: ...
 
 
 def wait_for_signal() -> int:
@@ -18,4 +29,31 @@ def wait_for_signal() -> int:
         signal.signal(sig, handler)
     while not stop.wait(3600):
         pass
+    return 0
+
+
+def serve(make: Callable[[Callable[[str], None]], Service]) -> int:
+    """Run a reloadable service until SIGTERM/SIGINT, or until it reports a
+    fatal error (``make`` receives the ``on_fatal`` callback): exit 1 then.
+    SIGHUP calls ``reload()``."""
+    stop = threading.Event()
+    fatal: list[str] = []
+
+    def on_fatal(msg: str) -> None:
+        fatal.append(msg)
+        stop.set()
+
+    service = make(on_fatal)
+    signal.signal(signal.SIGHUP, lambda *_: service.reload())
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        service.start()
+        while not stop.wait(3600):
+            pass
+    finally:
+        service.stop()
+    if fatal:
+        log.error("stopping: %s", fatal[0])
+        return 1
     return 0

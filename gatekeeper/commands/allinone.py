@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
-import threading
 
 HELP = "run every service in one process"
 log = logging.getLogger("gatekeeper.commands.allinone")
@@ -21,6 +19,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gatekeeper.commands._service import serve
     from gatekeeper.config import load_config
     from gatekeeper.services.allinone import AllInOne
     from gatekeeper.services.scheduler import check_config_files
@@ -28,25 +27,5 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     check_config_files(config)
-    stop = threading.Event()
-    fatal: list[str] = []
-
-    def on_fatal(msg: str) -> None:
-        fatal.append(msg)
-        stop.set()
-
-    site = AllInOne(config, on_fatal=on_fatal,
-                    worker_options=WorkerOptions(known_hosts=args.known_hosts))
-    signal.signal(signal.SIGHUP, lambda *_: site.reload())
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    site.start()
-    try:
-        while not stop.wait(3600):
-            pass
-    finally:
-        site.stop()
-    if fatal:
-        log.error("stopping: %s", fatal[0])
-        return 1
-    return 0
+    return serve(lambda on_fatal: AllInOne(
+        config, on_fatal=on_fatal, worker_options=WorkerOptions(known_hosts=args.known_hosts)))

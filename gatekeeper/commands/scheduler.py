@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
-import threading
 
 HELP = "run the scheduler (Gerrit events -> pipelines -> Gearman builds -> reports)"
 log = logging.getLogger("gatekeeper.commands.scheduler")
@@ -21,32 +19,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gatekeeper.commands._service import serve
     from gatekeeper.config import load_config
-    from gatekeeper.services.scheduler import SchedulerService, check_config_files, start_gearman
+    from gatekeeper.services.scheduler import SchedulerService, check_config_files
 
     config = load_config(args.config)
     check_config_files(config)
-    stop = threading.Event()
-    fatal: list[str] = []
-
-    def on_fatal(msg: str) -> None:
-        fatal.append(msg)
-        stop.set()
-
-    gearman = start_gearman(config)
-    service = SchedulerService(config, on_fatal=on_fatal)
-    signal.signal(signal.SIGHUP, lambda *_: service.reload())
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    try:
-        service.start()
-        while not stop.wait(3600):
-            pass
-    finally:
-        service.stop()
-        if gearman is not None:
-            gearman.stop()
-    if fatal:
-        log.error("stopping: %s", fatal[0])
-        return 1
-    return 0
+    return serve(lambda on_fatal: SchedulerService(config, on_fatal=on_fatal,
+                                                   with_gearman=True))

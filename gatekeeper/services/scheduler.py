@@ -29,7 +29,7 @@ class SchedulerService:
     """Gerrit connection + Gearman launcher/merger client + the scheduler loop."""
 
     def __init__(self, config: Config, clock: Callable[[], float] = time.time,
-                 on_fatal: Callable[[str], None] | None = None):
+                 on_fatal: Callable[[str], None] | None = None, with_gearman: bool = False):
         from gatekeeper.gearman.launcher import GearmanLauncher
         from gatekeeper.gearman.mergeclient import GearmanMerger
         from gatekeeper.gerrit.connection import GerritConnection
@@ -49,6 +49,8 @@ class SchedulerService:
             clock, status_url=config.scheduler.status_url,
             git_url=config.merger.url or "",
             layout_loader=lambda paths: load_service_layout(config, paths or None))
+        self.with_gearman = with_gearman  # run the embedded server when configured
+        self.gearman_server = None
         self._started = False
 
     def _on_trigger(self, event: object) -> None:
@@ -61,6 +63,8 @@ class SchedulerService:
         if self._started:
             return self
         self._started = True
+        if self.with_gearman:
+            self.gearman_server = start_gearman(self.config)
         self.launcher.start()
         self.merger.start()
         self.scheduler.start()
@@ -85,6 +89,9 @@ class SchedulerService:
         self.scheduler.stop()
         self.merger.stop()
         self.launcher.stop()
+        if self.gearman_server is not None:
+            self.gearman_server.stop()
+            self.gearman_server = None
         log.info("scheduler stopped")
 
 
