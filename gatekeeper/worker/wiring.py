@@ -66,21 +66,11 @@ def worker_from_config(cfg: Any, options: WorkerOptions | None = None,
     opts = options or WorkerOptions()
     wk = cfg.worker
     name = opts.name or wk.hostname
-    claimer: Any
-    on_stop = None
-    if wk.nodes:
-        claimer = StaticNodeClaimer(static_nodes(cfg, opts.known_hosts))
-        labels = set(claimer.labels)
-    else:
-        from gatekeeper.nodes.claimer import GearmanNodeClaimer
-
-        labels = pool_labels(cfg.pool)
-        if not labels:
-            raise UserError(f"{cfg.path}: worker: no worker.nodes and no pool labels: "
-                            "this worker could never get a node")
-        claimer = GearmanNodeClaimer(cfg.gearman.server, cfg.gearman.port,
-                                     client_id=f"{name}-claimer")
-        on_stop = claimer.close
+    static = StaticNodeClaimer(static_nodes(cfg, opts.known_hosts)) if wk.nodes else None
+    labels = set(static.labels) if static is not None else pool_labels(cfg.pool)
+    if not labels:
+        raise UserError(f"{cfg.path}: worker: no worker.nodes and no pool labels: "
+                        "this worker could never get a node")
     if layout is None:
         from gatekeeper.layout.loader import load_layout
 
@@ -108,6 +98,20 @@ def worker_from_config(cfg: Any, options: WorkerOptions | None = None,
                                 claim_timeout=opts.claim_timeout,
                                 default_timeout=opts.default_timeout,
                                 hold_for=opts.hold_hours * 3600)
+    claimer: Any = static
+    on_stop = None
+    if claimer is None:  # nodes come from the pool service, over Gearman
+        import gear
+
+        from gatekeeper.nodes.claimer import GearmanNodeClaimer
+
+        try:
+            claimer = GearmanNodeClaimer(cfg.gearman.server, cfg.gearman.port,
+                                         client_id=f"{name}-claimer")
+        except gear.TimeoutError:
+            raise UserError(f"worker: no Gearman server at {cfg.gearman.server}:"
+                            f"{cfg.gearman.port} (needed to claim nodes from the pool)") from None
+        on_stop = claimer.close
     executor = BuildExecutor(settings, claimer, WorkspaceBuilder(git_base_url=opts.git_base_url))
     g = cfg.gearman
     return WorkerService(executor, functions,

@@ -123,3 +123,26 @@ def test_bad_inputs_are_one_clear_error(tmp_path: Path, gear_server: GearmanServ
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 2 and "jobs_rot" in out and "Traceback" not in out
     assert os.path.basename(str(bad)) in out
+
+
+def test_without_static_nodes_the_pool_claimer_is_used(
+        tmp_path: Path, gear_server: GearmanServerHandle, sshd_nodes: list[LocalSshd],
+        client_key: Path) -> None:
+    from gatekeeper.config import load_config
+    from gatekeeper.nodes.claimer import GearmanNodeClaimer
+    from gatekeeper.worker.wiring import worker_from_config
+
+    cfg_path = write_config(tmp_path, gear_server, sshd_nodes, client_key)
+    text = cfg_path.read_text()
+    text = text[:text.index("  nodes:")].replace("pool: {labels: [elsewhere]}",
+                                                  f"pool: {{labels: [elsewhere, {LABEL}]}}")
+    cfg_path.write_text(text)
+    service = worker_from_config(load_config(str(cfg_path)))
+    try:
+        assert isinstance(service.executor.claimer, GearmanNodeClaimer)
+        assert service.functions == [build_function(JOB), build_function(JOB, LABEL),
+                                     "build:other", "build:other:elsewhere"]
+        assert service.max_builds == 2
+    finally:
+        service.stop()  # closes the claimer's Gearman client
+    assert not service.executor.claimer._client.running
