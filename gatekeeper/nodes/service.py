@@ -255,6 +255,14 @@ class PoolService:
         for prov in self.config.providers.values():
             if prov.kind != STATIC or prov.static is None:
                 continue
+            names = {h.name for h in prov.static.hosts}
+            for n in live:
+                # A host removed from the config leaves service (in-use ones
+                # when their build releases them: their reset finds no host).
+                if n.provider == prov.name and n.static_name not in names and \
+                        self.store.transition(n.id, [READY, USED, HOLD, FAILED, BUILDING],
+                                              DELETED, self.clock()):
+                    log.info("static node %s is no longer configured", n.static_name)
             for h in prov.static.hosts:
                 mine = [n for n in live if n.provider == prov.name and n.static_name == h.name]
                 if mine:

@@ -242,3 +242,27 @@ def test_provider_outage_mid_run(pool_store, pool_services):
     a.down = False  # recovery: the delete is retried and verified
     wait_for(lambda: all(pool_store.get_node(n.id).state == DELETED for n in stuck))
     assert not [s for s in a.live_servers() if s.id in {n.external_id for n in stuck}]
+
+
+def test_static_hosts_registered_and_removed(pool_store):
+    from gatekeeper.nodes.providers.static import StaticHost, StaticProvider
+    from gatekeeper.nodes.runtime import LabelSpec, ProviderRuntime
+    from gatekeeper.nodes.service import PoolConfig
+
+    def service(hosts):
+        static = StaticProvider("rack", tuple(StaticHost(h, "127.0.0.1", "metal", 22)
+                                              for h in hosts))
+        cfg = PoolConfig("p", {"rack": ProviderRuntime("rack", "static", static=static)},
+                         {"metal": LabelSpec("metal", "", 0)})
+        return PoolService(pool_store, cfg)
+
+    service(["m1", "m2"]).register_static()
+    nodes = {n.static_name: n for n in pool_store.list_nodes()}
+    assert set(nodes) == {"m1", "m2"} and {n.state for n in nodes.values()} == {USED}
+    pool_store.transition(nodes["m1"].id, [USED], READY, 1.0)
+    pool_store.transition(nodes["m2"].id, [USED], IN_USE, 1.0)
+    service(["m1", "m2"]).register_static()  # a restart: nothing new
+    assert len(pool_store.list_nodes()) == 2
+    service(["m2"]).register_static()  # m1 removed from the config
+    assert pool_store.get_node(nodes["m1"].id).state == DELETED
+    assert pool_store.get_node(nodes["m2"].id).state == IN_USE
