@@ -32,6 +32,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--git-base-url",
                         help="where projects outside the change set are cloned from "
                              "(default: ZUUL_URL, the merger's git server)")
+    parser.add_argument("--git-cache", metavar="DIR",
+                        help="bare copies of the projects, updated per build "
+                             "(default: JOBS_ROOT/.git-cache; '' disables)")
     parser.add_argument("--hold-hours", type=float, default=24.0,
                         help="how long the node of a failed build is held (24)")
     parser.add_argument("--claim-timeout", type=float, default=3600.0,
@@ -50,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     service = worker_from_config(cfg, WorkerOptions(
         name=args.name, executors=args.executors, jobs=args.job, known_hosts=args.known_hosts,
-        git_base_url=args.git_base_url, hold_hours=args.hold_hours,
+        git_base_url=args.git_base_url, git_cache=args.git_cache,
+        hold_hours=args.hold_hours,
         claim_timeout=args.claim_timeout, default_timeout=args.default_timeout))
     try:
         service.start(connect_timeout=None)

@@ -31,6 +31,7 @@ class WorkerOptions:
     jobs: list[str] | None = None  # serve only these jobs
     known_hosts: str | None = None  # known_hosts file pinning static nodes' host keys
     git_base_url: str | None = None  # default: ZUUL_URL
+    git_cache: str | None = None  # default: JOBS_ROOT/.git-cache; "" = no cache
     hold_hours: float = 24.0
     claim_timeout: float = 3600.0
     default_timeout: float = 3 * 3600.0
@@ -112,7 +113,10 @@ def worker_from_config(cfg: Any, options: WorkerOptions | None = None,
             raise UserError(f"worker: no Gearman server at {cfg.gearman.server}:"
                             f"{cfg.gearman.port} (needed to claim nodes from the pool)") from None
         on_stop = claimer.close
-    executor = BuildExecutor(settings, claimer, WorkspaceBuilder(git_base_url=opts.git_base_url))
+    cache = (Path(wk.jobs_root) / ".git-cache" if opts.git_cache is None
+             else Path(opts.git_cache) if opts.git_cache else None)
+    executor = BuildExecutor(settings, claimer,
+                             WorkspaceBuilder(git_base_url=opts.git_base_url, cache_dir=cache))
     g = cfg.gearman
     return WorkerService(executor, functions,
                          [GearServer(g.server, g.port, g.ssl_key, g.ssl_cert, g.ssl_ca)],

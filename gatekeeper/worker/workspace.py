@@ -12,6 +12,7 @@ console log, as the devstack gate did."""
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import re
@@ -59,8 +60,11 @@ class WorkspaceBuilder:
     the change set come from (e.g. the Gerrit mirror); None = ZUUL_URL."""
 
     def __init__(self, git_base_url: str | None = None, git: str = "git",
-                 timeout: float = 900.0) -> None:
+                 timeout: float = 900.0, cache_dir: Path | None = None) -> None:
         self.git_base_url = git_base_url
+        # Bare copies of each project's branches and tags, updated per build and
+        # cloned locally (hard links): a build fetches only what is new.
+        self.cache_dir = Path(cache_dir) if cache_dir else None
         self._git = git
         self._timeout = timeout
         # Never prompt, never read the worker user's config (hooks, url rewrites).
@@ -136,13 +140,43 @@ class WorkspaceBuilder:
             urls.append(join_url(zuul_url, project))  # a new project may exist only there
         last = ""
         for url in urls:
-            cp = self._run(["git", "clone", "-q", "--no-checkout", "--", url, str(dest)],
+            cache = self._update_cache(url, project, say)
+            source = str(cache) if cache is not None else url
+            cp = self._run(["git", "clone", "-q", "--no-checkout", "--", source, str(dest)],
                            None, say, check=False)
             if cp.returncode == 0:
+                if cache is not None:  # the workspace's origin is the real source
+                    self._run(["git", "remote", "set-url", "origin", url], dest, lambda _: None)
                 return
             last = redact_url(cp.stderr.strip())[-300:]
             shutil.rmtree(dest, ignore_errors=True)
         raise WorkspaceError(f"cannot clone {project}: {last}")
+
+    def _update_cache(self, url: str, project: str, say: Callable[[str], None]) -> Path | None:
+        """The cache's copy of ``url``, brought up to date; None without a cache or
+        when ``url`` cannot be fetched (the caller clones directly)."""
+        if self.cache_dir is None:
+            return None
+        quiet: Callable[[str], None] = lambda _: None  # noqa: E731
+        mirror = self.cache_dir / f"{project}.git"
+        mirror.parent.mkdir(parents=True, exist_ok=True)
+        # One updater per project at a time, across threads and worker processes.
+        with open(mirror.with_name(mirror.name + ".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (mirror / "HEAD").exists():
+                self._run(["git", "init", "-q", "--bare", str(mirror)], None, quiet)
+            cp = self._run(["git", "-C", str(mirror), "fetch", "-q", "--prune", "--", url,
+                            "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"],
+                           None, say, check=False)
+            if cp.returncode != 0:
+                return None
+            head = self._run(["git", "ls-remote", "--symref", "--", url, "HEAD"], None, quiet,
+                             check=False)
+            for line in head.stdout.splitlines():
+                if line.startswith("ref: refs/heads/") and line.endswith("\tHEAD"):
+                    self._run(["git", "-C", str(mirror), "symbolic-ref", "HEAD",
+                               line[5:-5]], None, quiet, check=False)
+        return mirror
 
     def _checkout_branch(self, dest: Path, branch: str, say: Callable[[str], None]) -> str:
         if branch:
