@@ -84,7 +84,7 @@ class Actions:
                     node.id, [BUILDING], READY, self.clock(), host=server.host,
                     port=server.port, username=spec.boot.username,
                     key_ref=spec.boot.private_key, host_key=host_key,
-                    external_id=server.id):
+                    external_id=server.id, workdir=server.workdir):
                 prov.health.success()
                 self.metrics.launch(prov.name, req.label, "ready", self.clock() - started)
                 log.info("node %d (%s) ready on %s: %s:%d", node.id, req.label, prov.name,
@@ -116,7 +116,7 @@ class Actions:
         if node.id:
             self.store.update_node(node.id, external_id=server.id)
         try:
-            return server, self._wait_ready(prov, spec, server)
+            return self._wait_ready(prov, spec, server)
         except LaunchFailed:
             try:
                 self._delete_server(prov, server.id)
@@ -125,7 +125,10 @@ class Actions:
                             server.id, e)
             raise
 
-    def _wait_ready(self, prov: ProviderRuntime, spec: ImageSpec, server: Server) -> str:
+    def _wait_ready(self, prov: ProviderRuntime, spec: ImageSpec,
+                    server: Server) -> tuple[Server, str]:
+        """The server as it is once RUNNING (its address may only be known
+        then) and its host key, once it passed the ready check."""
         assert prov.api is not None
         deadline = self.clock() + prov.boot_timeout
         # 1. Until the cloud says RUNNING (our server only, never list-wide waits).
@@ -149,7 +152,7 @@ class Actions:
         last = ""
         while True:
             try:
-                return self.ready_check(target)
+                return cur, self.ready_check(target)
             except SshError as e:
                 last = str(e)
             if self.clock() >= deadline:
@@ -228,7 +231,8 @@ class Actions:
             return
         if self.store.transition(node_id, [BUILDING], READY, self.clock(), host=host.host,
                                  port=host.port, username=host.username,
-                                 key_ref=host.private_key, host_key=host_key):
+                                 key_ref=host.private_key, host_key=host_key,
+                                 workdir=host.workdir or None):
             self.metrics.event("resets_total", {"provider": prov.name, "result": "ok"})
             self.metrics.launch(prov.name, node.label, "ready", self.clock() - started)
             log.info("static node %s reset and ready", host.name)

@@ -60,6 +60,7 @@ class NodeRow(Base):
     project: Mapped[str] = mapped_column(sa.String(255), default="")
     job: Mapped[str] = mapped_column(sa.String(255), default="")
     static_name: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
+    workdir: Mapped[str | None] = mapped_column(sa.String(1024), nullable=True)
     created: Mapped[float] = mapped_column(sa.Float)
 
 
@@ -113,6 +114,7 @@ class Node:
     project: str = ""
     job: str = ""
     static_name: str | None = None
+    workdir: str | None = None  # where builds keep their files (None: the user's home)
 
 
 @dataclass(frozen=True)

@@ -228,7 +228,8 @@ class FakeCloudDriver(NodeDriver):
         return Node(id=s.id, name=s.name, state=state, public_ips=ips, private_ips=[],
                     driver=self, image=None, size=None, created_at=None,
                     extra={"metadata": dict(s.metadata), "ssh_port": port,
-                           "image_id": s.image_id, "status": state.value})
+                           "image_id": s.image_id, "status": state.value,
+                           "workdir": str(s.sshd.workdir) if s.sshd else None})
 
     def _image(self, i: _Image) -> NodeImage:
         ready = self.cloud.clock() >= i.ready_at

@@ -405,15 +405,7 @@ class PoolService:
             self.store.transition(node.id, [IN_USE], USED, self.clock())
 
     def lease(self, node: Node) -> dict[str, Any]:
-        extra: dict[str, str] = {}
-        prov = self.config.providers.get(node.provider)
-        workdir = getattr(prov.api, "workdir", None) if prov else None
-        if callable(workdir) and node.external_id:
-            extra["workdir"] = workdir(node.external_id)
-        if prov and prov.static and node.static_name:
-            h = prov.static.host(node.static_name)
-            if h and h.workdir:
-                extra["workdir"] = h.workdir
+        extra = {"workdir": node.workdir} if node.workdir else {}
         return {"node_id": str(node.id), "label": node.label, "host": node.host,
                 "port": node.port, "username": node.username, "private_key": node.key_ref,
                 "provider": node.provider, "host_key": node.host_key, "extra": extra}

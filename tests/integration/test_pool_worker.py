@@ -82,3 +82,36 @@ def test_worker_builds_on_a_pool_node(worker_env, gear_server, pool_store, pool_
         gw.stop()
         svc.stop()
         api.close()
+
+
+def test_worker_builds_on_a_fake_cloud_node(worker_env, gear_server, pool_store, pool_services,
+                                            client_key, tmp_path):
+    """The fake cloud's sshd mode: a libcloud-launched node, reached over
+    real SSH/rsync by the worker, with the pool code seeing only libcloud."""
+    from gatekeeper.nodes.fakecloud import FakeCloud
+    from tests.fixtures.pool import cloud_provider
+
+    env = worker_env
+    me = pwd.getpwuid(os.getuid()).pw_name
+    cloud = FakeCloud("cloud-x", sshd_root=tmp_path / "cloud", boot_delay=0.1,
+                      authorized_keys=[client_key.with_suffix(".pub").read_text()])
+    prov = cloud_provider(cloud, boot_timeout=20, key=str(client_key), username=me)
+    cfg = pool_config([prov], labels={LABEL: LabelSpec(LABEL, "debian", 1)})
+    svc = PoolService(pool_store, cfg, ready_check=ReadyCheck())
+    pool_services.append(svc.start())
+    gw = PoolGearmanWorker(svc, gear_server.host, gear_server.port).start()
+    claimer = GearmanNodeClaimer(gear_server.host, gear_server.port)
+    try:
+        env.executor.claimer = claimer
+        ref, sha = env.sources.make_change({"feature.txt": "cloud\n"}, subject="Cloud")
+        spec = parse_build_args(build_function(JOB, LABEL), build_args(env, "c10ud0001", ref, sha))
+        out = env.executor.run(spec, Recorder(), threading.Event())
+        assert out.result == "SUCCESS", out
+        assert out.provider == "cloud-x"
+        node = pool_store.get_node(int(out.node))
+        assert node.workdir and node.workdir.startswith(str(tmp_path / "cloud"))
+        wait_for(lambda: pool_store.get_node(node.id).state == DELETED, what="node deleted")
+        assert node.external_id not in {s.id for s in cloud.live_servers()}
+    finally:
+        claimer.close()
+        gw.stop()

@@ -67,6 +67,8 @@ def test_claim_waits_for_a_node_and_demand_launches(pool_store, pool_services):
     svc = start(pool_services, pool_store, [cloud], [cloud_provider(cloud)], min_ready=0)
     lease, err = claim_sync(svc, timeout=15)
     assert err == "" and lease is not None
+    # The address is the one the server has once RUNNING (unknown at create).
+    assert lease["host"] == "127.0.0.1" and cloud.alive("127.0.0.1", lease["port"])
     assert pool_store.get_node(int(lease["node_id"])).state == IN_USE
 
 

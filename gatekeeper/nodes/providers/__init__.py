@@ -22,6 +22,7 @@ class Server:
     host: str | None = None
     port: int = 22
     metadata: dict[str, str] = field(default_factory=dict)
+    workdir: str | None = None  # a directory builds must stay in (local/fake nodes)
 
 
 @dataclass(frozen=True)

@@ -116,7 +116,8 @@ class LibcloudProvider:
         meta = extra.get("metadata") or {}
         return Server(id=str(node.id), state=state_value(node.state),
                       host=ips[0] if ips else None, port=int(extra.get("ssh_port", 22)),
-                      metadata={str(k): str(v) for k, v in meta.items()})
+                      metadata={str(k): str(v) for k, v in meta.items()},
+                      workdir=extra.get("workdir"))
 
     def _find_image(self, ref: str) -> NodeImage:
         if ref in self._images:

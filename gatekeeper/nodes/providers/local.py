@@ -86,7 +86,8 @@ class LocalProvider:
         d = self._dir(sid)
         meta = json.loads((d / "meta.json").read_text())
         state = "running" if self._alive(sid, d) else "stopped"
-        return Server(sid, state, self.host, int(meta.get("port", 0)), dict(meta["metadata"]))
+        return Server(sid, state, self.host, int(meta.get("port", 0)), dict(meta["metadata"]),
+                      str(d / "work"))
 
     def get_server(self, server_id: str) -> Server | None:
         d = self._dir(server_id)
@@ -135,7 +136,3 @@ class LocalProvider:
 
     def delete_image(self, image_id: str) -> None:
         return None
-
-    def workdir(self, server_id: str) -> str:
-        """Where builds on this server keep their files (the sshd's work dir)."""
-        return str(self._dir(server_id) / "work")
