@@ -5,7 +5,8 @@ Published layout (``LOG_ROOT/LOG_PATH/``)::
     console.txt          the whole console, never compressed (people read it raw);
                          written there live while the build runs
     logs/                the node's $WORKSPACE/logs (syslog.txt, screen-*.txt ...)
-    logs/<name>          each declared artifact, by its base name
+    logs/<name>          each declared artifact, by its base name (the matches of a
+                         wildcard pattern, by their own names)
 
 ``*.log`` becomes ``*.txt`` (served as text/plain); text files larger than
 the threshold are gzipped (``name.txt.gz``), as OpenStack's log server did.
@@ -53,8 +54,12 @@ def collect(node: SshNode, dest: Path, artifacts: Sequence[str],
         if not node.pull(f"{NODE_LOGS_DIR}/", dest / "logs"):
             say(f"no {NODE_LOGS_DIR}/ directory on the node")
         for path in artifacts:
-            name = PurePosixPath(path.rstrip("/")).name or "artifact"
-            if not node.pull(path, dest / "logs" / name):
+            if any(c in path for c in "*?["):  # a pattern: the matches land in logs/
+                found = node.pull(path, dest / "logs", into_dir=True)
+            else:
+                name = PurePosixPath(path.rstrip("/")).name or "artifact"
+                found = node.pull(path, dest / "logs" / name)
+            if not found:
                 say(f"artifact {path} not found on the node")
     except SshError as e:
         say(f"log collection failed: {e}")

@@ -282,15 +282,18 @@ class SshNode:
             raise SshError(f"rsync to {self.lease.node_id} failed ({cp.returncode}): "
                            f"{cp.stderr.strip()[-500:]}")
 
-    def pull(self, remote_path: str, local_dest: Path, timeout: float = 1800.0) -> bool:
-        """Copy ``remote_path`` (relative to the workdir, or absolute) to ``local_dest``.
+    def pull(self, remote_path: str, local_dest: Path, timeout: float = 1800.0,
+             into_dir: bool = False) -> bool:
+        """Copy ``remote_path`` (relative to the workdir, or absolute; rsync expands
+        wildcards) to ``local_dest``, or into that directory with ``into_dir``.
 
         False when the path does not exist on the node (rsync exit 23);
         SshError when the node cannot be reached."""
         if not remote_path.startswith("/"):
             remote_path = f"{self.workdir}/{remote_path}"
-        local_dest.parent.mkdir(parents=True, exist_ok=True)
-        cp = self._rsync(self.rsync_argv(self._remote(remote_path), str(local_dest)), timeout)
+        (local_dest if into_dir else local_dest.parent).mkdir(parents=True, exist_ok=True)
+        dst = f"{local_dest}/" if into_dir else str(local_dest)
+        cp = self._rsync(self.rsync_argv(self._remote(remote_path), dst), timeout)
         if cp.returncode == 0:
             return True
         if cp.returncode in (23, 24):  # partial transfer / vanished files

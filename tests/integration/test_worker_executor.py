@@ -87,7 +87,8 @@ def test_success_speculative_workspace_logs_and_release(worker_env: WorkerEnv) -
     ref, sha = env.sources.make_change({"feature.txt": "speculative\n"}, subject="Add feature")
     args = build_args(env, "a1b2c3d4e5f6", ref, sha, change=98765,
                       params={"STANDIN_BIG_LOG": str(200 * 1024)})
-    args["gatekeeper"]["artifacts"] = ["stack/devstacklog.txt", "missing/thing"]
+    args["gatekeeper"]["artifacts"] = ["stack/devstacklog.txt", "missing/thing",
+                                       "stack/.stack-stat*"]
     made: list[SshNode] = []
 
     def connect(lease: Any, state: Path) -> SshNode:
@@ -134,6 +135,8 @@ def test_success_speculative_workspace_logs_and_release(worker_env: WorkerEnv) -
     assert "stack.sh completed" in (logs / "devstacklog.txt").read_text()
     assert "PASSWORD=<hidden>" in (logs / "localrc.txt").read_text()
     assert "artifact missing/thing not found on the node" in console
+    assert (logs / ".stack-status").read_text() == "ok\n"  # matched by the wildcard artifact
+    assert not list(logs.glob("*[*]*"))
     # Released for reuse; the private build dir is gone.
     assert claimer.releases == [(out.node, "used", None)]
     assert not (env.settings.jobs_root / "a1b2c3d4e5f6").exists()
