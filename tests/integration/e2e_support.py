@@ -57,3 +57,12 @@ def log_url_of(message: str, job: str) -> str:
     m = re.search(rf"- {re.escape(job)} (\S+) :", message)
     assert m, f"no URL for {job} in {message!r}"
     return m.group(1)
+
+
+def process_gone(pid: str | int) -> bool:
+    """No such process, or only a zombie waiting to be reaped."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"

@@ -14,7 +14,13 @@ import pytest
 import yaml
 
 from gatekeeper.quickstart.site import DEVSTACK_PROJECT, LocalSite, default_layout
-from tests.integration.e2e_support import consoles, gatekeeper_messages, verified, wait_for
+from tests.integration.e2e_support import (
+    consoles,
+    gatekeeper_messages,
+    process_gone,
+    verified,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -82,7 +88,7 @@ def test_job_timeout_kills_the_remote_job(tmp_path: Path) -> None:
         pids = list((site.nodes[0].workdir).rglob("standin-sleep.pids"))
         assert pids, "the stand-in never started sleeping"
         for pid in pids[0].read_text().split():
-            assert not Path(f"/proc/{pid}").exists(), f"remote process {pid} survived"
+            wait_for(lambda pid=pid: process_gone(pid), 30, f"remote process {pid} to die")
 
 
 def test_abandon_cancels_the_running_build(site: LocalSite) -> None:
@@ -95,8 +101,7 @@ def test_abandon_cancels_the_running_build(site: LocalSite) -> None:
     wait_for(lambda: not build_states(site, n), 60, "the item to leave the queue")
     # The worker stopped the remote job and published what it had.
     pids = [p for node in site.nodes for p in node.workdir.rglob("standin-sleep.pids")]
-    wait_for(lambda: all(not Path(f"/proc/{pid}").exists()
-                         for p in pids for pid in p.read_text().split()), 30,
+    wait_for(lambda: all(process_gone(pid) for p in pids for pid in p.read_text().split()), 30,
              "the remote job to be killed")
     wait_for(lambda: consoles(site, n, "check"), 30, "the aborted build's logs")
     assert "Stop requested" in consoles(site, n, "check")[-1].read_text()

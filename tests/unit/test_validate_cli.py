@@ -163,10 +163,26 @@ def test_config_pool_section_is_validated(tmp_path, capsys):
     cfg.write_text(
         "gerrit: {server: h, user: u, sshkey: k}\nscheduler: {layout: l.yaml}\n"
         "pool:\n  labels:\n    - {name: precise}\n"
+        "  providers:\n    - name: cloud\n      driverr: openstack\n"
     )
     p = tmp_path / "l.yaml"
     p.write_text(GOOD)
     rc, out, err = run(capsys, "--config", str(cfg), str(p))
     assert (rc, out) == (2, "")
-    assert f"{cfg}:" in err and "pool.providers: required key missing" in err
+    assert f"{cfg}:8: pool.providers[0].driverr:" in err, err
+    assert f"{cfg}:7: pool.providers[0].driver: required key missing" in err, err
+
+
+def test_config_pool_with_labels_only_is_valid(tmp_path, capsys):
+    """A worker host's config names the pool's labels but holds no cloud
+    credentials: the pool itself runs elsewhere."""
+    cfg = tmp_path / "gatekeeper.yaml"
+    cfg.write_text(
+        "gerrit: {server: h, user: u, sshkey: k}\nscheduler: {layout: l.yaml}\n"
+        "pool:\n  labels:\n    - {name: precise}\n"
+    )
+    p = tmp_path / "l.yaml"
+    p.write_text(GOOD)
+    rc, out, err = run(capsys, "--config", str(cfg), str(p))
+    assert rc == 0, err
     assert "unknown label" not in err  # pool labels count as known labels
