@@ -24,7 +24,10 @@ HELP = "run the local gate demo (Gerrit emulator, sshd nodes, all services)"
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dir", help="site directory (default: a new temporary directory, "
                                       "removed afterwards unless --keep)")
-    parser.add_argument("--nodes", type=int, default=2, help="sshd nodes to start (2)")
+    parser.add_argument("--nodes", type=int, default=2,
+                        help="sshd nodes the pool keeps ready (2)")
+    parser.add_argument("--static-nodes", action="store_true",
+                        help="start the sshd nodes as a static list instead of running the pool")
     parser.add_argument("--gearman", choices=("embedded", "gearmand"), default="embedded",
                         help="embedded gear.Server or Debian's gearmand (embedded)")
     parser.add_argument("--keep", action="store_true",
@@ -56,15 +59,17 @@ def run(args: argparse.Namespace) -> int:
         print(text, flush=True)
 
     say(f"Gatekeeper quickstart in {root}")
-    site = LocalSite(root, nodes=args.nodes, gearman=args.gearman)
+    site = LocalSite(root, nodes=args.nodes, gearman=args.gearman,
+                     use_pool=not args.static_nodes)
     try:
         site.start()
         cfg = site.services.config
         say(f"  Gerrit emulator: ssh -p {site.emulator.port} gatekeeper@127.0.0.1 "
             f"(key {root / 'keys' / 'gatekeeper_ed25519'})")
-        say(f"  Gearman ({args.gearman}): 127.0.0.1:{cfg.gearman.port}; "
-            f"{len(site.nodes)} sshd nodes on ports "
-            + ", ".join(str(n.port) for n in site.nodes))
+        nodes = (f"the pool keeps {args.nodes} sshd nodes ready (local provider)"
+                 if site.use_pool else f"{len(site.nodes)} static sshd nodes on ports "
+                 + ", ".join(str(n.port) for n in site.nodes))
+        say(f"  Gearman ({args.gearman}): 127.0.0.1:{cfg.gearman.port}; {nodes}")
         say(f"  status: {site.services.web.url}status.json  logs: {cfg.worker.log_url}")
         say(f"  config: {site.config_path}  service log: {root / 'gatekeeper.log'}")
         say("")

@@ -86,7 +86,8 @@ class LocalSite:
                                          f"{p.split('/')[-1]}/__init__.py": ""})
         self._import_devstack()
 
-        for i in range(self.node_count):
+        for i in range(0 if self.use_pool else self.node_count):
+            # Static nodes; with the pool, its local provider boots sshd nodes itself.
             node = LocalSshd(self.root / "nodes" / f"node{i + 1}", [pub], name=f"node{i + 1}")
             self.nodes.append(node.start())
         (self.root / "keys" / "node_known_hosts").write_text(
@@ -106,7 +107,7 @@ class LocalSite:
 
         from gatekeeper.worker.wiring import WorkerOptions
 
-        options = WorkerOptions(name="worker-local", known_hosts=str(
+        options = WorkerOptions(name="worker-local", executors=self.node_count, known_hosts=str(
             self.root / "keys" / "node_known_hosts"), hold_hours=0.0,
             claim_timeout=600.0, default_timeout=600.0,
             git_base_url=str(emu.project_path(DEVSTACK_PROJECT).parent.parent))
@@ -130,6 +131,17 @@ class LocalSite:
 
     def _config(self, gearman_port: int) -> dict[str, Any]:
         r = self.root
+        key = str(r / "keys" / "gatekeeper_ed25519")
+        pool = {
+            "id": "quickstart",
+            "state_dir": str(r / "state" / "pool"),
+            "hold_time": 0,
+            "labels": [{"name": NODE_LABEL, "image": "local-image",
+                        "min_ready": self.node_count}],
+            "providers": [{"name": "local", "driver": "local",
+                           "max_servers": self.node_count + 1,
+                           "images": [{"name": "local-image", "private_key": key}]}],
+        }
         return {
             "gerrit": {"server": "127.0.0.1", "port": self.emulator.port, "user": "gatekeeper",
                        "sshkey": str(r / "keys" / "gatekeeper_ed25519"),
@@ -140,6 +152,7 @@ class LocalSite:
             "scheduler": {"layout": [str(r / "layouts" / "site.yaml")],
                           "state_dir": str(r / "state")},
             "merger": {"git_daemon": f"127.0.0.1:{free_port()}"},
+            **({"pool": pool} if self.use_pool else {}),
             "worker": {"hostname": "worker-local", "nodes": [
                 {"name": n.name, "host": n.host, "port": n.port, "username": n.username,
                  "private_key": str(r / "keys" / "gatekeeper_ed25519"),
@@ -160,6 +173,11 @@ class LocalSite:
         for n in self.nodes:
             n.stop()
         self.nodes = []
+        if self.use_pool:
+            # Pool nodes outlive the pool service (as cloud servers do): delete them.
+            from gatekeeper.nodes.providers.local import LocalProvider
+
+            LocalProvider("local", self.root / "state" / "pool" / "local" / "local").close()
         if self.emulator is not None:
             self.emulator.stop()
             self.emulator = None

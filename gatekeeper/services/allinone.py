@@ -50,12 +50,12 @@ class AllInOne:
             # Everything that can fail on user input is built before anything starts.
             layout = load_service_layout(cfg)
             self.scheduler = SchedulerService(cfg, self.clock, on_fatal=self.on_fatal)
-            if self.with_worker:
-                self.worker = worker_from_config(cfg, self.worker_options, layout)
             self.merger = MergerProcess(cfg, name=f"merger-{cfg.worker.hostname}")
             self.gearman = start_gearman(cfg)
             if self.gearman is not None:
                 self._stack.append(("gearman", self.gearman.stop))
+            if self.with_worker:  # after Gearman: a pool-backed worker connects at once
+                self.worker = worker_from_config(cfg, self.worker_options, layout)
             self.merger.start()
             self._stack.append(("merger", self.merger.stop))
             if cfg.pool:

@@ -26,9 +26,11 @@ pytestmark = pytest.mark.integration
 JOB = "gate-devstack-standin"
 
 
-@pytest.fixture(params=["embedded", "gearmand"])
+@pytest.fixture(params=[("embedded", "static"), ("gearmand", "pool")],
+                ids=["gear.Server-static-nodes", "gearmand-pool-nodes"])
 def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LocalSite]:
-    s = LocalSite(tmp_path / "site", nodes=3, gearman=request.param)
+    gearman, nodes = request.param
+    s = LocalSite(tmp_path / "site", nodes=3, gearman=gearman, use_pool=nodes == "pool")
     s.start()
     yield s
     s.stop()
