@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -200,10 +201,15 @@ class SshNode:
         if control is None:
             return
         try:
-            subprocess.run([self._ssh, "-F", "/dev/null", "-o", f"ControlPath={control}/%C",
-                            "-p", str(self.lease.port), "-O", "exit", "-l", self.lease.username,
-                            self.lease.host], stdin=subprocess.DEVNULL, capture_output=True,
-                           timeout=15)
+            cp = subprocess.run([self._ssh, "-F", "/dev/null", "-o", f"ControlPath={control}/%C",
+                                 "-p", str(self.lease.port), "-O", "exit", "-l",
+                                 self.lease.username, self.lease.host],
+                                stdin=subprocess.DEVNULL, capture_output=True, timeout=15)
+            if cp.returncode == 0:
+                # The master removes its socket as it exits, after answering "exit".
+                deadline = time.monotonic() + 5
+                while any(control.iterdir()) and time.monotonic() < deadline:
+                    time.sleep(0.02)
         except subprocess.TimeoutExpired:
             log.warning("ssh master for %s did not exit", self.lease.node_id)
         shutil.rmtree(control, ignore_errors=True)
