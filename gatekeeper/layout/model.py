@@ -124,7 +124,7 @@ class Job:
     run: str | None = None  # script executed on the node, relative to the workspace
     timeout: int | None = None  # seconds
     voting: bool = True
-    attempts: int = 3  # launches tried when a build is LOST (not when it fails)
+    attempts: int = 3  # launches tried when a build is LOST, NODE_FAILURE or ERROR (never FAILURE)
     branches: tuple[re.Pattern[str], ...] = ()  # run only for these branches
     files: tuple[re.Pattern[str], ...] = ()  # run only if a changed file matches
     irrelevant_files: tuple[re.Pattern[str], ...] = ()  # skip if all changed files match

@@ -15,7 +15,10 @@ from gatekeeper.model.change import Change, Ref
 # Build results that are not failures of the change under test.
 PASSING_RESULTS = frozenset({"SUCCESS", "SKIPPED"})
 # Results after which a build may be launched again (within the job's attempts).
-RETRYABLE_RESULTS = frozenset({"LOST"})
+# Infrastructure, not the change: the worker or its connection went away (LOST),
+# no node could be had or reached (NODE_FAILURE), the workspace could not be
+# prepared (ERROR). Retried within the job's attempts; FAILURE never is.
+RETRYABLE_RESULTS = frozenset({"LOST", "NODE_FAILURE", "ERROR"})
 
 
 @dataclass(frozen=True)

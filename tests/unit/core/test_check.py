@@ -1,5 +1,7 @@
 """Independent pipeline: check."""
 
+import pytest
+
 from gatekeeper.model.events import EventApproval
 from tests.unit.core.harness import Harness
 
@@ -119,6 +121,16 @@ def test_lost_build_gives_up_after_attempts(h: Harness):
     assert len(h.launched()) == 2
     r = h.reports_for(a)[-1]
     assert r.labels == {"Verified": -1} and ": LOST" in r.message
+
+
+@pytest.mark.parametrize("result", ["NODE_FAILURE", "ERROR"])
+def test_infrastructure_results_are_retried_like_lost(h: Harness, result: str):
+    a = h.upload("org/lossy")
+    h.complete(result)
+    assert len(h.running("project-lossy")) == 1
+    h.release()
+    assert h.reports_for(a)[-1].labels == {"Verified": 1}
+    assert f"{result} (attempt 1 of 2): launching it again" in h.sched.explain(1)
 
 
 def test_failure_is_never_retried(h: Harness):
