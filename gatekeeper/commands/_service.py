@@ -27,6 +27,9 @@ def wait_for_signal() -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, handler)
+    # SIGHUP means "reload" across Gatekeeper; a service with nothing to reload
+    # must not die of it (Python's default) when an operator HUPs every process.
+    signal.signal(signal.SIGHUP, lambda *_: log.info("SIGHUP: nothing to reload here"))
     while not stop.wait(3600):
         pass
     return 0

@@ -99,5 +99,5 @@ def run(args: argparse.Namespace) -> int:
         handler.close()
         if temp and not args.keep:
             shutil.rmtree(root, ignore_errors=True)
-        elif not temp:
+        else:
             print(f"Site files kept in {root}", file=sys.stderr)

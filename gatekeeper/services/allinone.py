@@ -9,6 +9,7 @@ moving a service elsewhere, not by changing it."""
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -42,7 +43,6 @@ class AllInOne:
             load_service_layout,
             start_gearman,
         )
-        from gatekeeper.web.server import WebServer
         from gatekeeper.worker.wiring import worker_from_config
 
         cfg = self.config
@@ -67,11 +67,10 @@ class AllInOne:
                 self.worker.start()
                 # Stopping the site aborts running builds (their nodes are released).
                 self._stack.append(("worker", lambda: self.worker.stop(abort=True, timeout=60)))
-            self.web = WebServer(cfg.web.host, cfg.web.port, cfg.worker.log_root,
-                                 status=self.scheduler.scheduler.status).start()
-            self._stack.append(("web", self.web.stop))
+            os.makedirs(cfg.worker.log_root, exist_ok=True)  # served by the scheduler's web
             self.scheduler.start()
             self._stack.append(("scheduler", self.scheduler.stop))
+            self.web = self.scheduler.web
         except BaseException:
             self.stop()
             raise

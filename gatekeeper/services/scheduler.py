@@ -7,6 +7,7 @@ the service configuration so that ``gatekeeper scheduler`` and
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 
@@ -51,6 +52,7 @@ class SchedulerService:
             layout_loader=lambda paths: load_service_layout(config, paths or None))
         self.with_gearman = with_gearman  # run the embedded server when configured
         self.gearman_server = None
+        self.web = None
         self._started = False
 
     def _on_trigger(self, event: object) -> None:
@@ -68,11 +70,25 @@ class SchedulerService:
         self.launcher.start()
         self.merger.start()
         self.scheduler.start()
+        self.web = self._start_web()
         self.gerrit.start()
         log.info("scheduler started: %d pipelines, %d projects, %d jobs",
                  len(self.scheduler.layout.pipelines), len(self.scheduler.layout.projects),
                  len(self.scheduler.layout.jobs))
         return self
+
+    def _start_web(self):  # -> WebServer
+        """Status page and JSON; also the build logs when they are on this host."""
+        from gatekeeper.web.server import WebServer
+
+        w = self.config.web
+        log_root = self.config.worker.log_root
+        try:
+            return WebServer(w.host, w.port, log_root if os.path.isdir(log_root) else None,
+                             status=self.scheduler.status).start()
+        except OSError as e:
+            raise UserError(f"{self.config.path}: web.listen: cannot listen on "
+                            f"{w.host}:{w.port}: {e.strerror or e}") from e
 
     def reload(self) -> None:
         """SIGHUP: re-read the layout files; a bad layout keeps the old one."""
@@ -86,6 +102,9 @@ class SchedulerService:
         self._started = False
         # Stop the inputs first, then the loop, then the outputs.
         self.gerrit.stop()
+        if self.web is not None:
+            self.web.stop()
+            self.web = None
         self.scheduler.stop()
         self.merger.stop()
         self.launcher.stop()

@@ -85,6 +85,11 @@ class WebServer:
     # -- handlers ----------------------------------------------------------
     def _get(self, req: BaseHTTPRequestHandler, head: bool = False) -> None:
         path = unquote(urlsplit(req.path).path)
+        if path in ("/", "/index.html") and self.status is not None:
+            from gatekeeper.web.page import render
+
+            body = render(self.status()).encode()
+            return self._send(req, HTTPStatus.OK, body, "text/html; charset=utf-8", head=head)
         if path in ("/status.json", "/status") and self.status is not None:
             body = json.dumps(self.status(), sort_keys=True).encode()
             return self._send(req, HTTPStatus.OK, body, "application/json", head=head)
