@@ -87,6 +87,7 @@ class StaticNode:
     port: int = 22
     provider: str = "static"
     workdir: str = "workspace"  # workspace on the node; relative paths are under the login's home
+    host_key: str | None = None  # "ssh-ed25519 AAAA..." pinned host key (else --known-hosts)
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,9 @@ class WorkerConfig:
     hostname: str
     log_url: str = ""  # public base URL of log_root; empty: logs are served by the web UI
     nodes: tuple[StaticNode, ...] = ()
+    git_base_url: str | None = None  # where projects outside the change set are cloned from
+    executors: int | None = None  # builds at once; None: one per static node (2 with the pool)
+    hold_hours: float = 24.0  # how long a failed build's node is held
 
 
 @dataclass(frozen=True)
@@ -210,6 +214,7 @@ STATIC_NODE = vol.Schema(
         vol.Required("labels"): vol.All([_str], vol.Length(min=1, msg="needs at least one label")),
         "provider": _str,
         "workdir": _str,
+        "host_key": _str,
     }
 )
 
@@ -254,6 +259,9 @@ SCHEMA = vol.Schema(
             "log_url": _url,
             "hostname": _str,
             "nodes": [STATIC_NODE],
+            "git_base_url": _str,
+            "executors": vol.All(int, vol.Range(min=1, msg="must be at least 1")),
+            "hold_hours": _nonneg_number,
         },
         # Open until the node-pool issue defines it: any mapping is accepted.
         "pool": vol.Any(None, dict, msg="expected a mapping"),
@@ -360,6 +368,9 @@ def _build(path: str, data: dict[str, Any]) -> Config:
         log_root=rel(wk.get("log_root", os.path.join(state_dir, "logs"))) or "",
         hostname=wk.get("hostname") or socket.gethostname(),
         log_url=wk.get("log_url", f"http://{host}:{port}/logs/"),
+        git_base_url=wk.get("git_base_url"),
+        executors=wk.get("executors"),
+        hold_hours=wk.get("hold_hours", 24.0),
         nodes=tuple(
             StaticNode(
                 name=n["name"],
@@ -370,6 +381,7 @@ def _build(path: str, data: dict[str, Any]) -> Config:
                 port=n.get("port", 22),
                 provider=n.get("provider", "static"),
                 workdir=n.get("workdir", "workspace"),
+                host_key=n.get("host_key"),
             )
             for n in wk.get("nodes") or []
         ),

@@ -31,12 +31,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--known-hosts", help="known_hosts file with the static nodes' host keys")
     parser.add_argument("--git-base-url",
                         help="where projects outside the change set are cloned from "
-                             "(default: ZUUL_URL, the merger's git server)")
+                             "(default: worker.git_base_url, else ZUUL_URL)")
     parser.add_argument("--git-cache", metavar="DIR",
                         help="bare copies of the projects, updated per build "
                              "(default: JOBS_ROOT/.git-cache; '' disables)")
-    parser.add_argument("--hold-hours", type=float, default=24.0,
-                        help="how long the node of a failed build is held (24)")
+    parser.add_argument("--hold-hours", type=float, default=None,
+                        help="how long the node of a failed build is held (worker.hold_hours, 24)")
     parser.add_argument("--claim-timeout", type=float, default=3600.0,
                         help="seconds a build waits for a node (3600)")
     parser.add_argument("--default-timeout", type=float, default=3 * 3600.0,

@@ -120,7 +120,7 @@ class Pipeline:
 @dataclass(frozen=True)
 class Job:
     name: str
-    label: str | None = None  # node label the job runs on; None = no node (runs on the worker)
+    label: str | None = None  # node label; None: only another Gearman worker can serve build:JOB
     run: str | None = None  # script executed on the node, relative to the workspace
     timeout: int | None = None  # seconds
     voting: bool = True

@@ -107,10 +107,8 @@ class LocalSite:
 
         from gatekeeper.worker.wiring import WorkerOptions
 
-        options = WorkerOptions(name="worker-local", executors=self.node_count, known_hosts=str(
-            self.root / "keys" / "node_known_hosts"), hold_hours=0.0,
-            claim_timeout=600.0, default_timeout=600.0,
-            git_base_url=str(emu.project_path(DEVSTACK_PROJECT).parent.parent))
+        options = WorkerOptions(name="worker-local", known_hosts=str(
+            self.root / "keys" / "node_known_hosts"), claim_timeout=600.0, default_timeout=600.0)
         self.services = AllInOne(config, worker_options=options if self.with_worker else None,
                                  with_worker=self.with_worker).start()
         # Events of changes uploaded before the scheduler listens would be
@@ -153,12 +151,21 @@ class LocalSite:
                           "state_dir": str(r / "state")},
             "merger": {"git_daemon": f"127.0.0.1:{free_port()}"},
             **({"pool": pool} if self.use_pool else {}),
-            "worker": {"hostname": "worker-local", "nodes": [
-                {"name": n.name, "host": n.host, "port": n.port, "username": n.username,
-                 "private_key": str(r / "keys" / "gatekeeper_ed25519"),
-                 # the nodes share this machine: each needs its own workspace
-                 "workdir": str(n.workdir),
-                 "labels": [NODE_LABEL], "provider": "local"} for n in self.nodes]},
+            "worker": {
+                "hostname": "worker-local",
+                "executors": self.node_count,
+                "hold_hours": 0,  # a demo holds no nodes for debugging
+                # The worker clones devstack from Gerrit's repositories on disk;
+                # a real site points this at its git mirror.
+                "git_base_url": str(self.emulator.project_path(DEVSTACK_PROJECT).parent.parent),
+                "nodes": [
+                    {"name": n.name, "host": n.host, "port": n.port, "username": n.username,
+                     "private_key": key, "host_key": n.host_key_line(),
+                     # the nodes share this machine: each needs its own workspace
+                     "workdir": str(n.workdir),
+                     "labels": [NODE_LABEL], "provider": "local"}
+                    for n in self.nodes],
+            },
             "web": {"listen": f"127.0.0.1:{free_port()}"},
         }
 

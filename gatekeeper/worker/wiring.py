@@ -32,7 +32,7 @@ class WorkerOptions:
     known_hosts: str | None = None  # known_hosts file pinning static nodes' host keys
     git_base_url: str | None = None  # default: ZUUL_URL
     git_cache: str | None = None  # default: JOBS_ROOT/.git-cache; "" = no cache
-    hold_hours: float = 24.0
+    hold_hours: float | None = None  # default: worker.hold_hours (24)
     claim_timeout: float = 3600.0
     default_timeout: float = 3 * 3600.0
 
@@ -50,12 +50,11 @@ def static_nodes(cfg: Any, known_hosts: str | None) -> list[StaticNode]:
         if not os.path.isfile(n.private_key):
             raise UserError(f"{cfg.path}: worker.nodes.{n.name}.private_key: "
                             f"{n.private_key}: no such file")
-        # host_key / workdir: read if the config grows them (not in it yet).
-        host_key = getattr(n, "host_key", None) or host_key_from_known_hosts(text, n.host, n.port)
+        host_key = n.host_key or host_key_from_known_hosts(text, n.host, n.port)
         out.append(StaticNode(name=n.name, host=n.host, port=n.port, labels=tuple(n.labels),
                               username=n.username, private_key=n.private_key,
                               provider=n.provider, host_key=host_key,
-                              workdir=getattr(n, "workdir", None) or "workspace"))
+                              workdir=n.workdir))
     return out
 
 
@@ -85,7 +84,7 @@ def worker_from_config(cfg: Any, options: WorkerOptions | None = None,
     if not functions:
         raise UserError(f"worker: no job of the layout has a label this worker serves "
                         f"({', '.join(sorted(labels)) or 'none'})")
-    executors = opts.executors or (len(wk.nodes) if wk.nodes else 2)
+    executors = opts.executors or wk.executors or (len(wk.nodes) if wk.nodes else 2)
     if executors < 1:
         raise UserError("worker: --executors must be at least 1")
     log_url = wk.log_url or f"http://{cfg.web.host}:{cfg.web.port}/logs"
@@ -98,7 +97,8 @@ def worker_from_config(cfg: Any, options: WorkerOptions | None = None,
                                 log_root=Path(wk.log_root), log_url=log_url,
                                 claim_timeout=opts.claim_timeout,
                                 default_timeout=opts.default_timeout,
-                                hold_for=opts.hold_hours * 3600)
+                                hold_for=(opts.hold_hours if opts.hold_hours is not None
+                                          else wk.hold_hours) * 3600)
     claimer: Any = static
     on_stop = None
     if claimer is None:  # nodes come from the pool service, over Gearman
@@ -116,7 +116,8 @@ def worker_from_config(cfg: Any, options: WorkerOptions | None = None,
     cache = (Path(wk.jobs_root) / ".git-cache" if opts.git_cache is None
              else Path(opts.git_cache) if opts.git_cache else None)
     executor = BuildExecutor(settings, claimer,
-                             WorkspaceBuilder(git_base_url=opts.git_base_url, cache_dir=cache))
+                             WorkspaceBuilder(git_base_url=opts.git_base_url or wk.git_base_url,
+                                              cache_dir=cache))
     g = cfg.gearman
     return WorkerService(executor, functions,
                          [GearServer(g.server, g.port, g.ssl_key, g.ssl_cert, g.ssl_ca)],

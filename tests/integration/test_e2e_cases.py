@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gatekeeper.quickstart.site import DEVSTACK_PROJECT, LocalSite, default_layout
+from gatekeeper.quickstart.site import LocalSite, default_layout
 from tests.integration.e2e_support import (
     consoles,
     gatekeeper_messages,
@@ -120,9 +120,7 @@ def _worker_config(site: LocalSite, node_index: int, name: str) -> Path:
 def _start_worker(site: LocalSite, config: Path, name: str) -> subprocess.Popen[bytes]:
     log = open(site.root / "state" / f"{name}.log", "wb")
     return subprocess.Popen(
-        [sys.executable, "-m", "gatekeeper.cli", "worker", "-c", str(config),
-         "--known-hosts", str(site.root / "keys" / "node_known_hosts"),
-         "--git-base-url", str(site.emulator.project_path(DEVSTACK_PROJECT).parent.parent)],
+        [sys.executable, "-m", "gatekeeper.cli", "worker", "-c", str(config)],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gatekeeper.quickstart.site import DEVSTACK_PROJECT, LocalSite
+from gatekeeper.quickstart.site import LocalSite
 from tests.integration.e2e_support import gatekeeper_messages, verified, wait_for
 
 pytestmark = pytest.mark.integration
@@ -63,9 +63,7 @@ def test_separate_processes_gate_a_change_and_reload_on_sighup(site: LocalSite) 
         sched = procs.start("scheduler", "scheduler", "-c", cfg)
         wait_for(lambda: site.emulator.stream_client_count() >= 1, 60, "the scheduler's stream")
         procs.start("merger", "merger", "-c", cfg)
-        procs.start("worker", "worker", "-c", cfg, "--known-hosts",
-                    str(site.root / "keys" / "node_known_hosts"), "--git-base-url",
-                    str(site.emulator.project_path(DEVSTACK_PROJECT).parent.parent))
+        procs.start("worker", "worker", "-c", cfg)
         emu = site.emulator
         n = emu.create_change("demo/glance", subject="Split processes",
                               files={"glance/api.py": "VERSION = 2\n"})

@@ -259,7 +259,7 @@ def test_openstack_layout_shares_one_gate_queue():
     layout = load_layout([str(ROOT / "layouts/openstack.yaml")])
     gate_job = layout.jobs["gate-integration-tests-devstack-vm"]
     assert gate_job.label == "devstack-precise"
-    assert gate_job.run == "devstack-gate/devstack-vm-gate.sh"
+    assert gate_job.run == "openstack-infra/devstack-gate/devstack-vm-gate.sh"
     assert layout.pipelines["gate"].manager == "dependent"
     for name in INTEGRATED:
         assert layout.queue_name(name) == "integrated"
