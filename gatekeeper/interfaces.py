@@ -144,13 +144,16 @@ class NodeLease:
 
 
 class NodeClaimer(Protocol):
-    def claim(self, label: str, build_uuid: str, timeout: float) -> NodeLease:
-        """Block until a ready node of ``label`` is ours (raises on timeout)."""
+    def claim(self, label: str, build_uuid: str, timeout: float, project: str = "",
+              job: str = "") -> NodeLease:
+        """Block until a ready node of ``label`` is ours (raises on timeout).
+        ``project``/``job`` let the pool match autohold requests."""
         ...
 
     def release(self, lease: NodeLease, state: str, hold_for: float | None = None,
-                reason: str = "") -> None:
-        """``state``: "used" (delete/reset it) or "hold" (keep for debugging)."""
+                reason: str = "", build: str = "", result: str = "") -> None:
+        """``state``: "used" (delete/reset it) or "hold" (keep for debugging);
+        ``result`` (the build's) lets the pool apply autohold to failures."""
         ...
 
 

@@ -202,7 +202,8 @@ class BuildExecutor:
         def claim() -> None:
             try:
                 got: NodeLease | BaseException = self.claimer.claim(
-                    spec.label or "", spec.uuid, self.settings.claim_timeout)
+                    spec.label or "", spec.uuid, self.settings.claim_timeout,
+                    project=spec.project, job=spec.job)
             except BaseException as e:  # handed to the build thread
                 got = e
             with lock:
@@ -235,7 +236,8 @@ class BuildExecutor:
         try:
             self.claimer.release(lease, state,
                                  hold_for=self.settings.hold_for if state == "hold" else None,
-                                 reason=f"build {spec.uuid} ({spec.job}) {result}")
+                                 reason=f"build {spec.uuid} ({spec.job}) {result}",
+                                 build=spec.uuid, result=result)
         except Exception:  # the pool reaps leaked claims; the build result stands
             log.exception("build %s: releasing node %s failed", spec.uuid, lease.node_id)
 

@@ -85,7 +85,8 @@ class StaticNodeClaimer:
                 return s
         return None
 
-    def claim(self, label: str, build_uuid: str, timeout: float) -> NodeLease:
+    def claim(self, label: str, build_uuid: str, timeout: float, project: str = "",
+              job: str = "") -> NodeLease:
         if label not in self.labels:
             raise NodeClaimError(f"no static node has label {label!r}")
         deadline = time.monotonic() + timeout
@@ -107,7 +108,7 @@ class StaticNodeClaimer:
                 self._cond.wait(min(remaining, 5.0))
 
     def release(self, lease: NodeLease, state: str, hold_for: float | None = None,
-                reason: str = "") -> None:
+                reason: str = "", build: str = "", result: str = "") -> None:
         if state not in ("used", "hold"):
             raise ValueError(f"release state must be 'used' or 'hold', not {state!r}")
         with self._cond:

@@ -53,12 +53,18 @@ class RecordingClaimer:
         self.inner = inner
         self.releases: list[tuple[str, str, float | None]] = []
 
-    def claim(self, label: str, build_uuid: str, timeout: float) -> Any:
+        self.claims: list[tuple[str, str]] = []  # (project, job) passed for autohold
+        self.results: list[str] = []
+
+    def claim(self, label: str, build_uuid: str, timeout: float, project: str = "",
+              job: str = "") -> Any:
+        self.claims.append((project, job))
         return self.inner.claim(label, build_uuid, timeout)
 
     def release(self, lease: Any, state: str, hold_for: float | None = None,
-                reason: str = "") -> None:
+                reason: str = "", build: str = "", result: str = "") -> None:
         self.releases.append((lease.node_id, state, hold_for))
+        self.results.append(result)
         self.inner.release(lease, state, hold_for, reason)
 
 
@@ -148,6 +154,8 @@ def test_failure_holds_node(worker_env: WorkerEnv) -> None:
     out, _, claimer = run_build(env, build_args(env, "fail0000001", ref, sha))
     assert out.result == "FAILURE"
     assert claimer.releases == [(out.node, "hold", 24 * 3600.0)]
+    # The pool needs these to apply `gatekeeper autohold PROJECT JOB`.
+    assert claimer.claims == [("org/project", JOB)] and claimer.results == ["FAILURE"]
     held = [s for s in env.claimer.state() if s["name"] == out.node][0]
     assert held["held_until"] is not None and held["build"] is None
     console = (env.settings.log_root / out.log_path / "console.txt").read_text()

@@ -17,13 +17,14 @@ class Claimer:
         self.fail = fail
         self.released: list[tuple[str, str]] = []
 
-    def claim(self, label: str, build_uuid: str, timeout: float) -> NodeLease:
+    def claim(self, label: str, build_uuid: str, timeout: float, project: str = "",
+              job: str = "") -> NodeLease:
         if self.fail:
             raise TimeoutError("pool empty")
         return NodeLease("n1", label, "127.0.0.1", 22, "ci", provider="rax")
 
     def release(self, lease: NodeLease, state: str, hold_for: float | None = None,
-                reason: str = "") -> None:
+                reason: str = "", build: str = "", result: str = "") -> None:
         self.released.append((lease.node_id, state))
 
 
@@ -84,7 +85,8 @@ class BlockingClaimer(Claimer):
         self.waiting = threading.Event()
         self.grant = threading.Event()
 
-    def claim(self, label: str, build_uuid: str, timeout: float) -> NodeLease:
+    def claim(self, label: str, build_uuid: str, timeout: float, project: str = "",
+              job: str = "") -> NodeLease:
         self.waiting.set()
         assert self.grant.wait(30)
         return super().claim(label, build_uuid, timeout)
