@@ -25,7 +25,8 @@ log = logging.getLogger("gatekeeper.commands.merger")
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-c", "--config",
                         help="service config (gatekeeper.yaml): gearman, gerrit and merger "
-                             "sections; the other options are for running without one")
+                             "sections; with it, the options below (except --name) are "
+                             "not used")
     parser.add_argument("--gearman-host", default="127.0.0.1")
     parser.add_argument("--gearman-port", type=int, default=4730)
     parser.add_argument("--git-url-base",
