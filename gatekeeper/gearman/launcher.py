@@ -29,7 +29,7 @@ from typing import Any
 import gear
 
 from gatekeeper.gearman import admin
-from gatekeeper.gearman.nodelay import NoDelayClient
+from gatekeeper.gearman.jobclient import ForwardingClient, JobOwner
 from gatekeeper.gearman.protocol import RESULTS, build_function, decode, encode, stop_function
 from gatekeeper.interfaces import BuildRequest
 from gatekeeper.model.events import BuildCompleted, BuildProgress, BuildStarted
@@ -72,54 +72,7 @@ class _Build:
     stop_sent_to: set[str] = field(default_factory=set)
 
 
-class _Client(NoDelayClient):
-    """gear.Client forwarding job packets to the launcher."""
-
-    def __init__(self, launcher: GearmanLauncher, client_id: str):
-        self.launcher = launcher
-        super().__init__(client_id=client_id)
-
-    def handlePacket(self, packet: gear.Packet) -> None:
-        try:
-            super().handlePacket(packet)
-        except gear.UnknownJobError:
-            # gearmand's WORK_FAIL after an admin cancel we already settled.
-            log.debug("packet for a job we no longer track: %s", packet)
-
-    def handleWorkComplete(self, packet: gear.Packet) -> gear.Job:
-        job = super().handleWorkComplete(packet)
-        # Read the result from this packet: job.data[-1] would be the last
-        # WORK_DATA when WORK_COMPLETE carries no data.
-        self.launcher._on_complete(job, packet.getArgument(1, True))
-        return job
-
-    def handleWorkFail(self, packet: gear.Packet) -> gear.Job:
-        job = super().handleWorkFail(packet)
-        self.launcher._on_lost(job, "worker reported WORK_FAIL")
-        return job
-
-    def handleWorkException(self, packet: gear.Packet) -> gear.Job:
-        job = super().handleWorkException(packet)
-        self.launcher._on_lost(job, f"worker exception: {job.exception}")
-        return job
-
-    def handleWorkData(self, packet: gear.Packet) -> gear.Job:
-        job = super().handleWorkData(packet)
-        self.launcher._on_data(job, packet.getArgument(1, True))
-        return job
-
-    def handleWorkStatus(self, packet: gear.Packet) -> gear.Job:
-        job = super().handleWorkStatus(packet)
-        self.launcher._on_status(job)
-        return job
-
-    def handleDisconnect(self, job: gear.Job) -> gear.Job:
-        job = super().handleDisconnect(job)
-        self.launcher._on_lost(job, "lost the connection to the gearman server")
-        return job
-
-
-class GearmanLauncher:
+class GearmanLauncher(JobOwner):
     """``Launcher`` over Gearman. Call start() before launch(), stop() at the end."""
 
     def __init__(self, host: str, port: int, event_sink: Callable[[object], None],
@@ -139,7 +92,7 @@ class GearmanLauncher:
         self._lock = threading.Lock()
         self._builds: dict[str, _Build] = {}
         self._work: queue.Queue[tuple[str, str] | None] = queue.Queue()
-        self._client: _Client | None = None
+        self._client: ForwardingClient | None = None
         self._thread: threading.Thread | None = None
         self._stop_seq = 0
 
@@ -149,7 +102,7 @@ class GearmanLauncher:
         if self._client is not None:
             return self
         key, cert, ca = self._ssl
-        self._client = _Client(self, self.client_name)
+        self._client = ForwardingClient(self, self.client_name)
         self._client.addServer(self.host, self.port, ssl_key=key, ssl_cert=cert, ssl_ca=ca,
                                keepalive=True, tcp_keepidle=60, tcp_keepintvl=15, tcp_keepcnt=4)
         self._thread = threading.Thread(target=self._run, name="gearman-launcher", daemon=True)

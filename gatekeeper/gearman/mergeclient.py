@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 import gear
 
-from gatekeeper.gearman.nodelay import NoDelayClient
+from gatekeeper.gearman.jobclient import ForwardingClient, JobOwner
 from gatekeeper.gearman.protocol import MERGE_FUNCTION, UPDATE_FUNCTION, decode, encode
 from gatekeeper.interfaces import MergeRequest
 from gatekeeper.merger.payload import merge_args, parse_merge_result
@@ -24,39 +24,7 @@ from gatekeeper.model.events import MergeCompleted
 log = logging.getLogger("gatekeeper.gearman.mergeclient")
 
 
-class _Client(NoDelayClient):
-    def __init__(self, owner: GearmanMerger, client_id: str):
-        self.owner = owner
-        super().__init__(client_id=client_id)
-
-    def handlePacket(self, packet: gear.Packet) -> None:
-        try:
-            super().handlePacket(packet)
-        except gear.UnknownJobError:
-            log.debug("packet for an unknown job: %s", packet)
-
-    def handleWorkComplete(self, packet: gear.Packet) -> gear.Job:
-        job = super().handleWorkComplete(packet)
-        self.owner._on_complete(job, packet.getArgument(1, True))
-        return job
-
-    def handleWorkFail(self, packet: gear.Packet) -> gear.Job:
-        job = super().handleWorkFail(packet)
-        self.owner._on_failed(job, "the merger failed")
-        return job
-
-    def handleWorkException(self, packet: gear.Packet) -> gear.Job:
-        job = super().handleWorkException(packet)
-        self.owner._on_failed(job, "the merger failed")
-        return job
-
-    def handleDisconnect(self, job: gear.Job) -> gear.Job:
-        job = super().handleDisconnect(job)
-        self.owner._on_failed(job, "lost the connection to the gearman server")
-        return job
-
-
-class GearmanMerger:
+class GearmanMerger(JobOwner):
     def __init__(self, host: str, port: int, event_sink: Callable[[object], None],
                  client_name: str = "gatekeeper-merge-client", ssl_key: str | None = None,
                  ssl_cert: str | None = None, ssl_ca: str | None = None,
@@ -70,14 +38,14 @@ class GearmanMerger:
         self._lock = threading.Lock()
         self._pending: dict[str, gear.TextJob] = {}  # request uuid -> job
         self._work: queue.Queue[tuple[str, object] | None] = queue.Queue()
-        self._client: _Client | None = None
+        self._client: ForwardingClient | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> GearmanMerger:
         if self._client is not None:
             return self
         key, cert, ca = self._ssl
-        self._client = _Client(self, self.client_name)
+        self._client = ForwardingClient(self, self.client_name)
         self._client.addServer(self.host, self.port, ssl_key=key, ssl_cert=cert, ssl_ca=ca,
                                keepalive=True, tcp_keepidle=60, tcp_keepintvl=15, tcp_keepcnt=4)
         self._thread = threading.Thread(target=self._run, name="gearman-merge-client",
@@ -167,8 +135,11 @@ class GearmanMerger:
             event = MergeCompleted(uuid, False, error=f"bad result from the merger: {e}")
         self._settle(job, event)
 
-    def _on_failed(self, job: gear.Job, why: str) -> None:
+    def _on_lost(self, job: gear.Job, why: str) -> None:
         if job.unique:
+            # Reports quote this: say who failed, not which packet said so.
+            if why.startswith("worker "):
+                why = "the merger failed"
             self._settle(job, MergeCompleted(job.unique, False, error=why))
 
     def _settle(self, job: gear.Job, event: MergeCompleted) -> None:
