@@ -143,6 +143,10 @@ class NodeLease:
     extra: dict[str, str] = field(default_factory=dict)
 
 
+class NodeClaimError(Exception):
+    """No node could be claimed (timeout, unknown label, pool unreachable)."""
+
+
 class NodeClaimer(Protocol):
     def claim(self, label: str, build_uuid: str, timeout: float, project: str = "",
               job: str = "") -> NodeLease:

@@ -16,58 +16,25 @@ from typing import Any
 
 import gear
 
-from gatekeeper.gearman.nodelay import NoDelayClient
+from gatekeeper.gearman.jobclient import ForwardingClient, JobOwner
 from gatekeeper.gearman.protocol import (
     NODE_RELEASE_FUNCTION,
     decode,
     encode,
     node_claim_function,
 )
-from gatekeeper.interfaces import NodeLease
+from gatekeeper.interfaces import NodeClaimError, NodeLease
 
 log = logging.getLogger("gatekeeper.nodes.claimer")
 
-try:  # the worker's exception type, so its executor handles both claimers alike
-    from gatekeeper.worker.nodes import NodeClaimError
-except ImportError:  # pragma: no cover - worker package not installed
 
-    class NodeClaimError(Exception):  # type: ignore[no-redef]
-        """No node could be claimed (timeout, unknown label, pool down)."""
-
-
-class _Client(NoDelayClient):
-    def __init__(self, owner: GearmanNodeClaimer, client_id: str):
-        super().__init__(client_id)
-        self.owner = owner
-
-    def handleWorkComplete(self, packet: gear.Packet) -> gear.Job:
-        job = super().handleWorkComplete(packet)
-        self.owner._finished(job)
-        return job
-
-    def handleWorkFail(self, packet: gear.Packet) -> gear.Job:
-        job = super().handleWorkFail(packet)
-        self.owner._finished(job)
-        return job
-
-    def handleWorkException(self, packet: gear.Packet) -> gear.Job:
-        job = super().handleWorkException(packet)
-        self.owner._finished(job)
-        return job
-
-    def handleDisconnect(self, job: gear.Job) -> gear.Job:
-        job = super().handleDisconnect(job)
-        self.owner._finished(job)
-        return job
-
-
-class GearmanNodeClaimer:
+class GearmanNodeClaimer(JobOwner):
     """``gatekeeper.interfaces.NodeClaimer`` backed by the pool service."""
 
     def __init__(self, host: str, port: int, client_id: str = "gatekeeper-claimer",
                  connect_timeout: float = 30.0, margin: float = 10.0):
         self.margin = margin  # how much longer than the pool we wait for its answer
-        self._client = _Client(self, client_id)
+        self._client = ForwardingClient(self, client_id)  # every ending wakes the waiter
         self._client.addServer(host, port)
         self._client.waitForServer(connect_timeout)
         self._lock = threading.Lock()
@@ -76,6 +43,12 @@ class GearmanNodeClaimer:
 
     def close(self) -> None:
         self._client.shutdown()
+
+    def _on_complete(self, job: gear.Job, raw: bytes) -> None:
+        self._finished(job)
+
+    def _on_lost(self, job: gear.Job, why: str) -> None:
+        self._finished(job)
 
     def _finished(self, job: gear.Job) -> None:
         key = job.unique.decode() if isinstance(job.unique, bytes) else str(job.unique)

@@ -15,13 +15,11 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from gatekeeper.interfaces import NodeLease
+from gatekeeper.interfaces import NodeClaimError, NodeLease
+
+__all__ = ["NodeClaimError", "StaticNode", "StaticNodeClaimer"]
 
 log = logging.getLogger("gatekeeper.worker.nodes")
-
-
-class NodeClaimError(Exception):
-    """No node could be claimed (timeout, unknown label)."""
 
 
 @dataclass(frozen=True)
