@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import logging
-import socket
 import subprocess
-import time
 from pathlib import Path
+
+from gatekeeper.netutil import free_port, wait_accepting
 
 log = logging.getLogger("gatekeeper.gearman.gearmand")
 
 GEARMAND = "/usr/sbin/gearmand"
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 class GearmandProcess:
@@ -40,25 +34,12 @@ class GearmandProcess:
                     f"--log-file={self.log_file}", "--verbose=WARNING"]
             self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            if self._wait_accepting(port, timeout):
+            if wait_accepting(self._proc, self.host, port, timeout):
                 self.port = port
                 log.info("gearmand listening on %s:%s (pid %s)", self.host, port, self._proc.pid)
                 return self
             self._kill()
         raise RuntimeError(f"gearmand did not start; see {self.log_file}")
-
-    def _wait_accepting(self, port: int, timeout: float) -> bool:
-        assert self._proc is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                return False
-            try:
-                with socket.create_connection((self.host, port), timeout=1):
-                    return True
-            except OSError:
-                time.sleep(0.02)
-        return False
 
     def _kill(self) -> None:
         proc, self._proc = self._proc, None

@@ -13,12 +13,11 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 
-from gatekeeper.gearman.gearmand import free_port
+from gatekeeper.netutil import free_port, wait_accepting
 
 log = logging.getLogger("gatekeeper.merger.gitdaemon")
 
@@ -56,25 +55,12 @@ class GitDaemon:
             finally:
                 if out is not subprocess.DEVNULL:
                     out.close()  # type: ignore[union-attr]
-            if self._wait_accepting(port, timeout):
+            if wait_accepting(self._proc, self.host, port, timeout):
                 self.port = port
                 log.info("git daemon serving %s at %s", self.base_path, self.url)
                 return self
             self.stop()
         raise RuntimeError("git daemon did not start")
-
-    def _wait_accepting(self, port: int, timeout: float) -> bool:
-        assert self._proc is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                return False
-            try:
-                with socket.create_connection((self.host, port), timeout=1):
-                    return True
-            except OSError:
-                time.sleep(0.02)
-        return False
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None

@@ -16,15 +16,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from gatekeeper.netutil import free_port
+
 log = logging.getLogger("gatekeeper.nodes.localsshd")
 
+__all__ = ["LocalSshd", "free_port", "generate_keypair", "wait_for_ssh_banner"]
+
 SSHD = os.environ.get("GATEKEEPER_SSHD", "/usr/sbin/sshd")
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def generate_keypair(path: Path, comment: str = "gatekeeper") -> Path:

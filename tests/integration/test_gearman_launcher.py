@@ -393,7 +393,7 @@ def test_unanswered_admin_request_costs_one_timeout_not_the_connection(gearman_s
 
 
 def test_admin_errors_when_server_is_down():
-    from gatekeeper.gearman.gearmand import free_port
+    from gatekeeper.netutil import free_port
 
     with pytest.raises(admin.AdminError):
         admin.status(admin.AdminTarget("127.0.0.1", free_port()), timeout=1)
@@ -445,7 +445,7 @@ def test_server_gone_mid_build_is_lost_on_both_servers(gearman_server, launcher,
 
 
 def test_no_server_at_all_is_lost_after_submit_timeout():
-    from gatekeeper.gearman.gearmand import free_port
+    from gatekeeper.netutil import free_port
 
     events = EventLog()
     la = GearmanLauncher("127.0.0.1", free_port(), events, submit_timeout=0.5).start()

@@ -14,7 +14,6 @@ import gear
 import pytest
 
 from gatekeeper import cli
-from gatekeeper.gearman.gearmand import free_port
 from gatekeeper.gearman.mergeclient import GearmanMerger
 from gatekeeper.gearman.nodelay import NoDelayClient
 from gatekeeper.interfaces import MergeItem, MergeRequest
@@ -22,6 +21,7 @@ from gatekeeper.merger.gitdaemon import GitDaemon
 from gatekeeper.merger.merger import Merger
 from gatekeeper.merger.service import MergerService
 from gatekeeper.model.events import MergeCompleted
+from gatekeeper.netutil import free_port
 from tests.fixtures.gearman_workers import EventLog
 from tests.fixtures.git_upstream import Upstream, change_ref, git, read_tree
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gatekeeper.gearman.gearmand import free_port
+from gatekeeper.netutil import free_port
 from gatekeeper.nodes.claimer import GearmanNodeClaimer
 from gatekeeper.nodes.db import IN_USE, READY, PoolStore
 from gatekeeper.store.db import create_engine
