@@ -19,6 +19,17 @@ log = logging.getLogger("gatekeeper.gearman.jobclient")
 class JobOwner:
     """What a :class:`ForwardingClient` calls; progress is optional."""
 
+    _client: ForwardingClient | None = None
+
+    def wait_for_server(self, timeout: float) -> bool:
+        """True once the client is connected to a Gearman server."""
+        assert self._client is not None, "start() first"
+        try:
+            self._client.waitForServer(timeout)
+            return True
+        except gear.TimeoutError:
+            return False
+
     def _on_complete(self, job: gear.Job, raw: bytes) -> None:
         raise NotImplementedError
 

@@ -53,14 +53,6 @@ class GearmanMerger(JobOwner):
         self._thread.start()
         return self
 
-    def wait_for_server(self, timeout: float) -> bool:
-        assert self._client is not None, "start() first"
-        try:
-            self._client.waitForServer(timeout)
-            return True
-        except gear.TimeoutError:
-            return False
-
     def stop(self) -> None:
         if self._client is None:
             return
