@@ -69,6 +69,8 @@ class _Build:
     provider: str | None = None
     url: str | None = None
     abort: bool = False  # cancel() was called after submission
+    created: float = field(default_factory=time.monotonic)
+    waiting: bool = False  # for a worker to register its function
     stop_sent_to: set[str] = field(default_factory=set)
 
 
@@ -79,7 +81,8 @@ class GearmanLauncher(JobOwner):
                  client_name: str = "gatekeeper-scheduler",
                  ssl_key: str | None = None, ssl_cert: str | None = None,
                  ssl_ca: str | None = None, submit_timeout: float = 30.0,
-                 admin_timeout: float = 5.0, check_interval: float = 10.0):
+                 admin_timeout: float = 5.0, check_interval: float = 10.0,
+                 not_registered_grace: float = 60.0):
         self.host = host
         self.port = port
         self.event_sink = event_sink
@@ -89,6 +92,11 @@ class GearmanLauncher(JobOwner):
         self.submit_timeout = submit_timeout
         self.admin_timeout = admin_timeout
         self.check_interval = check_interval
+        # A build whose function has no worker waits this long for one before
+        # it ends NOT_REGISTERED: workers restarting (a deploy, a crash) must
+        # not vote -1 on every change that arrives meanwhile.
+        self.not_registered_grace = not_registered_grace
+        self._waiting: dict[str, float] = {}  # uuid -> when to look for a worker again
         self._lock = threading.Lock()
         self._builds: dict[str, _Build] = {}
         self._work: queue.Queue[tuple[str, str] | None] = queue.Queue()
@@ -159,7 +167,8 @@ class GearmanLauncher(JobOwner):
     def _run(self) -> None:
         next_check = time.monotonic() + self.check_interval
         while True:
-            timeout = max(0.0, next_check - time.monotonic())
+            wake = min([next_check, *self._waiting.values()])
+            timeout = max(0.0, wake - time.monotonic())
             try:
                 item = self._work.get(timeout=timeout)
             except queue.Empty:
@@ -178,6 +187,10 @@ class GearmanLauncher(JobOwner):
                 log.exception("gearman launcher: %s %s failed", what, uuid)
                 if what == "launch":
                     self._finish(uuid, "LOST", message="could not submit the build")
+            now = time.monotonic()
+            for due_uuid in [u for u, due in self._waiting.items() if due <= now]:
+                del self._waiting[due_uuid]
+                self._submit(due_uuid)
             if time.monotonic() >= next_check:
                 try:
                     self._check_orphans()
@@ -214,8 +227,17 @@ class GearmanLauncher(JobOwner):
             self._finish(uuid, "LOST", message=f"gearman server unavailable: {e}")
             return
         if function is None:
-            self._finish(uuid, "NOT_REGISTERED",
-                         message=f"no worker registered for {build_function(request.job, request.label)}")
+            wanted = build_function(request.job, request.label)
+            waited = time.monotonic() - build.created
+            if waited < self.not_registered_grace:
+                if not build.waiting:
+                    build.waiting = True
+                    log.info("build %s: no worker registered for %s yet; waiting up to %.0fs",
+                             uuid, wanted, self.not_registered_grace - waited)
+                self._waiting[uuid] = time.monotonic() + min(
+                    1.0, self.not_registered_grace - waited)
+                return
+            self._finish(uuid, "NOT_REGISTERED", message=f"no worker registered for {wanted}")
             return
         job = gear.TextJob(function, encode(build_arguments(request)), unique=uuid)
         with self._lock:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid as uuidlib
 
 import gear
@@ -116,12 +117,28 @@ def test_label_function_preferred_and_plain_fallback(launcher, workers, events):
 
 
 def test_not_registered(launcher, events):
+    launcher.not_registered_grace = 0.5
     req = request(job="nobody-runs-this")
     launcher.launch(req)
     done = events.wait_for(BuildCompleted, req.uuid)[0]
     assert done.result == "NOT_REGISTERED"
     assert "build:nobody-runs-this" in done.message
     assert events.of(BuildStarted, req.uuid) == []
+
+
+def test_build_waits_for_a_worker_that_registers_late(launcher, events, workers):
+    """A worker restarting must not turn builds into NOT_REGISTERED."""
+    launcher.not_registered_grace = 120.0
+    req = request(job="late")
+    launcher.launch(req)
+    # The launcher looked and found no worker: it waits instead of failing.
+    deadline = time.monotonic() + 30
+    while not launcher._builds[req.uuid].waiting:
+        assert time.monotonic() < deadline, "the launcher never looked for a worker"
+        time.sleep(0.01)
+    assert events.of(BuildCompleted, req.uuid) == []
+    workers("late-worker", ["build:late"], succeed)
+    assert events.wait_for(BuildCompleted, req.uuid)[0].result == "SUCCESS"
 
 
 def test_work_fail_and_exception_are_lost(gearman_server, launcher, workers, events):
@@ -274,7 +291,8 @@ def test_cancel_running_build_sends_stop_to_its_worker(launcher, workers, events
 
 def test_cancel_before_submission_returns_true_and_no_event(gear_server):
     events = EventLog()
-    la = GearmanLauncher(gear_server.host, gear_server.port, events, submit_timeout=5)
+    la = GearmanLauncher(gear_server.host, gear_server.port, events, submit_timeout=5,
+                         not_registered_grace=0)
     la.start()
     try:
         # Hold the submitter thread on the first build so the second stays pending.
