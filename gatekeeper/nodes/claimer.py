@@ -32,10 +32,12 @@ class GearmanNodeClaimer(JobOwner):
     """``gatekeeper.interfaces.NodeClaimer`` backed by the pool service."""
 
     def __init__(self, host: str, port: int, client_id: str = "gatekeeper-claimer",
-                 connect_timeout: float = 30.0, margin: float = 10.0):
+                 connect_timeout: float = 30.0, margin: float = 10.0,
+                 ssl_key: str | None = None, ssl_cert: str | None = None,
+                 ssl_ca: str | None = None):
         self.margin = margin  # how much longer than the pool we wait for its answer
         self._client = ForwardingClient(self, client_id)  # every ending wakes the waiter
-        self._client.addServer(host, port)
+        self._client.addServer(host, port, ssl_key=ssl_key, ssl_cert=ssl_cert, ssl_ca=ssl_ca)
         self._client.waitForServer(connect_timeout)
         self._lock = threading.Lock()
         self._events: dict[str, threading.Event] = {}

@@ -36,9 +36,11 @@ DEFAULT_CLAIM_TIMEOUT = 3600.0
 
 class PoolGearmanWorker:
     def __init__(self, service: PoolService, host: str, port: int,
-                 name: str = "gatekeeper-pool"):
+                 name: str = "gatekeeper-pool", ssl_key: str | None = None,
+                 ssl_cert: str | None = None, ssl_ca: str | None = None):
         self.service = service
         self.host, self.port = host, port
+        self._ssl = (ssl_key, ssl_cert, ssl_ca)  # gear uses TLS only when all three are set
         self.name = name
         self._worker: gear.Worker | None = None
         self._thread: threading.Thread | None = None
@@ -50,7 +52,8 @@ class PoolGearmanWorker:
 
     def start(self, timeout: float = 30.0) -> PoolGearmanWorker:
         w = NoDelayWorker(self.name)
-        w.addServer(self.host, self.port)
+        key, cert, ca = self._ssl
+        w.addServer(self.host, self.port, ssl_key=key, ssl_cert=cert, ssl_ca=ca)
         w.waitForServer(timeout)
         for fn in self.functions():
             w.registerFunction(fn)

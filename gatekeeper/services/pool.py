@@ -63,7 +63,9 @@ class PoolProcess:
             log.info("metrics on http://%s:%d/metrics", self.http.host, self.http.port)
         g = self.cfg.gearman
         try:
-            self.gearman_worker = PoolGearmanWorker(self.service, g.server, g.port).start()
+            self.gearman_worker = PoolGearmanWorker(self.service, g.server, g.port,
+                                                    ssl_key=g.ssl_key, ssl_cert=g.ssl_cert,
+                                                    ssl_ca=g.ssl_ca).start()
         except Exception as e:  # gear raises its own types on connect timeouts
             raise UserError(f"pool: cannot reach gearman at {g.server}:{g.port}: {e}") from None
         return self

@@ -107,8 +107,10 @@ def worker_from_config(cfg: Any, options: WorkerOptions | None = None,
         from gatekeeper.nodes.claimer import GearmanNodeClaimer
 
         try:
-            claimer = GearmanNodeClaimer(cfg.gearman.server, cfg.gearman.port,
-                                         client_id=f"{name}-claimer")
+            g = cfg.gearman
+            claimer = GearmanNodeClaimer(g.server, g.port, client_id=f"{name}-claimer",
+                                         ssl_key=g.ssl_key, ssl_cert=g.ssl_cert,
+                                         ssl_ca=g.ssl_ca)
         except gear.TimeoutError:
             raise UserError(f"worker: no Gearman server at {cfg.gearman.server}:"
                             f"{cfg.gearman.port} (needed to claim nodes from the pool)") from None

@@ -1,4 +1,5 @@
-"""Gearman over TLS (gear's ssl options): embedded server, launcher, worker, admin."""
+"""Gearman over TLS (gear's ssl options): embedded server, launcher, worker, admin,
+the pool's claim worker and the workers' node claimer."""
 
 from __future__ import annotations
 
@@ -12,7 +13,13 @@ from gatekeeper.gearman.launcher import GearmanLauncher
 from gatekeeper.gearman.server import EmbeddedGearmanServer
 from gatekeeper.interfaces import BuildRequest
 from gatekeeper.model.events import BuildCompleted
+from gatekeeper.nodes.claimer import GearmanNodeClaimer, NodeClaimError
+from gatekeeper.nodes.db import IN_USE, READY
+from gatekeeper.nodes.fakecloud import FakeCloud
+from gatekeeper.nodes.gearsvc import PoolGearmanWorker
+from gatekeeper.nodes.service import PoolService
 from tests.fixtures.gearman_workers import EventLog, ScriptedWorker
+from tests.fixtures.pool import FakeReadyCheck, cloud_provider, pool_config, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -60,4 +67,34 @@ def test_build_over_tls(pki):
     finally:
         worker.stop()
         la.stop()
+        server.stop()
+
+
+def test_node_claim_over_tls(pki, pool_store, pool_services):
+    server = EmbeddedGearmanServer("127.0.0.1", 0, *pki["server"]).start()
+    cloud = FakeCloud("c1")
+    svc = PoolService(pool_store, pool_config([cloud_provider(cloud, max_servers=4)],
+                                              min_ready=1),
+                      ready_check=FakeReadyCheck([cloud]))
+    pool_services.append(svc.start())
+    key, cert, ca = pki["client"]
+    gw = claimer = None
+    try:
+        gw = PoolGearmanWorker(svc, "127.0.0.1", server.port, ssl_key=key, ssl_cert=cert,
+                               ssl_ca=ca).start(timeout=10)
+        target = admin.AdminTarget("127.0.0.1", server.port, *pki["client"])
+        assert admin.registered(target, "node:claim:deb")
+        wait_for(lambda: len(pool_store.list_nodes([READY])) == 1)
+        claimer = GearmanNodeClaimer("127.0.0.1", server.port, connect_timeout=10,
+                                     ssl_key=key, ssl_cert=cert, ssl_ca=ca)
+        lease = claimer.claim("deb", "tls-build", timeout=20)
+        assert pool_store.get_node(int(lease.node_id)).state == IN_USE
+        claimer.release(lease, "used")
+        with pytest.raises(NodeClaimError, match="not in use"):
+            claimer.release(lease, "used")
+    finally:
+        if claimer is not None:
+            claimer.close()
+        if gw is not None:
+            gw.stop()
         server.stop()
