@@ -9,12 +9,18 @@ claimer can serve (``--job`` narrows that), and ``stop:<name>``.
 Nodes come from ``worker.nodes`` (static) or, with none configured, from
 the pool service over Gearman (``node:claim:LABEL``). Static nodes' host
 keys are pinned from ``--known-hosts`` (``ssh-keyscan -p PORT HOST``);
-a node with no known key is used unverified, with a warning."""
+a node with no known key is used unverified, with a warning.
+
+SIGHUP re-reads the layout files and registers the functions of new jobs;
+functions of removed jobs are unregistered once no build of them runs here.
+A bad layout is logged and the worker keeps its functions."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import threading
+from typing import Any
 
 HELP = "run builds on nodes (claims, workspace, rsync, ssh, logs)"
 log = logging.getLogger("gatekeeper.commands.worker")
@@ -45,19 +51,46 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="on SIGTERM let running builds finish (default: abort them)")
 
 
+class _Worker:
+    """The worker service as gatekeeper.commands._service.serve runs it."""
+
+    def __init__(self, cfg: Any, options: Any, abort: bool) -> None:
+        from gatekeeper.worker.wiring import worker_from_config
+
+        self.cfg, self.options, self.abort = cfg, options, abort
+        self._reload_lock = threading.Lock()
+        self.service = worker_from_config(cfg, options)
+
+    def start(self) -> None:
+        self.service.start(connect_timeout=None)
+
+    def reload(self) -> None:
+        # Called from the SIGHUP handler: the main thread may hold a lock the
+        # reload needs (gear's, the service's), so the work runs in a thread.
+        threading.Thread(target=self._reload, name="worker-reload", daemon=True).start()
+
+    def _reload(self) -> None:
+        from gatekeeper.worker.wiring import reload_layout
+
+        with self._reload_lock:  # two quick SIGHUPs: one after the other
+            try:
+                reload_layout(self.cfg, self.service, self.options)
+            except Exception:
+                log.exception("layout reload failed; the worker keeps its functions")
+
+    def stop(self) -> None:
+        self.service.stop(abort=self.abort)
+
+
 def run(args: argparse.Namespace) -> int:
-    from gatekeeper.commands._service import wait_for_signal
+    from gatekeeper.commands._service import serve
     from gatekeeper.config import load_config
-    from gatekeeper.worker.wiring import WorkerOptions, worker_from_config
+    from gatekeeper.worker.wiring import WorkerOptions
 
     cfg = load_config(args.config)
-    service = worker_from_config(cfg, WorkerOptions(
+    options = WorkerOptions(
         name=args.name, executors=args.executors, jobs=args.job, known_hosts=args.known_hosts,
         git_base_url=args.git_base_url, git_cache=args.git_cache,
         hold_hours=args.hold_hours,
-        claim_timeout=args.claim_timeout, default_timeout=args.default_timeout))
-    try:
-        service.start(connect_timeout=None)
-        return wait_for_signal()
-    finally:
-        service.stop(abort=not args.finish_on_stop)
+        claim_timeout=args.claim_timeout, default_timeout=args.default_timeout)
+    return serve(lambda on_fatal: _Worker(cfg, options, abort=not args.finish_on_stop))

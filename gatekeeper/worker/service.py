@@ -3,7 +3,12 @@
 Two gear connections per server: one takes ``build:JOB[:LABEL]`` jobs, but
 only while an executor slot is free (a worker never grabs a build it cannot
 start); the other serves ``stop:<worker-name>`` at any time, so a stop
-request reaches a worker whose slots are all busy."""
+request reaches a worker whose slots are all busy.
+
+``reload(functions)`` changes the ``build:`` functions while serving: new
+ones are registered at once; a dropped one is unregistered only once no
+build of it runs here, because gearmand requeues the jobs a worker is
+running for a function it unregisters (CANT_DO) and refuses their results."""
 
 from __future__ import annotations
 
@@ -87,7 +92,10 @@ class WorkerService:
             raise ValueError("max_builds must be at least 1")
         self.name = executor.settings.worker_name
         self.executor = executor
-        self.functions = list(functions)
+        self.functions = list(functions)  # what the service should serve
+        self._reg_lock = threading.Lock()  # guards functions, _registered, _retiring
+        self._registered: list[str] = []  # build functions announced with CAN_DO
+        self._retiring: set[str] = set()  # to unregister once no build of them is here
         self.servers = list(servers)
         self.max_builds = max_builds
         self._slots = threading.Semaphore(max_builds)
@@ -113,8 +121,10 @@ class WorkerService:
         self._stop_worker = self._connect(f"{self.name}-stop")
         for w in (self._build_worker, self._stop_worker):
             w.waitForServer(timeout=connect_timeout)
-        for fn in self.functions:
-            self._build_worker.registerFunction(fn)
+        with self._reg_lock:
+            for fn in self.functions:
+                self._build_worker.registerFunction(fn)
+            self._registered = list(self.functions)
         self._stop_worker.registerFunction(protocol.stop_function(self.name))
         for target, tname in ((self._serve_builds, "builds"), (self._serve_stops, "stops")):
             t = threading.Thread(target=target, name=f"worker-{tname}", daemon=True)
@@ -165,6 +175,65 @@ class WorkerService:
                 log.exception("worker %s: cleanup failed", self.name)
         log.info("worker %s stopped", self.name)
 
+    def reload(self, functions: Sequence[str]) -> None:
+        """Serve ``functions`` from now on (e.g. after a layout reload)."""
+        new = list(dict.fromkeys(functions))
+        bw = self._build_worker
+        with self._reg_lock:
+            if bw is None or self._stopping.is_set():
+                self.functions = new  # not serving: start() registers these
+                return
+            added = [fn for fn in new if fn not in self._registered]
+            for fn in added:
+                # job_lock: registerFunction may send GRAB_JOB on a sleeping
+                # connection, which gear's packet thread does under that lock.
+                with bw.job_lock, bw.broadcast_lock:
+                    bw.registerFunction(fn)
+                self._registered.append(fn)
+            self._retiring = {fn for fn in self._registered if fn not in new}
+            self.functions = new
+            retiring = sorted(self._retiring)
+        log.info("worker %s reloaded: %d functions, added: %s; to remove when idle: %s",
+                 self.name, len(new), ", ".join(added) or "none", ", ".join(retiring) or "none")
+        if retiring:
+            self._wake_dispatcher()
+
+    @property
+    def registered_functions(self) -> list[str]:
+        """The ``build:`` functions currently registered on Gearman."""
+        with self._reg_lock:
+            return list(self._registered)
+
+    def _wake_dispatcher(self) -> None:
+        """Interrupt a getJob() so the dispatcher retires functions. If it is
+        just about to call getJob it is not woken: the removal then waits for
+        the next build to be taken or to end (late, never unsafe)."""
+        bw = self._build_worker
+        if bw is not None and not self._stopping.is_set():
+            bw.stopWaitingForJobs()
+
+    def _retire(self) -> None:
+        """Unregister retiring functions no build here runs or waits for.
+        Called by the dispatcher only, between getJob() calls."""
+        bw = self._build_worker
+        assert bw is not None
+        # Drains any GRAB_JOB in flight (a job it brings lands in job_queue and
+        # counts as busy below); gear sends no other until getJob() is called.
+        bw.stopWaitingForJobs()
+        with self._reg_lock, self._lock:
+            busy = {_fname(r.job) for r in self._running.values()}
+            busy |= {_fname(j) for j in list(bw.job_queue.queue) if j is not None}
+            done = sorted(self._retiring - busy)
+            for fn in done:
+                with bw.broadcast_lock:
+                    bw.unRegisterFunction(fn)
+                self._registered.remove(fn)
+                self._retiring.discard(fn)
+            left = sorted(self._retiring)
+        if done:
+            log.info("worker %s unregistered %s%s", self.name, ", ".join(done),
+                     f" ({', '.join(left)} still building here)" if left else "")
+
     @property
     def running_builds(self) -> list[str]:
         with self._lock:
@@ -177,10 +246,18 @@ class WorkerService:
             self._slots.acquire()
             if self._stopping.is_set():
                 break
+            if self._retiring:
+                try:
+                    self._retire()
+                except Exception:
+                    log.exception("worker %s: unregistering functions failed", self.name)
             try:
                 job = self._build_worker.getJob()
             except gear.InterruptedError:
-                break
+                self._slots.release()
+                if self._stopping.is_set():
+                    break
+                continue  # woken by _wake_dispatcher
             except Exception:
                 log.exception("getJob failed")
                 self._slots.release()
@@ -234,6 +311,8 @@ class WorkerService:
             with self._lock:
                 self._running.pop(spec.uuid, None)
             self._slots.release()
+            if self._retiring:
+                self._wake_dispatcher()
 
     # -- stop requests ----------------------------------------------------------------
     def _serve_stops(self) -> None:
@@ -268,3 +347,8 @@ class WorkerService:
             job.sendWorkComplete(protocol.encode({"uuid": uuid, "stopping": r is not None}))
         except Exception as e:
             log.warning("stop reply not sent: %s", e)
+
+
+def _fname(job: gear.WorkerJob) -> str:
+    name = job.name
+    return name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)

@@ -58,6 +58,45 @@ def static_nodes(cfg: Any, known_hosts: str | None) -> list[StaticNode]:
     return out
 
 
+def layout_functions(cfg: Any, labels: set[str], only: list[str] | None,
+                     layout: Layout | None = None) -> list[str]:
+    """The ``build:`` functions a worker serving ``labels`` registers for
+    ``layout`` (default: load the config's layout files); UserError if none."""
+    if layout is None:
+        from gatekeeper.layout.loader import load_layout
+
+        layout = load_layout([cfg.resolve(p) for p in cfg.scheduler.layout], cfg.known_labels())
+    if only:
+        unknown = sorted(set(only) - set(layout.jobs))
+        if unknown:
+            raise UserError(f"worker: --job {', '.join(unknown)}: not in the layout")
+    functions = build_functions(((j.name, j.label) for j in layout.jobs.values()), labels,
+                                only=only)
+    if not functions:
+        raise UserError(f"worker: no job of the layout has a label this worker serves "
+                        f"({', '.join(sorted(labels)) or 'none'})")
+    return functions
+
+
+def reload_layout(cfg: Any, service: WorkerService, options: WorkerOptions | None = None
+                  ) -> bool:
+    """SIGHUP: re-read the layout files and re-register ``service``'s functions
+    (same label rules as at start). A bad layout is logged and changes nothing."""
+    from gatekeeper.config import pool_labels
+
+    opts = options or WorkerOptions()
+    labels = ({lb for n in cfg.worker.nodes for lb in n.labels} if cfg.worker.nodes
+              else pool_labels(cfg.pool))
+    try:
+        functions = layout_functions(cfg, labels, opts.jobs)
+    except UserError as e:
+        log.error("layout reload rejected; worker %s keeps its %d functions:\n%s",
+                  service.name, len(service.functions), "\n".join(e.messages))
+        return False
+    service.reload(functions)
+    return True
+
+
 def worker_from_config(cfg: Any, options: WorkerOptions | None = None,
                        layout: Layout | None = None) -> WorkerService:
     """A WorkerService (not started) for ``cfg`` (a gatekeeper.config.Config)."""
@@ -71,19 +110,7 @@ def worker_from_config(cfg: Any, options: WorkerOptions | None = None,
     if not labels:
         raise UserError(f"{cfg.path}: worker: no worker.nodes and no pool labels: "
                         "this worker could never get a node")
-    if layout is None:
-        from gatekeeper.layout.loader import load_layout
-
-        layout = load_layout([cfg.resolve(p) for p in cfg.scheduler.layout], cfg.known_labels())
-    if opts.jobs:
-        unknown = sorted(set(opts.jobs) - set(layout.jobs))
-        if unknown:
-            raise UserError(f"worker: --job {', '.join(unknown)}: not in the layout")
-    functions = build_functions(((j.name, j.label) for j in layout.jobs.values()), labels,
-                                only=opts.jobs)
-    if not functions:
-        raise UserError(f"worker: no job of the layout has a label this worker serves "
-                        f"({', '.join(sorted(labels)) or 'none'})")
+    functions = layout_functions(cfg, labels, opts.jobs, layout)
     executors = opts.executors or wk.executors or (len(wk.nodes) if wk.nodes else 2)
     if executors < 1:
         raise UserError("worker: --executors must be at least 1")
