@@ -11,6 +11,7 @@ from gatekeeper.nodes.localsshd import LocalSshd, generate_keypair
 from tests.fixtures.gearman import gear_server, gearman_server, gearmand_server  # noqa: F401
 from tests.fixtures.gerrit_emulator import gerrit_emulator, gerrit_key  # noqa: F401
 from tests.fixtures.pool import pool_services, pool_store  # noqa: F401
+from tests.fixtures.postgres import postgres_cluster, postgres_db_url, postgres_url  # noqa: F401
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -55,7 +55,9 @@ class NodeRow(Base):
     state: Mapped[str] = mapped_column(sa.String(32), index=True)
     state_time: Mapped[float] = mapped_column(sa.Float)
     hold_until: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
-    hold_reason: Mapped[str] = mapped_column(sa.String(1024), default="")
+    # Free text as typed (the CLI passes an operator's reason): TEXT, since
+    # PostgreSQL enforces VARCHAR lengths that SQLite ignores.
+    hold_reason: Mapped[str] = mapped_column(sa.Text, default="")
     build: Mapped[str] = mapped_column(sa.String(255), default="")
     project: Mapped[str] = mapped_column(sa.String(255), default="")
     job: Mapped[str] = mapped_column(sa.String(255), default="")
@@ -86,7 +88,7 @@ class AutoholdRow(Base):
     job: Mapped[str] = mapped_column(sa.String(255))
     count: Mapped[int] = mapped_column(sa.Integer)
     hold_for: Mapped[float | None] = mapped_column(sa.Float, nullable=True)  # None = forever
-    reason: Mapped[str] = mapped_column(sa.String(1024), default="")
+    reason: Mapped[str] = mapped_column(sa.Text, default="")
     created: Mapped[float] = mapped_column(sa.Float)
 
 
@@ -202,10 +204,15 @@ class PoolStore:
 
         One statement (``UPDATE ... WHERE id = (oldest ready) AND state =
         'ready' RETURNING ...``, SQLite >= 3.35 and PostgreSQL alike): the
-        state condition makes two concurrent claims never share a node; the
-        loser retries on the next candidate."""
+        state condition makes two concurrent claims never share a node. On
+        SQLite writers are serialized, so a claim only loses to a commit it
+        could not see; on PostgreSQL concurrent claims would all pick the same
+        oldest node and all but one come back empty, so the pick skips rows
+        another claim has locked. A loser retries while ready nodes remain:
+        every lost round means another claim (or transition) took a node, so
+        the bound is only a guard."""
         stmt = claim_statement(label, build, now, project, job)
-        for _ in range(5):  # lost a race: the next oldest
+        for _ in range(100):  # lost a race: the next oldest
             with self.engine.begin() as conn:
                 row = conn.execute(stmt).first()
                 if row is not None:
@@ -282,29 +289,40 @@ class PoolStore:
                 sa.delete(AutoholdRow).where(AutoholdRow.id == ah_id)).rowcount == 1
 
     def consume_autohold(self, project: str, job: str) -> Autohold | None:
-        """Use up one hold of the first matching request (atomically)."""
+        """Use up one hold of the first matching request (atomically).
+
+        ``count = count - 1 WHERE count > 0``, not compare-and-set on the
+        count read before: a concurrent consumer then waits for the row and
+        decrements the new value (PostgreSQL re-checks the condition on it)
+        instead of missing a request that still has holds left. The returned
+        record's ``count`` is the one before this use."""
         for ah in self.list_autoholds():
             if ah.project != project or ah.job != job or ah.count <= 0:
                 continue
             with self.engine.begin() as conn:
-                res = conn.execute(
+                left = conn.execute(
                     sa.update(AutoholdRow)
-                    .where(AutoholdRow.id == ah.id, AutoholdRow.count == ah.count)
-                    .values(count=ah.count - 1))
-                if res.rowcount == 1:
-                    if ah.count - 1 == 0:
-                        conn.execute(sa.delete(AutoholdRow).where(AutoholdRow.id == ah.id))
-                    return ah
+                    .where(AutoholdRow.id == ah.id, AutoholdRow.count > 0)
+                    .values(count=AutoholdRow.count - 1)
+                    .returning(AutoholdRow.count)).scalar()
+                if left is None:  # used up meanwhile: the next request
+                    continue
+                if left == 0:
+                    conn.execute(sa.delete(AutoholdRow).where(AutoholdRow.id == ah.id))
+                return replace(ah, count=left + 1)
         return None
 
 
 def claim_statement(label: str, build: str, now: float, project: str = "",
                     job: str = "") -> sa.Update:
     """``UPDATE pool_nodes SET state='in-use', ... WHERE id = (SELECT id ...
-    oldest ready of label LIMIT 1) AND state = 'ready' RETURNING *``."""
+    oldest ready of label LIMIT 1 FOR UPDATE SKIP LOCKED) AND state = 'ready'
+    RETURNING *``. SQLite has no row locks; its compiler leaves the FOR
+    UPDATE clause out (its writers are serialized anyway)."""
     oldest = (sa.select(NodeRow.id)
               .where(NodeRow.label == label, NodeRow.state == READY)
-              .order_by(NodeRow.state_time, NodeRow.id).limit(1).scalar_subquery())
+              .order_by(NodeRow.state_time, NodeRow.id).limit(1)
+              .with_for_update(skip_locked=True).scalar_subquery())
     return (sa.update(NodeRow)
             .where(NodeRow.id == oldest, NodeRow.state == READY)
             .values(state=IN_USE, state_time=now, build=build, project=project, job=job)

@@ -1,4 +1,5 @@
-"""Node/image records: atomic transitions on real SQLite."""
+"""Node/image records: atomic transitions on real SQLite and, marked
+integration, on a real PostgreSQL 15 (tests/fixtures/postgres.py)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,34 @@ import threading
 
 import pytest
 
-from gatekeeper.nodes.db import BUILDING, IN_USE, READY, USED, PoolStore
+from gatekeeper.nodes.db import (
+    BUILDING,
+    DELETED,
+    DELETING,
+    FAILED,
+    HOLD,
+    IN_USE,
+    READY,
+    USED,
+    PoolStore,
+)
 from gatekeeper.store.db import create_engine, redact_url
+
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.integration)]
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request, tmp_path):
+    if request.param == "postgres":
+        return request.getfixturevalue("postgres_db_url")
+    return f"sqlite:///{tmp_path}/sub/pool.db"  # the parent is created
 
 
 @pytest.fixture
-def store(tmp_path):
-    return PoolStore(create_engine(f"sqlite:///{tmp_path}/pool.db"))
+def store(db_url):
+    engine = create_engine(db_url)
+    yield PoolStore(engine)
+    engine.dispose()
 
 
 def test_node_lifecycle(store):
@@ -50,6 +72,116 @@ def test_concurrent_claims_never_share_a_node(store):
     assert {n.state for n in store.list_nodes()} == {IN_USE}
 
 
+def test_every_node_transition_is_conditional(store):
+    # Each move the pool, the service and the CLI make, from the right state
+    # only; the wrong from-state leaves the record as it was.
+    moves = [(BUILDING, READY), (READY, IN_USE), (IN_USE, HOLD), (HOLD, USED),
+             (USED, DELETING), (DELETING, DELETED)]
+    n = store.create_node("deb", "a", now=1.0)
+    for i, (src, dst) in enumerate(moves, start=2):
+        wrong = [s for s in (BUILDING, READY, IN_USE, HOLD, USED, DELETING) if s != src]
+        assert not store.transition(n.id, wrong, dst, float(i))
+        assert store.get_node(n.id).state == src
+        assert store.transition(n.id, [src], dst, float(i))
+    assert store.get_node(n.id).state == DELETED
+    assert store.list_nodes([DELETED]) == [store.get_node(n.id)]
+    other = [(BUILDING, FAILED), (FAILED, HOLD), (HOLD, DELETING)]
+    m = store.create_node("deb", "a", now=1.0)
+    for src, dst in other:
+        assert store.transition(m.id, [src], dst, 5.0)
+    assert not store.transition(m.id, [READY, IN_USE], DELETED, 6.0)
+    assert store.get_node(m.id).state == DELETING
+
+
+def test_values_round_trip_exactly(store):
+    # Epoch seconds keep their fraction (float8, not float4); free text longer
+    # than any VARCHAR bound (the CLI passes an operator's reason as typed).
+    t = 1763900000.123456
+    reason = "why " * 600
+    n = store.create_node("deb", "a", now=t, host_key="ssh-ed25519 " + "A" * 3000)
+    assert store.transition(n.id, [BUILDING], READY, t + 0.5, host="127.0.0.1", port=2200)
+    assert store.claim_ready("deb", "b1", t + 1.25, project="org/p", job="j").id == n.id
+    assert store.transition(n.id, [IN_USE], HOLD, t + 2, hold_until=t + 3600.75,
+                            hold_reason=reason)
+    got = store.get_node(n.id)
+    assert (got.created, got.state_time, got.hold_until) == (t, t + 2, t + 3600.75)
+    assert got.hold_reason == reason and got.host_key.endswith("A" * 3000)
+    assert (got.build, got.project, got.job, got.port) == ("b1", "org/p", "j", 2200)
+    ah = store.add_autohold("org/p", "j", 1, None, reason, t)
+    assert (ah.reason, ah.hold_for, ah.created) == (reason, None, t)
+
+
+def test_claim_takes_the_longest_ready_of_its_label(store):
+    ids = {}
+    for t, label in ((3.0, "deb"), (1.0, "deb"), (2.0, "deb"), (0.5, "other")):
+        n = store.create_node(label, "a", now=0.0)
+        store.transition(n.id, [BUILDING], READY, t)
+        ids[(label, t)] = n.id
+    order = [store.claim_ready("deb", f"b{i}", 9.0).id for i in range(3)]
+    assert order == [ids[("deb", 1.0)], ids[("deb", 2.0)], ids[("deb", 3.0)]]
+    assert store.claim_ready("deb", "b9", 9.0) is None
+    assert store.get_node(ids[("other", 0.5)]).state == READY
+
+
+def test_contended_claims_hand_out_every_node_once(store):
+    # Every claimer wants the same oldest node at the same moment: each node
+    # must go to exactly one build, and no claim may come back empty while
+    # ready nodes remain (a lost race moves on to the next node).
+    nodes, threads, per_thread = 24, 8, 3
+    for _ in range(nodes):
+        n = store.create_node("deb", "a", now=1.0)
+        store.transition(n.id, [BUILDING], READY, 1.0)
+    got: dict[int, str] = {}
+    dup: list[int] = []
+    empty: list[str] = []
+    lock = threading.Lock()
+    start = threading.Barrier(threads)
+
+    def claimer(i: int) -> None:
+        start.wait(10)
+        for k in range(per_thread):
+            build = f"b{i}-{k}"
+            n = store.claim_ready("deb", build, 2.0)
+            with lock:
+                if n is None:
+                    empty.append(build)
+                elif n.id in got:
+                    dup.append(n.id)
+                else:
+                    got[n.id] = build
+
+    ts = [threading.Thread(target=claimer, args=(i,)) for i in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(30)
+    assert not any(t.is_alive() for t in ts)
+    assert (dup, empty, len(got)) == ([], [], nodes)
+    assert {n.id: n.build for n in store.list_nodes([IN_USE])} == got
+
+
+def test_concurrent_autohold_consumption_counts_down_once(store):
+    ah = store.add_autohold("org/p", "j", 3, 60.0, "flaky", 1.0)
+    used: list[int] = []
+    lock = threading.Lock()
+    start = threading.Barrier(8)
+
+    def consume() -> None:
+        start.wait(10)
+        got = store.consume_autohold("org/p", "j")
+        if got is not None:
+            with lock:
+                used.append(got.id)
+
+    ts = [threading.Thread(target=consume) for _ in range(8)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(30)
+    assert used == [ah.id] * 3
+    assert store.list_autoholds() == []
+
+
 def test_images_versioned(store):
     a = store.create_image("p", "debian", 1.0)
     b = store.create_image("p", "debian", 2.0)
@@ -58,6 +190,11 @@ def test_images_versioned(store):
     assert store.transition_image(a.id, [BUILDING], READY, 3.0, external_id="img-1")
     assert store.get_image(a.id).external_id == "img-1"
     assert [i.id for i in store.list_images([READY], provider="p")] == [a.id]
+    assert not store.transition_image(b.id, [READY], DELETING, 4.0)
+    assert store.transition_image(b.id, [BUILDING], FAILED, 4.0)
+    for src, dst in ((READY, DELETING), (DELETING, DELETED)):
+        assert store.transition_image(a.id, [src], dst, 5.0)
+    assert [i.id for i in store.list_images([DELETED, FAILED])] == [a.id, b.id]
 
 
 def test_autohold_consumed(store):
@@ -70,13 +207,22 @@ def test_autohold_consumed(store):
     assert store.consume_autohold("proj", "job") is None
 
 
-def test_restart_keeps_records(tmp_path):
-    url = f"sqlite:///{tmp_path}/sub/pool.db"
-    s1 = PoolStore(create_engine(url))
+def test_restart_keeps_records(db_url):
+    e1 = create_engine(db_url)
+    s1 = PoolStore(e1)
     n = s1.create_node("deb", "a", now=1.0)
     s1.transition(n.id, [BUILDING], USED, 2.0)
-    s2 = PoolStore(create_engine(url))
+    s1.add_autohold("org/p", "j", 2, None, "keep", 1.0)
+    img = s1.create_image("p", "debian", 1.0)
+    e1.dispose()  # the first process is gone
+    e2 = create_engine(db_url)
+    s2 = PoolStore(e2)  # creating the schema again is a no-op
     assert s2.get_node(n.id).state == USED
+    assert [(a.project, a.count, a.hold_for) for a in s2.list_autoholds()] == [
+        ("org/p", 2, None)]
+    assert s2.create_image("p", "debian", 2.0).version == img.version + 1
+    assert s2.create_node("deb", "a", now=3.0).id > n.id
+    e2.dispose()
 
 
 def test_redact_url():
@@ -86,7 +232,7 @@ def test_redact_url():
 def test_schema_and_claim_compile_for_postgresql():
     # No PostgreSQL server in the unit tests: at least the DDL and the claim
     # statement must compile for its dialect (no SQLite-only constructs).
-    from sqlalchemy.dialects import postgresql
+    from sqlalchemy.dialects import postgresql, sqlite
     from sqlalchemy.schema import CreateTable
 
     from gatekeeper.nodes.db import Base, claim_statement
@@ -100,3 +246,8 @@ def test_schema_and_claim_compile_for_postgresql():
     sql = str(claim_statement("deb", "b1", 1.0).compile(dialect=pg))
     assert "RETURNING pool_nodes.id" in sql and "LIMIT" in sql
     assert "WHERE pool_nodes.id = (SELECT" in sql
+    # Concurrent claims pick different nodes on PostgreSQL; SQLite has no
+    # row locks and must not be handed the clause.
+    assert "FOR UPDATE SKIP LOCKED)" in sql
+    lite = str(claim_statement("deb", "b1", 1.0).compile(dialect=sqlite.dialect()))
+    assert "RETURNING" in lite and "FOR UPDATE" not in lite
