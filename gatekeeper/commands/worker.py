@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import threading
 from typing import Any
 
 HELP = "run builds on nodes (claims, workspace, rsync, ssh, logs)"
@@ -58,25 +57,15 @@ class _Worker:
         from gatekeeper.worker.wiring import worker_from_config
 
         self.cfg, self.options, self.abort = cfg, options, abort
-        self._reload_lock = threading.Lock()
         self.service = worker_from_config(cfg, options)
 
     def start(self) -> None:
         self.service.start(connect_timeout=None)
 
     def reload(self) -> None:
-        # Called from the SIGHUP handler: the main thread may hold a lock the
-        # reload needs (gear's, the service's), so the work runs in a thread.
-        threading.Thread(target=self._reload, name="worker-reload", daemon=True).start()
+        from gatekeeper.worker.wiring import reload_layout_in_background
 
-    def _reload(self) -> None:
-        from gatekeeper.worker.wiring import reload_layout
-
-        with self._reload_lock:  # two quick SIGHUPs: one after the other
-            try:
-                reload_layout(self.cfg, self.service, self.options)
-            except Exception:
-                log.exception("layout reload failed; the worker keeps its functions")
+        reload_layout_in_background(self.cfg, self.service, self.options)
 
     def stop(self) -> None:
         self.service.stop(abort=self.abort)

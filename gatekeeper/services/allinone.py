@@ -81,6 +81,10 @@ class AllInOne:
     def reload(self) -> None:
         if self.scheduler is not None:
             self.scheduler.reload()
+        if self.worker is not None:  # registers new jobs' build functions
+            from gatekeeper.worker.wiring import reload_layout_in_background
+
+            reload_layout_in_background(self.config, self.worker, self.worker_options)
 
     def stop(self) -> None:
         while self._stack:

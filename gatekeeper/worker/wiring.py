@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from gatekeeper.worker.ssh import host_key_from_known_hosts
 from gatekeeper.worker.workspace import WorkspaceBuilder
 
 log = logging.getLogger("gatekeeper.worker.wiring")
+_reload_lock = threading.Lock()
 
 
 @dataclass
@@ -81,20 +83,36 @@ def layout_functions(cfg: Any, labels: set[str], only: list[str] | None,
 def reload_layout(cfg: Any, service: WorkerService, options: WorkerOptions | None = None
                   ) -> bool:
     """SIGHUP: re-read the layout files and re-register ``service``'s functions
-    (same label rules as at start). A bad layout is logged and changes nothing."""
+    (same label rules as at start). A bad layout is logged and changes nothing.
+    Call it from a thread of its own, not from the signal handler: the main
+    thread may hold a lock it needs (gear's, the service's)."""
     from gatekeeper.config import pool_labels
 
     opts = options or WorkerOptions()
     labels = ({lb for n in cfg.worker.nodes for lb in n.labels} if cfg.worker.nodes
               else pool_labels(cfg.pool))
-    try:
-        functions = layout_functions(cfg, labels, opts.jobs)
-    except UserError as e:
-        log.error("layout reload rejected; worker %s keeps its %d functions:\n%s",
-                  service.name, len(service.functions), "\n".join(e.messages))
-        return False
-    service.reload(functions)
+    with _reload_lock:  # two quick SIGHUPs: one after the other
+        try:
+            functions = layout_functions(cfg, labels, opts.jobs)
+        except UserError as e:
+            log.error("layout reload rejected; worker %s keeps its %d functions:\n%s",
+                      service.name, len(service.functions), "\n".join(e.messages))
+            return False
+        try:
+            service.reload(functions)
+        except Exception:
+            log.exception("worker %s: re-registering functions failed", service.name)
+            return False
     return True
+
+
+def reload_layout_in_background(cfg: Any, service: WorkerService,
+                                options: WorkerOptions | None = None) -> threading.Thread:
+    """``reload_layout`` in a new thread (what a SIGHUP handler calls)."""
+    t = threading.Thread(target=reload_layout, args=(cfg, service, options),
+                         name="worker-reload", daemon=True)
+    t.start()
+    return t
 
 
 def worker_from_config(cfg: Any, options: WorkerOptions | None = None,
