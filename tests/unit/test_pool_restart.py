@@ -1,16 +1,24 @@
-"""Restart safety and the leak reaper (fake cloud, real SQLite, threads)."""
+"""Restart safety and the leak reaper (fake cloud, real SQLite, threads; the
+restart reconcile also on a real PostgreSQL)."""
 
 from __future__ import annotations
 
 import time
 
+import pytest
 from libcloud.compute.providers import get_driver
 
 from gatekeeper.nodes.db import BUILDING, DELETED, DELETING, FAILED, HOLD, IN_USE, READY, USED
 from gatekeeper.nodes.fakecloud import PROVIDER_NAME, FakeCloud
 from gatekeeper.nodes.providers import META_IMAGE, META_NODE, META_POOL
 from gatekeeper.nodes.service import PoolService
-from tests.fixtures.pool import FakeReadyCheck, cloud_provider, pool_config, wait_for
+from tests.fixtures.pool import (
+    POOL_BACKENDS,
+    FakeReadyCheck,
+    cloud_provider,
+    pool_config,
+    wait_for,
+)
 
 
 def boot(cloud: FakeCloud, meta: dict[str, str]) -> str:
@@ -21,6 +29,7 @@ def boot(cloud: FakeCloud, meta: dict[str, str]) -> str:
     return drv.create_node(name="x", size=size, image=image, ex_metadata=meta).id
 
 
+@pytest.mark.parametrize("pool_store", POOL_BACKENDS, indirect=True)
 def test_restart_with_nodes_in_every_state(pool_store, pool_services):
     cloud = FakeCloud("c1")
     prov = cloud_provider(cloud)

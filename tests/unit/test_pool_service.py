@@ -1,14 +1,23 @@
-"""The pool service over the fake libcloud cloud (real threads, SQLite)."""
+"""The pool service over the fake libcloud cloud (real threads, SQLite; the
+claim/release/autohold paths also on a real PostgreSQL)."""
 
 from __future__ import annotations
 
 import threading
 
+import pytest
+
 from gatekeeper.nodes.db import DELETED, HOLD, IN_USE, READY, USED
 from gatekeeper.nodes.fakecloud import FakeCloud
 from gatekeeper.nodes.runtime import Health
 from gatekeeper.nodes.service import PoolService
-from tests.fixtures.pool import FakeReadyCheck, cloud_provider, pool_config, wait_for
+from tests.fixtures.pool import (
+    POOL_BACKENDS,
+    FakeReadyCheck,
+    cloud_provider,
+    pool_config,
+    wait_for,
+)
 
 
 def ready(store, label="deb"):
@@ -45,6 +54,7 @@ def test_min_ready_reached_and_restored_after_claims(pool_store, pool_services):
     assert {n.state for n in pool_store.list_nodes()} == {READY, IN_USE}
 
 
+@pytest.mark.parametrize("pool_store", POOL_BACKENDS, indirect=True)
 def test_release_used_deletes_and_hold_keeps(pool_store, pool_services):
     cloud = FakeCloud("c1")
     svc = start(pool_services, pool_store, [cloud], [cloud_provider(cloud)], min_ready=2)
@@ -160,6 +170,7 @@ def test_max_servers_never_exceeded_under_churn(pool_store, pool_services):
     assert peak["a"] <= 2 and peak["b"] <= 2
 
 
+@pytest.mark.parametrize("pool_store", POOL_BACKENDS, indirect=True)
 def test_concurrent_claims_never_share(pool_store, pool_services):
     cloud = FakeCloud("c1")
     svc = start(pool_services, pool_store, [cloud], [cloud_provider(cloud, max_servers=20)],
@@ -176,6 +187,7 @@ def test_concurrent_claims_never_share(pool_store, pool_services):
     assert len(ids) == 10 and len(set(ids)) == 10
 
 
+@pytest.mark.parametrize("pool_store", POOL_BACKENDS, indirect=True)
 def test_autohold(pool_store, pool_services):
     cloud = FakeCloud("c1")
     svc = start(pool_services, pool_store, [cloud], [cloud_provider(cloud)], min_ready=2)
