@@ -78,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--project {project}: {e}") from None
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Like every Gatekeeper service: SIGHUP must not kill it (nothing to reload).
+    previous_hup = signal.signal(signal.SIGHUP, lambda *_: log.info("SIGHUP ignored"))
     try:
         emu.start()
     except OSError as e:
@@ -100,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGHUP, previous_hup)
         if admin is not None:
             admin.stop()
         emu.stop()
