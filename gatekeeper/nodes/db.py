@@ -16,6 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from gatekeeper.store.db import create_schema
+
 log = logging.getLogger("gatekeeper.nodes.db")
 
 # Node states.
@@ -152,7 +154,7 @@ class PoolStore:
 
     def __init__(self, engine: Engine):
         self.engine = engine
-        Base.metadata.create_all(engine)
+        create_schema(Base.metadata, engine)
 
     # -- nodes ------------------------------------------------------------
     def create_node(self, label: str, provider: str, now: float, state: str = BUILDING,
