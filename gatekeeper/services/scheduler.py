@@ -85,7 +85,8 @@ class SchedulerService:
         log_root = self.config.worker.log_root
         try:
             return WebServer(w.host, w.port, log_root if os.path.isdir(log_root) else None,
-                             status=self.scheduler.status).start()
+                             status=self.scheduler.status,
+                             explain=self.scheduler.explain).start()
         except OSError as e:
             raise UserError(f"{self.config.path}: web.listen: cannot listen on "
                             f"{w.host}:{w.port}: {e.strerror or e}") from e

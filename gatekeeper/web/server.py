@@ -1,6 +1,8 @@
 """A small HTTP server: published build logs and the scheduler's status JSON.
 
-Serves ``/logs/<LOG_PATH>/...`` from the worker's ``log_root`` (``*.gz``
+Serves ``/`` (the status page), ``/status.json``, ``/explain/<change>``
+(every decision about a change, as text) and
+``/logs/<LOG_PATH>/...`` from the worker's ``log_root`` (``*.gz``
 files go out with ``Content-Encoding: gzip`` so a browser shows the text,
 as the OpenStack log server did) and ``/status.json`` from a callable.
 The full web UI is a later piece of work; this is the part the gate needs
@@ -37,11 +39,13 @@ def safe_join(root: Path, rel: str) -> Path | None:
 
 class WebServer:
     def __init__(self, host: str, port: int, log_root: str | None = None,
-                 status: Callable[[], dict[str, Any]] | None = None):
+                 status: Callable[[], dict[str, Any]] | None = None,
+                 explain: Callable[[str], str] | None = None):
         self.host = host
         self.port = port
         self.log_root = Path(log_root) if log_root else None
         self.status = status
+        self.explain = explain
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -93,6 +97,10 @@ class WebServer:
         if path in ("/status.json", "/status") and self.status is not None:
             body = json.dumps(self.status(), sort_keys=True).encode()
             return self._send(req, HTTPStatus.OK, body, "application/json", head=head)
+        if path.startswith("/explain/") and self.explain is not None:
+            key = path[len("/explain/"):].strip("/")
+            body = (self.explain(key) + "\n").encode()
+            return self._send(req, HTTPStatus.OK, body, "text/plain; charset=utf-8", head=head)
         if path.startswith("/logs/") and self.log_root is not None:
             return self._log_file(req, path[len("/logs/"):], head)
         self._send(req, HTTPStatus.NOT_FOUND, b"not found\n", "text/plain", head=head)

@@ -71,6 +71,10 @@ def test_separate_processes_gate_a_change_and_reload_on_sighup(site: LocalSite) 
         emu.approve(n, user="core")
         wait_for(lambda: emu.status(n) == "MERGED", 120, "the gate to merge the change")
         assert verified(site, n) == 2
+        why = subprocess.run([sys.executable, "-m", "gatekeeper.cli", "explain", "-c", cfg,
+                              str(n)], capture_output=True, text=True, timeout=60)
+        assert why.returncode == 0, why.stderr
+        assert f"{n},1 in gate" in why.stdout and "submitted" in why.stdout, why.stdout
 
         # A broken layout on SIGHUP is rejected; the scheduler keeps working.
         layout = site.root / "layouts" / "site.yaml"

@@ -31,7 +31,8 @@ def web(tmp_path: Path) -> Iterator[WebServer]:
     (logs / "1/1/1/check/job/abc/console.txt").write_text("NODE_PROVIDER=local\n")
     (logs / "1/1/1/check/job/abc/big.txt.gz").write_bytes(gzip.compress(b"compressed text"))
     (tmp_path / "secret.txt").write_text("outside the log root")
-    server = WebServer("127.0.0.1", 0, str(logs), status=lambda: STATUS).start()
+    server = WebServer("127.0.0.1", 0, str(logs), status=lambda: STATUS,
+                       explain=lambda key: f"decisions about {key}").start()
     yield server
     server.stop()
 
@@ -67,3 +68,9 @@ def test_logs_served_gzip_as_text_and_no_escape_from_root(web: WebServer) -> Non
     assert get(web.url + "logs/../secret.txt")[0] in (403, 404)
     assert get(web.url + "logs/%2e%2e/secret.txt")[0] == 403
     assert get(web.url + "logs/nope.txt")[0] == 404
+
+
+def test_explain_is_plain_text(web: WebServer) -> None:
+    code, headers, body = get(web.url + "explain/42")
+    assert code == 200 and headers["Content-Type"].startswith("text/plain")
+    assert body == b"decisions about 42\n"
