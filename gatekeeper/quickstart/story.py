@@ -107,6 +107,14 @@ def _report(site: LocalSite, changes: dict[str, int], say: Say, outcome: Outcome
                 say("    | " + text.replace("\n", "\n    | "))
                 log_urls += re.findall(r"(https?://\S+/logs/\S+?)\s", text + " ")
     say("")
+    say("Why C was tested twice (gatekeeper explain " + str(changes["C"]) + ", gate):")
+    gate = site.scheduler.explain(changes["C"]).split("\n\n")
+    for block in gate:
+        if " in gate" in block.split("\n", 1)[0]:
+            for line in block.splitlines()[1:]:
+                if any(k in line for k in ("enqueue", "merge ", "reset", "launch", "submit")):
+                    say("  " + line)
+    say("")
     for project in ("demo/nova", "demo/glance"):
         say(f"  {project} master: " + " <- ".join(emu.git_log(project)[:4]))
     merged = [int(e["change"]["number"]) for e in emu.events()
