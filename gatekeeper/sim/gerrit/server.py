@@ -274,7 +274,10 @@ class SshServer:
                     channel.send_exit_status(status)
             except (OSError, EOFError, paramiko.SSHException):
                 pass
-            channel.close()
+            try:
+                channel.close()
+            except (OSError, EOFError, paramiko.SSHException):
+                pass  # the client dropped the connection first (drop_streams, a crash)
 
     def _stream(self, channel: paramiko.Channel, username: str, types: frozenset[str]
                 ) -> int | None:
