@@ -8,6 +8,9 @@ WORK_FAIL, WORK_EXCEPTION and a dropped connection."""
 from __future__ import annotations
 
 import logging
+import queue
+import threading
+from collections.abc import Callable
 
 import gear
 
@@ -20,6 +23,30 @@ class JobOwner:
     """What a :class:`ForwardingClient` calls; progress is optional."""
 
     _client: ForwardingClient | None = None
+    _thread: threading.Thread | None = None
+
+    def _start_client(self, client_name: str, host: str, port: int,
+                      ssl: tuple[str | None, str | None, str | None],
+                      run: Callable[[], None], thread_name: str) -> None:
+        """Connect a forwarding client (TCP keepalive on) and start the owner's
+        submitter thread ``run``."""
+        key, cert, ca = ssl
+        self._client = ForwardingClient(self, client_name)
+        self._client.addServer(host, port, ssl_key=key, ssl_cert=cert, ssl_ca=ca,
+                               keepalive=True, tcp_keepidle=60, tcp_keepintvl=15, tcp_keepcnt=4)
+        self._thread = threading.Thread(target=run, name=thread_name, daemon=True)
+        self._thread.start()
+
+    def _stop_client(self, work: queue.Queue, join_timeout: float) -> None:  # type: ignore[type-arg]
+        """Tell the submitter thread to finish (``None`` on ``work``), then
+        shut the client down."""
+        if self._client is None:
+            return
+        work.put(None)
+        if self._thread is not None:
+            self._thread.join(timeout=join_timeout)
+        client, self._client = self._client, None
+        client.shutdown()
 
     def wait_for_server(self, timeout: float) -> bool:
         """True once the client is connected to a Gearman server."""

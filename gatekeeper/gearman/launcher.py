@@ -107,24 +107,13 @@ class GearmanLauncher(JobOwner):
     # --- lifecycle ---------------------------------------------------------
 
     def start(self) -> GearmanLauncher:
-        if self._client is not None:
-            return self
-        key, cert, ca = self._ssl
-        self._client = ForwardingClient(self, self.client_name)
-        self._client.addServer(self.host, self.port, ssl_key=key, ssl_cert=cert, ssl_ca=ca,
-                               keepalive=True, tcp_keepidle=60, tcp_keepintvl=15, tcp_keepcnt=4)
-        self._thread = threading.Thread(target=self._run, name="gearman-launcher", daemon=True)
-        self._thread.start()
+        if self._client is None:
+            self._start_client(self.client_name, self.host, self.port, self._ssl, self._run,
+                               "gearman-launcher")
         return self
 
     def stop(self) -> None:
-        if self._client is None:
-            return
-        self._work.put(None)
-        if self._thread is not None:
-            self._thread.join(timeout=self.submit_timeout + self.admin_timeout + 5)
-        client, self._client = self._client, None
-        client.shutdown()
+        self._stop_client(self._work, self.submit_timeout + self.admin_timeout + 5)
 
     @property
     def client(self) -> gear.Client | None:

@@ -42,25 +42,13 @@ class GearmanMerger(JobOwner):
         self._thread: threading.Thread | None = None
 
     def start(self) -> GearmanMerger:
-        if self._client is not None:
-            return self
-        key, cert, ca = self._ssl
-        self._client = ForwardingClient(self, self.client_name)
-        self._client.addServer(self.host, self.port, ssl_key=key, ssl_cert=cert, ssl_ca=ca,
-                               keepalive=True, tcp_keepidle=60, tcp_keepintvl=15, tcp_keepcnt=4)
-        self._thread = threading.Thread(target=self._run, name="gearman-merge-client",
-                                        daemon=True)
-        self._thread.start()
+        if self._client is None:
+            self._start_client(self.client_name, self.host, self.port, self._ssl, self._run,
+                               "gearman-merge-client")
         return self
 
     def stop(self) -> None:
-        if self._client is None:
-            return
-        self._work.put(None)
-        if self._thread is not None:
-            self._thread.join(timeout=self.submit_timeout + 5)
-        client, self._client = self._client, None
-        client.shutdown()
+        self._stop_client(self._work, self.submit_timeout + 5)
 
     # --- Merger protocol (scheduler thread) ---------------------------------
 
