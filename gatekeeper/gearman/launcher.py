@@ -137,13 +137,17 @@ class GearmanLauncher(JobOwner):
             build = self._builds.get(build_uuid)
             if build is None or build.state == DONE:
                 return False
-            if build.state == PENDING:
+            if build.state == PENDING and build.job is None:
                 # Not handed to Gearman yet: it never will be.
                 build.state = DONE
                 del self._builds[build_uuid]
                 log.info("build %s cancelled before submission", build_uuid)
                 return True
             build.abort = True
+            if build.state == PENDING:
+                # submitJob is under way: the server may hold the job already. _submit
+                # cancels it as soon as the handle is known; ABORTED follows.
+                return False
         self._work.put(("cancel", build_uuid))
         return False
 

@@ -317,6 +317,48 @@ def test_cancel_before_submission_returns_true_and_no_event(gear_server):
         la.stop()
 
 
+def test_cancel_while_submitting_aborts_the_build_once(gearman_server, launcher, workers,
+                                                      events):
+    # The server may hold the job before submitJob returns: a cancel in that moment must
+    # not be taken for "never submitted" (the job would run anyway, unseen).
+    release = threading.Event()
+
+    def slow(w, job):
+        job.sendWorkData(started_data(w.name))
+        release.wait(10)
+        job.sendWorkComplete(json.dumps({"result": "SUCCESS"}))
+
+    w = workers("busy", ["build:unit"], slow)
+    first = request()
+    launcher.launch(first)
+    events.wait_for(BuildStarted, first.uuid)
+    submitted, go_on = threading.Event(), threading.Event()
+    client = launcher._client
+    orig = client.submitJob
+
+    def slow_submit(job, *a, **kw):
+        orig(job, *a, **kw)
+        submitted.set()
+        go_on.wait(10)
+
+    client.submitJob = slow_submit  # type: ignore[method-assign]
+    req = request()
+    launcher.launch(req)
+    assert submitted.wait(10)
+    assert launcher.cancel(req.uuid) is False  # the server has it: ABORTED follows
+    client.submitJob = orig  # type: ignore[method-assign]
+    go_on.set()
+    done = events.wait_for(BuildCompleted, req.uuid)[0]
+    assert done.result == "ABORTED"
+    release.set()
+    events.wait_for(BuildCompleted, first.uuid)
+    marker = request()
+    launcher.launch(marker)
+    events.wait_for(BuildCompleted, marker.uuid)
+    assert [j.unique for j in w.jobs] == [first.uuid, marker.uuid]
+    assert len(events.of(BuildCompleted, req.uuid)) == 1
+
+
 def test_server_loss_makes_running_builds_lost_and_reconnects(tmp_path):
     events = EventLog()
     server = EmbeddedGearmanServer().start()
