@@ -302,7 +302,7 @@ def _cross_checks(data: dict[str, Any], doc: LineDict, path: str) -> list[str]:
     ssl = [k for k in ("ssl_key", "ssl_cert", "ssl_ca") if k in gearman]
     if ssl and len(ssl) != 3:
         missing = ", ".join(k for k in ("ssl_key", "ssl_cert", "ssl_ca") if k not in gearman)
-        p = ["gearman", ssl[0]]
+        p: list[str | int] = ["gearman", ssl[0]]
         out.append(located(path, line_for_path(doc, p), p, f"SSL needs ssl_key, ssl_cert and ssl_ca; missing {missing}"))
     names: dict[str, int] = {}
     for i, node in enumerate((data.get("worker") or {}).get("nodes") or []):

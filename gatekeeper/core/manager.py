@@ -10,7 +10,7 @@ from gatekeeper.core.context import Context
 from gatekeeper.core.params import build_parameters
 from gatekeeper.core.report import base_fields, compose, job_lines
 from gatekeeper.interfaces import BuildRequest, MergeItem, MergeRequest, ReportResult
-from gatekeeper.layout.model import Job, Pipeline
+from gatekeeper.layout.model import Job, Pipeline, ReporterAction
 from gatekeeper.model.change import Change, Ref
 from gatekeeper.model.events import BuildCompleted, BuildStarted, MergeCompleted, TriggerEvent
 from gatekeeper.model.runtime import (
@@ -411,11 +411,12 @@ class PipelineManager:
             self.window_grow(q, item)
         self.remove(item, "reported success", merged=True)
 
-    def merge_failure_action(self):
+    def merge_failure_action(self) -> ReporterAction | None:
         p = self.pipeline
         return p.merge_failure if p.merge_failure is not None else p.failure
 
-    def report(self, item: QueueItem, kind: str, action, reason: str) -> ReportResult:
+    def report(self, item: QueueItem, kind: str, action: ReporterAction | None,
+               reason: str) -> ReportResult:
         c = item.change
         if action is None or not action.send or not isinstance(c, Change):
             self.door.note(item, "report", f"{kind}: nothing to report")

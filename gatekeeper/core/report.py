@@ -68,7 +68,7 @@ def job_lines(selected: list[SelectedJob], item: QueueItem, fields: dict[str, st
     return "\n".join(job_line(s, bs.builds.get(s.job.name), fields) for s in selected)
 
 
-class _Fields(dict):
+class _Fields(dict[str, str]):
     """Unknown ``{names}`` stay as written instead of failing the report."""
 
     def __missing__(self, key: str) -> str:

@@ -11,6 +11,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import gear
 
@@ -37,7 +38,7 @@ class JobOwner:
         self._thread = threading.Thread(target=run, name=thread_name, daemon=True)
         self._thread.start()
 
-    def _stop_client(self, work: queue.Queue, join_timeout: float) -> None:  # type: ignore[type-arg]
+    def _stop_client(self, work: queue.Queue[Any], join_timeout: float) -> None:
         """Tell the submitter thread to finish (``None`` on ``work``), then
         shut the client down."""
         if self._client is None:

@@ -81,10 +81,11 @@ def synthesize(rows: Iterable[Mapping[str, Any]], since: float,
         ps = to_int(cps.get("number"))
         if number is None or ps is None:
             continue
-        base = dict(project=row.get("project") or None, branch=row.get("branch") or None,
-                    change_number=number, change_id=row.get("id") or None,
-                    ref=cps.get("ref") or None, newrev=cps.get("revision") or None,
-                    synthetic=True)
+        base: dict[str, Any] = dict(project=row.get("project") or None,
+                                    branch=row.get("branch") or None,
+                                    change_number=number, change_id=row.get("id") or None,
+                                    ref=cps.get("ref") or None, newrev=cps.get("revision") or None,
+                                    synthetic=True)
         out.extend(_state_changes(row, ps, since, base))
         if status not in ("NEW", "DRAFT") or row.get("open") is False:
             continue  # closed: only its abandon matters (above)

@@ -161,6 +161,7 @@ class GerritConnection:
         if not res.ok or not words:
             return None
         try:
-            return tuple(Gerrit.parseGerritVersion(None, words[-1]))  # type: ignore[return-value]
+            major, minor, micro = Gerrit.parseGerritVersion(None, words[-1])
+            return int(major), int(minor), int(micro)
         except (ValueError, IndexError):
             return None

@@ -212,7 +212,7 @@ def parse_line(line: str | bytes) -> TriggerEvent | None:
         return None
     try:
         data = json.loads(line)
-    except ValueError as e:
+    except json.JSONDecodeError as e:
         log.warning("Skipping malformed Gerrit event line (%s): %s", e.msg, truncate(line))
         return None
     try:

@@ -117,7 +117,8 @@ def connect(target: SSHTarget) -> paramiko.SSHClient:
         if transport is not None:
             # Without it every command waits ~40 ms (Nagle + delayed ACK):
             # ~24 commands/s instead of ~800/s measured against the emulator.
-            transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if isinstance(transport.sock, socket.socket):  # not through a proxy channel
+                transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if target.keepalive:
                 transport.set_keepalive(target.keepalive)
         return client

@@ -150,11 +150,11 @@ def _compile(docs: list[Doc], problems: Problems, known_labels: set[str] | None)
         if known_labels is not None and job.label is not None and job.label not in known_labels:
             src = origin["label"]
             bad_labels.setdefault((id(src), job.label), (src, []))[1].append(name)
-    for (_, label), (src, names) in bad_labels.items():
+    for (_, label), (src, users) in bad_labels.items():
         known = ", ".join(sorted(known_labels or ())) or "none"
         used = ""
-        if names != [_def_name(src)]:
-            shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        if users != [_def_name(src)]:
+            shown = ", ".join(users[:3]) + (f" and {len(users) - 3} more" if len(users) > 3 else "")
             used = f" (used by {shown})"
         problems.add(src, ["label"], f"unknown label {label!r}{used}; known labels: {known}")
     return Layout(

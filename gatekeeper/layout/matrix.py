@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,7 +46,7 @@ class Variant:
 
 
 def variant_names(
-    base: str, matrix: Mapping[str, list[Any]], exclude: list[Mapping[str, Any]] = ()
+    base: str, matrix: Mapping[str, list[Any]], exclude: Sequence[Mapping[str, Any]] = ()
 ) -> list[Variant]:
     """Raises ValueError when the name mentions only some axes, or when
     ``exclude`` (partial axis->value mappings) leaves no variant."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import voluptuous as vol
@@ -156,7 +156,8 @@ def one_or_many(inner: Any, allow_empty: bool = False) -> Callable[[Any], list[A
             return [schema(value)]
         if not value and not allow_empty:
             raise vol.Invalid("must not be an empty list")
-        out, errors = [], []
+        out: list[Any] = []
+        errors: list[vol.Invalid] = []
         for i, item in enumerate(value):
             try:
                 out.append(schema(item))
@@ -401,7 +402,7 @@ def _exclusions(job: dict[str, Any]) -> dict[str, Any]:
     entries = excludes if isinstance(excludes, list) else [excludes]
     errors: list[vol.Invalid] = []
     for i, entry in enumerate(entries):
-        at = ["matrix-exclude", i] if isinstance(excludes, list) else ["matrix-exclude"]
+        at: list[Hashable] = ["matrix-exclude", i] if isinstance(excludes, list) else ["matrix-exclude"]
         if not entry:
             errors.append(vol.Invalid("expected {axis: value, ...}", path=at))
         for axis, value in entry.items():

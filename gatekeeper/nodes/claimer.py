@@ -31,6 +31,8 @@ log = logging.getLogger("gatekeeper.nodes.claimer")
 class GearmanNodeClaimer(JobOwner):
     """``gatekeeper.interfaces.NodeClaimer`` backed by the pool service."""
 
+    _client: ForwardingClient  # connected in __init__, for the claimer's whole life
+
     def __init__(self, host: str, port: int, client_id: str = "gatekeeper-claimer",
                  connect_timeout: float = 30.0, margin: float = 10.0,
                  ssl_key: str | None = None, ssl_cert: str | None = None,

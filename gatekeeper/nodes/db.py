@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, fields, replace
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import CursorResult, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from gatekeeper.store.db import create_schema
@@ -149,6 +150,13 @@ def _snap(cls, row):
     return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
 
 
+def _inserted_id(res: CursorResult[Any]) -> int:
+    """The new row's integer primary key (every pool table has one)."""
+    pk = res.inserted_primary_key
+    assert pk is not None, "INSERT without a primary key"
+    return int(pk[0])
+
+
 class PoolStore:
     """Repository of node, image and autohold records on one Engine."""
 
@@ -163,7 +171,7 @@ class PoolStore:
             res = conn.execute(sa.insert(NodeRow).values(
                 label=label, provider=provider, state=state, state_time=now, created=now,
                 **_defaults(values)))
-            node_id = res.inserted_primary_key[0]
+            node_id = _inserted_id(res)
         node = self.get_node(node_id)
         assert node is not None
         return node
@@ -234,7 +242,7 @@ class PoolStore:
             res = conn.execute(sa.insert(ImageRow).values(
                 provider=provider, image=image, version=(top or 0) + 1, state=BUILDING,
                 state_time=now, created=now))
-            image_id = res.inserted_primary_key[0]
+            image_id = _inserted_id(res)
         img = self.get_image(image_id)
         assert img is not None
         return img
@@ -277,7 +285,7 @@ class PoolStore:
             res = conn.execute(sa.insert(AutoholdRow).values(
                 project=project, job=job, count=count, hold_for=hold_for, reason=reason,
                 created=now))
-            ah_id = res.inserted_primary_key[0]
+            ah_id = _inserted_id(res)
         return next(a for a in self.list_autoholds() if a.id == ah_id)
 
     def list_autoholds(self) -> list[Autohold]:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import TYPE_CHECKING
 
 from gatekeeper.config import Config
 from gatekeeper.errors import UserError
+
+if TYPE_CHECKING:
+    from gatekeeper.merger.service import MergerService
 
 log = logging.getLogger("gatekeeper.services.merger")
 
@@ -34,7 +38,7 @@ class MergerProcess:
         self.daemon = GitDaemon(m.publish_dir, *m.git_daemon) if m.git_daemon else None
         self.config = config
         self.name = name
-        self.service = None
+        self.service: MergerService | None = None
 
     def start(self) -> MergerProcess:
         from gatekeeper.merger.service import MergerService

@@ -7,16 +7,19 @@ Used by ``gatekeeper pool`` and ``gatekeeper all-in-one``."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gatekeeper.config import Config
 from gatekeeper.errors import UserError
 
+if TYPE_CHECKING:
+    from gatekeeper.nodes.config import PoolSetup
+
 log = logging.getLogger("gatekeeper.services.pool")
 
 
-def pool_setup(cfg: Config) -> Any:
-    """The validated pool section as runtime objects (PoolSetup); UserError if bad."""
+def pool_setup(cfg: Config) -> PoolSetup:
+    """The validated pool section as runtime objects; UserError if bad."""
     from gatekeeper.nodes.config import build_pool, validate_pool
 
     if not cfg.pool:
@@ -38,8 +41,10 @@ class PoolProcess:
         self.setup = pool_setup(cfg)
         url = self.setup.database or cfg.database.url
         self.store = PoolStore(create_engine(url))
-        self.statsd = (Statsd(*self.setup.statsd, prefix=self.setup.statsd_prefix)
-                       if self.setup.statsd else None)
+        self.statsd: Statsd | None = None
+        if self.setup.statsd:
+            host, port = self.setup.statsd
+            self.statsd = Statsd(host, port, prefix=self.setup.statsd_prefix)
         self.metrics = PoolMetrics(statsd=self.statsd)
         self.service = PoolService(self.store, self.setup.config,
                                    ready_check=self.setup.ready_check, metrics=self.metrics)

@@ -39,12 +39,13 @@ class SchedulerService:
         self.config = config
         layout = load_service_layout(config)  # a bad layout stops start-up (UserError)
         g = config.gearman
-        ssl = dict(ssl_key=g.ssl_key, ssl_cert=g.ssl_cert, ssl_ca=g.ssl_ca)
         self.gerrit = GerritConnection.from_config(
             config.gerrit, self._on_trigger, on_fatal=on_fatal,
             git_url=f"ssh://{config.gerrit.user}@{config.gerrit.server}:{config.gerrit.port}")
-        self.launcher = GearmanLauncher(g.server, g.port, self._on_result, **ssl)
-        self.merger = GearmanMerger(g.server, g.port, self._on_result, **ssl)
+        self.launcher = GearmanLauncher(g.server, g.port, self._on_result, ssl_key=g.ssl_key,
+                                        ssl_cert=g.ssl_cert, ssl_ca=g.ssl_ca)
+        self.merger = GearmanMerger(g.server, g.port, self._on_result, ssl_key=g.ssl_key,
+                                    ssl_cert=g.ssl_cert, ssl_ca=g.ssl_ca)
         self.scheduler = Scheduler(
             layout, self.gerrit.source, self.gerrit.reporter, self.launcher, self.merger,
             clock, status_url=config.scheduler.status_url,

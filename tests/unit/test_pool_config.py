@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import textwrap
 from pathlib import Path
 
@@ -194,3 +195,30 @@ def test_documented_example_is_valid():
     example = textwrap.dedent(doc[doc.index("Example::") + len("Example::"):])
     data = load_text(example, "example.yaml")
     assert validate_pool(data["pool"], "example.yaml") == []
+
+
+def test_pool_process_sends_statsd_under_the_configured_prefix(tmp_path):
+    """metrics.statsd + statsd_prefix reach the pool's statsd client as written."""
+    from gatekeeper.services.pool import PoolProcess
+
+    recv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    recv.bind(("127.0.0.1", 0))
+    recv.settimeout(5)
+    port = recv.getsockname()[1]
+    path = write(tmp_path, f"""\
+        pool:
+          labels: [metal]
+          providers:
+            - name: rack
+              driver: static
+              hosts: [{{name: m1, host: 127.0.0.1, port: 2201, label: metal}}]
+          metrics: {{statsd: "127.0.0.1:{port}", statsd_prefix: gk.site}}
+        """)
+    pool = PoolProcess(load_config(path))
+    try:
+        assert pool.statsd is not None and pool.statsd.addr == ("127.0.0.1", port)
+        pool.metrics.claim("metal", 0.004)
+        assert recv.recv(200).decode() == "gk.site.claim.label.metal:4|ms"
+    finally:
+        pool.stop()
+        recv.close()

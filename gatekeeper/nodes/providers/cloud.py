@@ -232,7 +232,8 @@ class LibcloudProvider:
         if node is None:
             raise ProviderError(f"{self.name}: server {server_id} is gone", "not-found")
         img = self._call("create_image", lambda: self._driver.create_image(node, name))
-        return str(img.id)
+        # libcloud's type comment says List[NodeImage]; drivers return one NodeImage.
+        return str(img.id)  # type: ignore[attr-defined]
 
     def image_status(self, image_id: str) -> str:
         try:

@@ -39,8 +39,8 @@ class Session:
     read_stdin: Callable[[], bytes]
     out: Callable[[str], None]
     err: Callable[[str], None]
-    # Serves stream-events until the client goes away; returns the exit status.
-    stream: Callable[[frozenset[str]], int]
+    # Serves stream-events until it ends; the exit status, None when the client went away.
+    stream: Callable[[frozenset[str]], int | None]
 
 
 @dataclass
@@ -77,6 +77,7 @@ def parse_options(argv: list[str], spec: dict[str, Opt]) -> tuple[dict[str, Any]
         if not arg.startswith("-") or arg == "-":
             positional.append(arg)
             continue
+        value: str | bool
         name, eq, inline = arg.partition("=") if arg.startswith("--") else (arg, "", "")
         opt = spec.get(name)
         if opt is None:
@@ -92,7 +93,7 @@ def parse_options(argv: list[str], spec: dict[str, Opt]) -> tuple[dict[str, Any]
         else:
             if eq:
                 raise Fatal(f'"{arg}" is not a valid option')
-            value = True
+            value = True  # a flag
         if opt.repeat:
             values.setdefault(opt.dest, []).append(value)
         else:
@@ -105,7 +106,7 @@ class GerritCommands:
         self.state = state
         self.faults = faults
         self.version = version
-        self.commands: dict[str, Callable[[list[str], Session], int]] = {
+        self.commands: dict[str, Callable[[list[str], Session], int | None]] = {
             "version": self.cmd_version,
             "ls-projects": self.cmd_ls_projects,
             "query": self.cmd_query,
@@ -113,7 +114,8 @@ class GerritCommands:
             "stream-events": self.cmd_stream_events,
         }
 
-    def run(self, argv: list[str], session: Session) -> int:
+    def run(self, argv: list[str], session: Session) -> int | None:
+        """The exit status to send; None when the client has gone (nothing to send)."""
         if not argv:
             session.err("fatal: no command given\n")
             return 1
@@ -299,7 +301,7 @@ class GerritCommands:
         return 0
 
     # --- stream-events --------------------------------------------------------
-    def cmd_stream_events(self, argv: list[str], s: Session) -> int:
+    def cmd_stream_events(self, argv: list[str], s: Session) -> int | None:
         values, rest = parse_options(argv, {"--subscribe": Opt("types", True, True),
                                             "-s": Opt("types", True, True)})
         if rest:

@@ -7,6 +7,7 @@ and socket is tracked so ``stop()`` leaves nothing behind."""
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import queue
@@ -69,8 +70,9 @@ class _Transport(paramiko.Transport):
         super().__init__(sock)
         self.exec_gates: dict[int, threading.Event] = {}
 
+    # A private paramiko hook (every reply passes it); its stubs leave it out.
     def _send_user_message(self, data: paramiko.Message) -> None:
-        super()._send_user_message(data)
+        super()._send_user_message(data)  # type: ignore[misc]
         raw = data.asbytes()
         if raw[:1] in (bytes([paramiko.common.MSG_CHANNEL_SUCCESS]),
                        bytes([paramiko.common.MSG_CHANNEL_FAILURE])) and len(raw) >= 5:
@@ -89,22 +91,22 @@ class _Interface(paramiko.ServerInterface):
         return "publickey"
 
     def check_auth_none(self, username: str) -> int:
-        return paramiko.AUTH_FAILED
+        return paramiko.common.AUTH_FAILED
 
     def check_auth_password(self, username: str, password: str) -> int:
-        return paramiko.AUTH_FAILED
+        return paramiko.common.AUTH_FAILED
 
     def check_auth_publickey(self, username: str, key: paramiko.PKey) -> int:
         if self.server.authorize(username, key):
             self.username = username
-            return paramiko.AUTH_SUCCESSFUL
+            return paramiko.common.AUTH_SUCCESSFUL
         log.info("rejected public key for %r", username)
-        return paramiko.AUTH_FAILED
+        return paramiko.common.AUTH_FAILED
 
     def check_channel_request(self, kind: str, chanid: int) -> int:
         if kind == "session":
-            return paramiko.OPEN_SUCCEEDED
-        return paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+            return paramiko.common.OPEN_SUCCEEDED
+        return paramiko.common.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
 
     def check_channel_env_request(self, channel: paramiko.Channel, name: bytes | str,
                                   value: bytes | str) -> bool:
@@ -368,6 +370,9 @@ class SshServer:
         with self._lock:
             self._procs.add(proc)
         assert proc.stdin and proc.stdout and proc.stderr
+        # Buffered pipes (Popen's default): read1 hands over what arrived without waiting to fill.
+        assert isinstance(proc.stdout, io.BufferedReader)
+        assert isinstance(proc.stderr, io.BufferedReader)
         stdin, stdout, stderr = proc.stdin, proc.stdout, proc.stderr
 
         def pump_in() -> None:
