@@ -8,6 +8,7 @@ password) never appear in ``repr``/``str``. See doc/configuration.md."""
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import socket
@@ -18,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import voluptuous as vol
 
 from gatekeeper.errors import UserError
+from gatekeeper.model.names import SAFE_HOST, SAFE_USER, BadName, check_git_url
 from gatekeeper.yamlutil import LineDict, invalid_lines, line_for_path, load_file, located
 
 log = logging.getLogger("gatekeeper.config")
@@ -100,6 +102,7 @@ class WorkerConfig:
     git_base_url: str | None = None  # where projects outside the change set are cloned from
     executors: int | None = None  # builds at once; None: one per static node (2 with the pool)
     hold_hours: float = 24.0  # how long a failed build's node is held
+    jobs_dir: str | None = None  # site job scripts, copied to WORKSPACE/.gatekeeper/jobs/
 
 
 @dataclass(frozen=True)
@@ -204,17 +207,49 @@ def _url(value: Any) -> str:
 _str = vol.All(str, vol.Length(min=1, msg="must not be empty"))
 _paths = vol.Any(_str, vol.All([_str], vol.Length(min=1)), msg="expected a path or a list of paths")
 
+def _named(check: Any) -> Any:
+    """A gatekeeper.model.names rule as a voluptuous validator."""
+
+    def validator(value: Any) -> Any:
+        try:
+            return check(value)
+        except BadName as e:
+            raise vol.Invalid(str(e)) from None
+
+    return vol.All(_str, validator)
+
+
+def _matches(pattern: Any, what: str) -> Any:
+    def check(value: str) -> str:
+        if not pattern.match(value):
+            raise BadName(f"invalid {what} {value!r}: the worker's ssh refuses it")
+        return value
+
+    return _named(check)
+
+
+def _host_key(value: str) -> str:
+    parts = value.split()
+    if len(parts) < 2 or not parts[0].startswith(("ssh-", "ecdsa-", "sk-")):
+        raise BadName("expected 'TYPE BASE64' as in known_hosts, e.g. 'ssh-ed25519 AAAA...'")
+    try:
+        base64.b64decode(parts[1], validate=True)
+    except ValueError:
+        raise BadName("the key part is not base64") from None
+    return value
+
+
 STATIC_NODE = vol.Schema(
     {
         vol.Required("name"): _str,
-        vol.Required("host"): _str,
+        vol.Required("host"): _matches(SAFE_HOST, "host"),
         "port": _port,
-        vol.Required("username"): _str,
+        vol.Required("username"): _matches(SAFE_USER, "username"),
         vol.Required("private_key"): _str,
         vol.Required("labels"): vol.All([_str], vol.Length(min=1, msg="needs at least one label")),
         "provider": _str,
         "workdir": _str,
-        "host_key": _str,
+        "host_key": _named(_host_key),
     }
 )
 
@@ -249,7 +284,7 @@ SCHEMA = vol.Schema(
             "git_user_name": _str,
             "git_user_email": _str,
             "git_url_base": _str,
-            "url": _str,
+            "url": _named(lambda u: check_git_url(u, "ZUUL_URL")),
             "publish_dir": _str,
             "git_daemon": vol.Any(False, _listen, msg="expected HOST:PORT or false"),
         },
@@ -259,9 +294,10 @@ SCHEMA = vol.Schema(
             "log_url": _url,
             "hostname": _str,
             "nodes": [STATIC_NODE],
-            "git_base_url": _str,
+            "git_base_url": _named(lambda u: check_git_url(u, "git URL")),
             "executors": vol.All(int, vol.Range(min=1, msg="must be at least 1")),
             "hold_hours": _nonneg_number,
+            "jobs_dir": _str,
         },
         # Open until the node-pool issue defines it: any mapping is accepted.
         "pool": vol.Any(None, dict, msg="expected a mapping"),
@@ -371,6 +407,7 @@ def _build(path: str, data: dict[str, Any]) -> Config:
         git_base_url=wk.get("git_base_url"),
         executors=wk.get("executors"),
         hold_hours=wk.get("hold_hours", 24.0),
+        jobs_dir=rel(wk.get("jobs_dir")),
         nodes=tuple(
             StaticNode(
                 name=n["name"],

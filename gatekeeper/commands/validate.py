@@ -5,7 +5,8 @@ Each LAYOUT is checked as a complete layout of its own (so
 checks them together as one layout, the way the scheduler loads the list in
 ``scheduler.layout``. With ``--config`` the service config is validated too
 (including its ``pool`` section), job labels must be labels the config knows
-(static nodes, pool labels), and
+(static nodes, pool labels), the site checks of gatekeeper/layout/checks.py
+apply (a labelled job has a run script the worker can find), and
 without LAYOUT arguments the config's own layout list is checked (merged).
 
 Valid: one summary line per layout on stdout, exit 0. Otherwise the CLI
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import Any
 
 from gatekeeper.errors import UserError
 
@@ -37,6 +39,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("layouts", nargs="*", metavar="LAYOUT", help="layout YAML files")
 
 
+def site_facts(config: Any) -> Any:
+    """What the config's worker provides, for the site checks of layout/checks.py."""
+    from gatekeeper.layout.checks import SiteFacts
+    from gatekeeper.worker.workspace import available_job_scripts
+
+    return SiteFacts(job_scripts=available_job_scripts(config.worker.jobs_dir))
+
+
 def run(args: argparse.Namespace) -> int:
     from gatekeeper.layout.loader import load_layout
 
@@ -44,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("nothing to validate: give LAYOUT files and/or --config FILE")
     messages: list[str] = []
     known_labels: set[str] | None = None
+    site = None
     groups: list[list[str]] = []
     if args.config:
         from gatekeeper.config import load_config
@@ -54,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
             messages.extend(e.messages)
         else:
             known_labels = config.known_labels()
+            site = site_facts(config)
             if config.pool:
                 from gatekeeper.nodes.config import validate_pool
 
@@ -65,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     summaries = []
     for paths in groups:
         try:
-            layout = load_layout(paths, known_labels=known_labels)
+            layout = load_layout(paths, known_labels=known_labels, site=site)
         except UserError as e:
             messages.extend(e.messages)
             continue

@@ -17,6 +17,7 @@ from typing import Any
 import voluptuous as vol
 
 from gatekeeper.errors import UserError
+from gatekeeper.layout.checks import SiteFacts, check_job, check_project_name, check_site
 from gatekeeper.layout.jobs import JobRegistry
 from gatekeeper.layout.model import Job, JobTree, Layout, Pipeline, Project
 from gatekeeper.layout.pipelines import build_pipeline
@@ -31,9 +32,11 @@ log = logging.getLogger("gatekeeper.layout.loader")
 Doc = tuple[str, dict[str, Any]]
 
 
-def load_layout(paths: Iterable[str], known_labels: Iterable[str] | None = None) -> Layout:
+def load_layout(paths: Iterable[str], known_labels: Iterable[str] | None = None,
+                site: SiteFacts | None = None) -> Layout:
     """Load and merge layout files. ``known_labels``: when given, every job
-    label must be one of them. Raises UserError listing every problem."""
+    label must be one of them. ``site``: also check what the site's worker
+    needs (see layout/checks.py). Raises UserError listing every problem."""
     paths = list(paths)
     if not paths:
         raise UserError("no layout files given")
@@ -47,7 +50,7 @@ def load_layout(paths: Iterable[str], known_labels: Iterable[str] | None = None)
     docs, problems = _parse(texts)
     if messages:
         raise UserError(messages + [m for _, _, m in problems.messages])
-    return _finish(docs, problems, paths, known_labels)
+    return _finish(docs, problems, paths, known_labels, site)
 
 
 def load_layout_text(
@@ -93,11 +96,13 @@ def _parse(texts: list[tuple[str, str]]) -> tuple[list[Doc], Problems]:
 
 
 def _finish(
-    docs: list[Doc], problems: Problems, order: list[str], known_labels: Iterable[str] | None
+    docs: list[Doc], problems: Problems, order: list[str], known_labels: Iterable[str] | None,
+    site: SiteFacts | None = None,
 ) -> Layout:
     problems.raise_if_any(order)
     try:
-        layout = _compile(docs, problems, set(known_labels) if known_labels is not None else None)
+        layout = _compile(docs, problems, set(known_labels) if known_labels is not None else None,
+                          site)
     except RecursionError:  # a job tree thousands of levels deep
         raise UserError(f"{order[0]}:1: job trees nested too deeply") from None
     problems.raise_if_any(order)
@@ -114,7 +119,8 @@ def _entries(docs: list[Doc], section: str) -> Iterable[tuple[dict[str, Any], So
             yield raw, Source(filename, doc, (section, i))
 
 
-def _compile(docs: list[Doc], problems: Problems, known_labels: set[str] | None) -> Layout:
+def _compile(docs: list[Doc], problems: Problems, known_labels: set[str] | None,
+             site: SiteFacts | None = None) -> Layout:
     pipelines = _pipelines(docs, problems)
     names = set(pipelines)
 
@@ -139,14 +145,19 @@ def _compile(docs: list[Doc], problems: Problems, known_labels: set[str] | None)
             continue
         project_src[name] = src
         projects[name] = _project(raw, src, templates, trees, names, problems)
+        check_project_name(projects[name], src, problems)
 
     jobs: dict[str, Job] = {}
+    origins: dict[str, dict[str, Source]] = {}
     bad_labels: dict[tuple[int, str], tuple[Source, list[str]]] = {}
     for name in [*registry.explicit, *trees.referenced]:
         if name in jobs or not registry.known(name):
             continue
         job, origin = registry.resolve(name)
         jobs[name] = job
+        origins[name] = origin
+        own = registry.explicit.get(name)
+        check_job(job, origin, own.src if own else None, problems)
         if known_labels is not None and job.label is not None and job.label not in known_labels:
             src = origin["label"]
             bad_labels.setdefault((id(src), job.label), (src, []))[1].append(name)
@@ -157,6 +168,9 @@ def _compile(docs: list[Doc], problems: Problems, known_labels: set[str] | None)
             shown = ", ".join(users[:3]) + (f" and {len(users) - 3} more" if len(users) > 3 else "")
             used = f" (used by {shown})"
         problems.add(src, ["label"], f"unknown label {label!r}{used}; known labels: {known}")
+    if site is not None:
+        raw_keys = {n: list(_raw(s)) for n, s in project_src.items()}
+        check_site(jobs, origins, projects, project_src, raw_keys, site, problems)
     return Layout(
         pipelines=pipelines,
         jobs=jobs,
@@ -164,6 +178,13 @@ def _compile(docs: list[Doc], problems: Problems, known_labels: set[str] | None)
         matrices=dict(registry.matrices),
         files=tuple(f for f, _ in docs),
     )
+
+
+def _raw(src: Source) -> dict[str, Any]:
+    node: Any = src.doc
+    for p in src.path:
+        node = node[p]
+    return node
 
 
 def _def_name(src: Source) -> str:

@@ -12,47 +12,26 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gatekeeper.gearman.protocol import BUILD_PREFIX
+from gatekeeper.model.names import (
+    BadName,
+    check_artifact,
+    check_branch,
+    check_git_url,
+    check_job_name,
+    check_project,
+    check_ref,
+    check_relative_path,
+)
+
+__all__ = ["BadBuildArgs", "check_branch", "check_project", "check_ref", "check_relative_path"]
 
 
-class BadBuildArgs(ValueError):
-    """The build's arguments are malformed (WORK_FAIL, never a crash)."""
+# Malformed build arguments (WORK_FAIL, never a crash): the same rules that
+# ``gatekeeper validate`` applies to the layout (gatekeeper.model.names).
+BadBuildArgs = BadName
 
-
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*(/[A-Za-z0-9_][A-Za-z0-9_.+-]*)*$")
-_REF = re.compile(r"^refs/[A-Za-z0-9_][A-Za-z0-9_./+-]*$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _UUID = re.compile(r"^[A-Za-z0-9_-]{7,64}$")
-_JOB = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
-# git URLs the worker fetches from: no ext::, no option-looking strings.
-_GIT_URL = re.compile(r"^(git|ssh|https?|file)://[^\s]+$")
-
-
-def _check(pattern: re.Pattern[str], value: str, what: str) -> str:
-    if not pattern.match(value) or ".." in value or value.endswith((".lock", "/", ".")):
-        raise BadBuildArgs(f"invalid {what}: {value!r}")
-    return value
-
-
-def check_project(name: str) -> str:
-    """A project name, also used as a path inside the workspace."""
-    return _check(_NAME, name, "project name")
-
-
-def check_branch(name: str) -> str:
-    return _check(_NAME, name, "branch name")
-
-
-def check_ref(ref: str) -> str:
-    return _check(_REF, ref, "git ref")
-
-
-def check_relative_path(path: str, what: str) -> str:
-    """A path relative to the workspace that cannot leave it."""
-    parts = path.split("/")
-    if (not path or path.startswith(("/", "-")) or ".." in parts or "\x00" in path
-            or any(p == "" for p in parts[:-1])):
-        raise BadBuildArgs(f"invalid {what}: {path!r}")
-    return path
 
 
 @dataclass(frozen=True)
@@ -161,8 +140,9 @@ def parse_build_args(function: str, args: Mapping[str, Any]) -> BuildSpec:
     if not _UUID.match(uuid):
         raise BadBuildArgs(f"invalid ZUUL_UUID: {uuid!r}")
     job = meta.get("job") or fn_job
-    if not isinstance(job, str) or job != fn_job or not _JOB.match(job):
+    if not isinstance(job, str) or job != fn_job:
         raise BadBuildArgs(f"job {job!r} does not match function {function!r}")
+    check_job_name(job)
     label = meta.get("label") or None
     if label is not None and (not isinstance(label, str) or (fn_label and label != fn_label)):
         raise BadBuildArgs(f"label {label!r} does not match function {function!r}")
@@ -172,8 +152,8 @@ def parse_build_args(function: str, args: Mapping[str, Any]) -> BuildSpec:
         check_branch(params["ZUUL_BRANCH"])
     if params.get("ZUUL_REF"):
         check_ref(params["ZUUL_REF"])
-    if params.get("ZUUL_URL") and not _GIT_URL.match(params["ZUUL_URL"]):
-        raise BadBuildArgs(f"invalid ZUUL_URL: {params['ZUUL_URL']!r}")
+    if params.get("ZUUL_URL"):
+        check_git_url(params["ZUUL_URL"], "ZUUL_URL")
     changes = tuple(parse_zuul_changes(params.get("ZUUL_CHANGES", "")))
     timeout = meta.get("timeout")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
@@ -189,8 +169,7 @@ def parse_build_args(function: str, args: Mapping[str, Any]) -> BuildSpec:
     if not isinstance(artifacts, list) or not all(isinstance(a, str) for a in artifacts):
         raise BadBuildArgs("'artifacts' is not a list of strings")
     for a in artifacts:
-        if not a or a.startswith("-") or "\x00" in a or ".." in a.split("/"):
-            raise BadBuildArgs(f"invalid artifact path: {a!r}")
+        check_artifact(a)
     if not isinstance(projects, list) or not all(isinstance(p, str) for p in projects):
         raise BadBuildArgs("'projects' is not a list of strings")
     for p in projects:

@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from gatekeeper.interfaces import NodeLease
+from gatekeeper.model.names import SAFE_HOST, SAFE_USER
 
 log = logging.getLogger("gatekeeper.worker.ssh")
 
@@ -32,8 +33,6 @@ SSH_FAILED = 255  # OpenSSH's exit status when ssh itself (not the command) fail
 PIDFILE = ".gatekeeper/job.pid"  # relative to the node's workdir
 RCFILE = ".gatekeeper/job.rc"  # the job's exit status, once it exited
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_SAFE_HOST = re.compile(r"^[A-Za-z0-9_.:\[\]-]+$")
-_SAFE_USER = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.-]*$")
 
 # Runs in a new session (setsid), so $$ is the process group id of the whole
 # job: written to the pid file first. The shell stays (no exec) to record the
@@ -154,7 +153,7 @@ class SshNode:
 
     def __init__(self, lease: NodeLease, state_dir: Path, connect_timeout: float = 15.0,
                  ssh: str = "ssh", rsync: str = "rsync", multiplex: bool = True) -> None:
-        if not _SAFE_HOST.match(lease.host) or not _SAFE_USER.match(lease.username):
+        if not SAFE_HOST.match(lease.host) or not SAFE_USER.match(lease.username):
             raise ValueError("node host or username has unexpected characters")
         self.lease = lease
         self.workdir = lease.extra.get("workdir") or "workspace"

@@ -164,7 +164,7 @@ def worker_from_config(cfg: Any, options: WorkerOptions | None = None,
              else Path(opts.git_cache) if opts.git_cache else None)
     executor = BuildExecutor(settings, claimer,
                              WorkspaceBuilder(git_base_url=opts.git_base_url or wk.git_base_url,
-                                              cache_dir=cache))
+                                              cache_dir=cache, jobs_dir=wk.jobs_dir))
     g = cfg.gearman
     return WorkerService(executor, functions,
                          [GearServer(g.server, g.port, g.ssl_key, g.ssl_cert, g.ssl_ca)],

@@ -60,8 +60,10 @@ class WorkspaceBuilder:
     the change set come from (e.g. the Gerrit mirror); None = ZUUL_URL."""
 
     def __init__(self, git_base_url: str | None = None, git: str = "git",
-                 timeout: float = 900.0, cache_dir: Path | None = None) -> None:
+                 timeout: float = 900.0, cache_dir: Path | None = None,
+                 jobs_dir: str | Path | None = None) -> None:
         self.git_base_url = git_base_url
+        self.jobs_dir = Path(jobs_dir) if jobs_dir else None  # the site's job scripts
         # Bare copies of each project's branches and tags, updated per build and
         # cloned locally (hard links): a build fetches only what is new.
         self.cache_dir = Path(cache_dir) if cache_dir else None
@@ -192,14 +194,36 @@ class WorkspaceBuilder:
         self._run(["git", "checkout", "-q", "-B", default, f"origin/{default}"], dest, say)
         return default
 
-    @staticmethod
-    def install_job_scripts(workspace: Path) -> Path:
-        """Copy the job scripts shipped with gatekeeper to ``workspace/.gatekeeper/jobs``."""
+    def install_job_scripts(self, workspace: Path) -> Path:
+        """Copy the job scripts shipped with gatekeeper, then the site's own
+        (``jobs_dir``, which win on a name clash), to ``workspace/.gatekeeper/jobs``."""
         dest = workspace / JOBS_DIR
         dest.mkdir(parents=True, exist_ok=True)
-        for entry in resources.files("gatekeeper.worker.jobs").iterdir():
-            if entry.name.endswith(".sh"):
-                target = dest / entry.name
-                target.write_bytes(entry.read_bytes())
-                target.chmod(0o755)
+        for name, data in shipped_job_scripts().items():
+            target = dest / name
+            target.write_bytes(data)
+            target.chmod(0o755)
+        if self.jobs_dir is not None:
+            try:
+                shutil.copytree(self.jobs_dir, dest, dirs_exist_ok=True, symlinks=False)
+            except (OSError, shutil.Error) as e:
+                raise WorkspaceError(f"cannot copy the site's job scripts from "
+                                     f"{self.jobs_dir}: {e}") from e
         return dest
+
+
+def shipped_job_scripts() -> dict[str, bytes]:
+    return {e.name: e.read_bytes() for e in resources.files("gatekeeper.worker.jobs").iterdir()
+            if e.name.endswith(".sh")}
+
+
+def available_job_scripts(jobs_dir: str | None) -> frozenset[str] | None:
+    """Paths under .gatekeeper/jobs/ a build's workspace will have; None when
+    ``jobs_dir`` is set but not readable here (validate runs on another host)."""
+    names = set(shipped_job_scripts())
+    if jobs_dir is not None:
+        root = Path(jobs_dir)
+        if not root.is_dir():
+            return None
+        names |= {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+    return frozenset(names)

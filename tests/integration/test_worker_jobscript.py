@@ -21,7 +21,7 @@ def workspace(tmp_path: Path) -> Path:
     make_standin_devstack(ws / "openstack-dev" / "devstack")
     (ws / "org" / "project").mkdir(parents=True)
     subprocess.run(["git", "init", "-q", str(ws / "org" / "project")], check=True)
-    WorkspaceBuilder.install_job_scripts(ws)
+    WorkspaceBuilder().install_job_scripts(ws)
     return ws
 
 
@@ -114,6 +114,6 @@ def test_values_are_quoted_in_localrc(workspace: Path, tmp_path: Path) -> None:
 def test_no_devstack_is_a_clear_error(tmp_path: Path) -> None:
     ws = tmp_path / "empty"
     ws.mkdir()
-    WorkspaceBuilder.install_job_scripts(ws)
+    WorkspaceBuilder().install_job_scripts(ws)
     cp = gate(ws)
     assert cp.returncode == 2 and "no devstack project" in cp.stderr

@@ -122,7 +122,7 @@ def test_config_labels_checked(tmp_path, capsys):
         "worker:\n  nodes:\n    - {name: n, host: h, username: u, private_key: k, labels: [trusty]}\n"
     )
     p = tmp_path / "l.yaml"
-    p.write_text(GOOD)
+    p.write_text(GOOD.replace("label: precise\n", "label: precise\n    run: org/p/run.sh\n"))
     rc, out, err = run(capsys, "--config", str(cfg), str(p))
     assert (rc, out) == (2, "")
     assert err == f"{p}:7: jobs[0].label: unknown label 'precise'; known labels: trusty\n"
@@ -182,7 +182,7 @@ def test_config_pool_with_labels_only_is_valid(tmp_path, capsys):
         "pool:\n  labels:\n    - {name: precise}\n"
     )
     p = tmp_path / "l.yaml"
-    p.write_text(GOOD)
+    p.write_text(GOOD.replace("label: precise\n", "label: precise\n    run: org/p/run.sh\n"))
     rc, out, err = run(capsys, "--config", str(cfg), str(p))
     assert rc == 0, err
     assert "unknown label" not in err  # pool labels count as known labels
