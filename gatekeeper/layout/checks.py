@@ -12,7 +12,7 @@ provides under ``.gatekeeper/jobs/`` (shipped ones and ``worker.jobs_dir``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,7 +61,7 @@ def check_project_name(project: Project, src: Source, problems: Problems) -> Non
 
 def check_site(jobs: dict[str, Job], origins: dict[str, dict[str, Source]],
                projects: dict[str, Project], project_src: dict[str, Source],
-               raw_keys: dict[str, Iterable[str]], facts: SiteFacts,
+               raw_keys: Mapping[str, Iterable[str]], facts: SiteFacts,
                problems: Problems) -> None:
     # One message per definition (a regex definition may stand for many jobs).
     grouped: dict[tuple[int, str, str], tuple[Source, list[str], str, str]] = {}
