@@ -58,6 +58,7 @@ class SchedulerConfig:
     layout: tuple[str, ...]
     state_dir: str = DEFAULT_STATE_DIR
     status_url: str = ""  # public URL of the status page, for reports
+    history_days: float = 0.0  # build history kept (days); 0 = forever
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,12 @@ def _listen(value: Any) -> tuple[str, int]:
     return host, int(port)
 
 
+def _days(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise vol.Invalid("expected a number of days (>= 0; 0 keeps everything)")
+    return float(value)
+
+
 def _nonneg_number(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         raise vol.Invalid("expected a number of seconds (>= 0)")
@@ -277,6 +284,7 @@ SCHEMA = vol.Schema(
             vol.Required("layout"): _paths,
             "state_dir": _str,
             "status_url": _url,
+            "history_days": _days,
         },
         "database": {"url": _url},
         "merger": {
@@ -385,6 +393,7 @@ def _build(path: str, data: dict[str, Any]) -> Config:
         layout=tuple(_resolve(base, p) for p in layouts),
         state_dir=state_dir,
         status_url=s.get("status_url", f"http://{host}:{port}/"),
+        history_days=float(s.get("history_days", 0.0)),
     )
     db_url = (data.get("database") or {}).get("url", f"sqlite:///{state_dir}/gatekeeper.sqlite")
     database = DatabaseConfig(url=_sqlite_relative(base, db_url))

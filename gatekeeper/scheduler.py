@@ -9,6 +9,7 @@ pipeline until nothing changes. The core acts on the world only through
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
@@ -41,11 +42,14 @@ from gatekeeper.model.events import (
     BuildCompleted,
     Dequeue,
     Enqueue,
+    EventApproval,
     MergeCompleted,
     Promote,
     Reconfigure,
     TriggerEvent,
 )
+from gatekeeper.store.journal import StateJournal
+from gatekeeper.store.outbox import Outbox, OutboxEntry, ReportSender
 
 log = logging.getLogger("gatekeeper.scheduler")
 
@@ -56,6 +60,18 @@ MAX_TIMER_SLEEP = 10.0  # seconds the loop sleeps at most without events
 RETRY_BASE = 5.0
 RETRY_CAP = 300.0
 RETRY_ATTEMPTS = 10
+EVENTS_KEPT = 600.0  # seconds of handled Gerrit events persisted, against catch-up repeats
+
+
+def event_to_dict(ev: TriggerEvent) -> dict[str, Any]:
+    return dataclasses.asdict(ev)
+
+
+def event_from_dict(d: dict[str, Any]) -> TriggerEvent:
+    names = {f.name for f in dataclasses.fields(TriggerEvent)}
+    values = {k: v for k, v in d.items() if k in names and k != "approvals"}
+    approvals = tuple(EventApproval(**a) for a in d.get("approvals") or ())
+    return TriggerEvent(approvals=approvals, **values)
 
 
 class AdapterEffects:
@@ -63,11 +79,15 @@ class AdapterEffects:
     into a result event, so no build or merge is ever waited for forever."""
 
     def __init__(self, reporter: Reporter, launcher: Launcher, merger: Merger,
-                 results: Callable[[object], None]):
+                 results: Callable[[object], None], clock: Callable[[], float] = lambda: 0.0):
         self.reporter = reporter
         self.launcher = launcher
         self.merger = merger
         self.results = results
+        self.clock = clock
+        # With a store: reports go through the durable outbox (see store/outbox.py).
+        self.journal: StateJournal | None = None
+        self.outbox: Outbox | None = None
 
     def launch(self, request: BuildRequest) -> None:
         try:
@@ -91,7 +111,15 @@ class AdapterEffects:
 
     def report(self, change: Change, message: str, labels: dict[str, int],
                submit: bool) -> ReportResult:
-        return self.reporter.report(change, message, labels, submit=submit)
+        if self.journal is None or self.outbox is None:
+            return self.reporter.report(change, message, labels, submit=submit)
+        key = self.journal.report_key or f"once/{uuidlib.uuid4().hex}"
+        self.journal.report_key = None
+        entry = OutboxEntry(key, change, message, dict(labels), submit, self.clock())
+        if submit:  # the core needs Gerrit's answer now
+            return self.outbox.send_now(entry)
+        self.journal.queue_report(entry)  # sent once this turn is committed
+        return ReportResult(True)
 
 
 class Scheduler:
@@ -106,7 +134,7 @@ class Scheduler:
         self.result_events: queue.Queue[object] = queue.Queue()
         self.management_events: queue.Queue[object] = queue.Queue()
         self.door = Door(clock)
-        self.effects = AdapterEffects(reporter, launcher, merger, self.add_result_event)
+        self.effects = AdapterEffects(reporter, launcher, merger, self.add_result_event, clock)
         ctx = Context(layout, self.door, self.effects, source, clock,
                       new_uuid or (lambda: uuidlib.uuid4().hex), status_url, git_url)
         self.engine = Engine(ctx)
@@ -119,6 +147,25 @@ class Scheduler:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._reset_timers()
+        # Persistence (attach_store): None runs in memory only.
+        self.journal: StateJournal | None = None
+        self.sender: ReportSender | None = None
+        self.status_every = 1.0  # seconds between status snapshots written
+        self._status_at = float("-inf")
+        self._status_count = -1
+        self._last_status: dict[str, Any] | None = None
+        self.event_time: float | None = None  # newest Gerrit event handled
+        self._recent_events: deque[TriggerEvent] = deque()
+        self._events_changed = False
+
+    def attach_store(self, journal: StateJournal, outbox: Outbox | None = None,
+                     sender: ReportSender | None = None) -> None:
+        """Persist every turn through ``journal``; report through ``outbox``."""
+        self.journal = journal
+        journal.attach(self.door)
+        self.effects.journal = journal
+        self.effects.outbox = outbox
+        self.sender = sender
 
     @property
     def layout(self) -> Layout:
@@ -173,6 +220,7 @@ class Scheduler:
                 except queue.Empty:
                     break
                 handled = True
+                self._note_event(tev)
                 try:
                     self._trigger(tev)
                 except SourceUnavailable as e:
@@ -184,7 +232,43 @@ class Scheduler:
                 self.engine.process()
             except Exception:
                 log.exception("processing the queues failed")
+            self._persist()
             return handled
+
+    def _note_event(self, ev: TriggerEvent) -> None:
+        """Remember Gerrit events handled, for catch-up after a restart."""
+        if ev.source != "gerrit" or ev.timestamp is None or self.journal is None:
+            return
+        self._events_changed = True
+        if self.event_time is None or ev.timestamp > self.event_time:
+            self.event_time = ev.timestamp
+        if ev.is_change_event:
+            self._recent_events.append(ev)
+        while self._recent_events and (self._recent_events[0].timestamp or 0) < \
+                self.event_time - EVENTS_KEPT:
+            self._recent_events.popleft()
+
+    def _persist(self) -> None:
+        journal = self.journal
+        if journal is None:
+            return
+        now = self.clock()
+        if self._events_changed:
+            journal.set_meta("events", {"time": self.event_time,
+                                        "recent": [event_to_dict(e) for e in self._recent_events]})
+            self._events_changed = False
+        if self.door.count != self._status_count and now - self._status_at >= self.status_every:
+            self._status_count = self.door.count
+            self._status_at = now
+            self._last_status = self._status_doc()
+            journal.set_status(now, self._last_status)
+        try:
+            wrote = journal.flush(self.engine, now)
+        except Exception:  # the database is away: keep the changes, write them next turn
+            log.exception("writing the scheduler state failed; trying again next turn")
+            return
+        if wrote and self.sender is not None:
+            self.sender.poke()
 
     def start(self) -> None:
         if self._thread is not None:
@@ -350,12 +434,21 @@ class Scheduler:
 
     def status(self) -> dict[str, Any]:
         with self._lock:
-            data = core_status(self.engine)
-            data["trigger_event_queue"] = self.trigger_events.qsize()
-            data["result_event_queue"] = self.result_events.qsize()
-            data["management_event_queue"] = self.management_events.qsize()
-            data["errors"] = list(self.errors)
-            return data
+            return self._status_doc()
+
+    def last_status(self) -> dict[str, Any]:
+        """The status of the last turn (never waits for the loop); the current
+        one when no turn wrote a snapshot yet."""
+        snap = self._last_status
+        return snap if snap is not None else self.status()
+
+    def _status_doc(self) -> dict[str, Any]:
+        data = core_status(self.engine)
+        data["trigger_event_queue"] = self.trigger_events.qsize()
+        data["result_event_queue"] = self.result_events.qsize()
+        data["management_event_queue"] = self.management_events.qsize()
+        data["errors"] = list(self.errors)
+        return data
 
     def explain(self, change: int | str) -> str:
         with self._lock:

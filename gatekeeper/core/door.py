@@ -29,9 +29,12 @@ log = logging.getLogger("gatekeeper.core.door")
 
 @dataclass(frozen=True)
 class Mutation:
-    op: str  # set | add-queue | remove-queue | add-item | remove-item | move-item | add-build | note | decision
+    op: str  # set | add-queue | remove-queue | add-item | remove-item | move-item | add-build | note | decision | report
     target: str  # uuid (item, build set, build) or queue/pipeline name
     data: dict[str, Any] = field(default_factory=dict)
+    # The object changed (item, build set, build, queue, pipeline state), for
+    # listeners that keep their own index (the store); not part of the record.
+    subject: object = field(default=None, compare=False, repr=False)
 
 
 def _target(obj: object) -> str:
@@ -50,10 +53,10 @@ class Door:
         self.count = 0
         self.listeners: list[Callable[[Mutation], None]] = []
 
-    def _emit(self, op: str, target: str, **data: Any) -> None:
+    def _emit(self, op: str, target: str, subject: object = None, **data: Any) -> None:
         self.count += 1
         if self.listeners:
-            m = Mutation(op, target, data)
+            m = Mutation(op, target, data, subject)
             for listener in self.listeners:
                 listener(m)
 
@@ -69,18 +72,18 @@ class Door:
                 setattr(obj, k, v)
                 changed[k] = v.uuid if isinstance(v, (QueueItem, BuildSet)) else v
         if changed:
-            self._emit("set", _target(obj), **changed)
+            self._emit("set", _target(obj), obj, **changed)
         return bool(changed)
 
     # --- queues and items -------------------------------------------------
 
     def add_queue(self, state: PipelineState, queue: ChangeQueue) -> None:
         state.queues.append(queue)
-        self._emit("add-queue", _target(queue), window=queue.window)
+        self._emit("add-queue", _target(queue), queue, window=queue.window)
 
     def remove_queue(self, state: PipelineState, queue: ChangeQueue) -> None:
         state.queues.remove(queue)
-        self._emit("remove-queue", _target(queue))
+        self._emit("remove-queue", _target(queue), queue)
 
     def add_item(self, state: PipelineState, queue: ChangeQueue, item: QueueItem) -> None:
         """Append ``item`` at the end of ``queue`` behind the current tail."""
@@ -90,7 +93,7 @@ class Door:
         if tail is not None:
             tail.items_behind.append(item)
         state.index.setdefault(item.change.key, []).append(item)
-        self._emit("add-item", item.uuid, queue=queue.name, ahead=tail.uuid if tail else None,
+        self._emit("add-item", item.uuid, item, queue=queue.name, ahead=tail.uuid if tail else None,
                    change=item.label, live=item.live)
 
     def link(self, item: QueueItem, ahead: QueueItem | None) -> None:
@@ -103,11 +106,11 @@ class Door:
         item.item_ahead = ahead
         if ahead is not None:
             ahead.items_behind.append(item)
-        self._emit("move-item", item.uuid, ahead=ahead.uuid if ahead else None)
+        self._emit("move-item", item.uuid, item, ahead=ahead.uuid if ahead else None)
 
     def reorder(self, queue: ChangeQueue, items: list[QueueItem]) -> None:
         queue.items[:] = items
-        self._emit("reorder", _target(queue), items=[i.uuid for i in items])
+        self._emit("reorder", _target(queue), queue, items=[i.uuid for i in items])
 
     def remove_item(self, state: PipelineState, queue: ChangeQueue, item: QueueItem,
                     reason: str) -> None:
@@ -130,24 +133,24 @@ class Door:
         item.dequeued = True
         item.dequeue_reason = reason
         item.active = False
-        self._emit("remove-item", item.uuid, reason=reason)
+        self._emit("remove-item", item.uuid, item, reason=reason)
 
     # --- build sets and builds --------------------------------------------
 
     def new_build_set(self, item: QueueItem, build_set: BuildSet) -> None:
         item.build_set = build_set
-        self._emit("new-build-set", item.uuid, build_set=build_set.uuid,
+        self._emit("new-build-set", item.uuid, item, build_set=build_set.uuid,
                    base=build_set.base_item)
 
     def add_build(self, build_set: BuildSet, build: Build) -> None:
         build_set.builds[build.job] = build
-        self._emit("add-build", build_set.uuid, job=build.job, build=build.uuid,
+        self._emit("add-build", build_set.uuid, build_set, job=build.job, build=build.uuid,
                    attempt=build.attempt, result=build.result)
 
     def drop_build(self, build_set: BuildSet, job: str) -> None:
         """Forget ``job``'s build (its job left the layout)."""
         build_set.builds.pop(job, None)
-        self._emit("drop-build", build_set.uuid, job=job)
+        self._emit("drop-build", build_set.uuid, build_set, job=job)
 
     # --- changes waiting for a dependency (gate) ------------------------
 
@@ -155,12 +158,12 @@ class Door:
         waiting = state.waiting.setdefault(dependency, [])
         if all(w.key != change.key for w in waiting):
             waiting.append(change)
-            self._emit("wait", state.name, dependency=dependency, change=change.key)
+            self._emit("wait", state.name, state, dependency=dependency, change=change.key)
 
     def stop_waiting(self, state: PipelineState, dependency: str) -> list[Change]:
         waiting = state.waiting.pop(dependency, [])
         if waiting:
-            self._emit("stop-waiting", state.name, dependency=dependency)
+            self._emit("stop-waiting", state.name, state, dependency=dependency)
         return waiting
 
     # --- history ----------------------------------------------------------
@@ -169,14 +172,23 @@ class Door:
         entry = HistoryEntry(self.clock(), kind, text)
         item.history.append(entry)
         log.info("%s %s [%s] %s", item.pipeline, item.label, kind, text)
-        self._emit("note", item.uuid, kind=kind, text=text)
+        self._emit("note", item.uuid, item, kind=kind, text=text)
 
     def decision(self, state: PipelineState, change: Change, kind: str, text: str) -> None:
         """Record a decision about a change that is not (or no longer) an item."""
         entry = HistoryEntry(self.clock(), kind, text)
         state.decisions.append((change.key, entry))
         log.info("%s %s [%s] %s", state.name, change.id_string, kind, text)
-        self._emit("decision", state.name, change=change.key, kind=kind, text=text)
+        self._emit("decision", state.name, state, change=change.key, kind=kind, text=text,
+                   time=entry.time)
+
+    def decide_report(self, item: QueueItem, kind: str) -> str:
+        """Record the decision to report ``kind`` on ``item``, before it is sent;
+        returns its key. The same decision made again (after a restart replays
+        a turn) has the same key, so the outbox sends it once."""
+        key = f"{item.uuid}/{item.build_set.uuid}/{kind}"
+        self._emit("report", item.uuid, item, kind=kind, key=key)
+        return key
 
     def other(self, op: str, target: str, **data: Any) -> None:
         """Changes to engine-level state (window of a queue, layout swap)."""

@@ -421,6 +421,7 @@ class PipelineManager:
         if action is None or not action.send or not isinstance(c, Change):
             self.door.note(item, "report", f"{kind}: nothing to report")
             return ReportResult(True)
+        self.door.decide_report(item, kind)
         fields = base_fields(self.pipeline, item, self.ctx.status_url)
         jobs = "" if kind == "start" else job_lines(self.selected(item), item, fields)
         message = compose(self.pipeline, kind, action, fields, jobs, reason)

@@ -1,0 +1,367 @@
+"""The Door's mutations made durable: the scheduler's state in the database.
+
+Design (measured in ``bench/persistence.py``): a Door listener marks what a
+turn changed (items, queues, pipelines' waiting lists, new decisions, report
+decisions); at the end of the turn ``flush`` rewrites exactly those rows in
+one transaction, together with the report outbox entries the turn decided,
+the build history and the event watermark. Every row is a complete
+snapshot of its object, so there is no journal to replay or compact: the
+tables are the compacted state after the last committed turn, and a turn
+costs what it changed. A crash loses at most the turn in progress; its
+events are found again (results: the restart relaunches what was in
+flight; Gerrit events: catch-up from the persisted watermark).
+
+``restore`` rebuilds the pipelines' queues from the rows (links between
+items are uuids) and the core's indexes (``ctx.builds``/``ctx.merges``)
+from the restored items."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from gatekeeper.core.door import Door, Mutation
+from gatekeeper.core.engine import Engine as CoreEngine
+from gatekeeper.model.change import Change
+from gatekeeper.model.runtime import (
+    Build,
+    BuildSet,
+    ChangeQueue,
+    HistoryEntry,
+    PipelineState,
+    QueueItem,
+)
+from gatekeeper.store import schema
+from gatekeeper.store.outbox import OutboxEntry
+from gatekeeper.store.recorder import HistoryRecorder
+from gatekeeper.store.serial import (
+    change_from_dict,
+    change_to_dict,
+    item_from_dict,
+    item_to_dict,
+    queue_from_dict,
+    queue_to_dict,
+)
+
+log = logging.getLogger("gatekeeper.store.journal")
+
+FINISHED_KEPT = 500  # items that left their queue, kept for ``explain`` (as the core does)
+DECISIONS_KEPT = 1000  # per pipeline
+
+
+def _dumps(d: Any) -> str:
+    return json.dumps(d, separators=(",", ":"))
+
+
+@dataclass
+class Restored:
+    """What ``restore`` found."""
+
+    items: list[QueueItem] = field(default_factory=list)  # in queues, queue order
+    dropped: list[tuple[QueueItem, str]] = field(default_factory=list)  # pipeline gone
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class StateJournal:
+    def __init__(self, engine: Engine, recorder: HistoryRecorder | None = None):
+        self.engine = engine
+        self.recorder = recorder or HistoryRecorder()
+        self._items: dict[str, QueueItem] = {}
+        self._left: dict[str, QueueItem] = {}
+        self._queues: set[tuple[str, str]] = set()
+        self._waiting: dict[str, PipelineState] = {}
+        self._decisions: list[dict[str, Any]] = []
+        self._reports: list[OutboxEntry] = []
+        self._meta: dict[str, Any] = {}
+        self._status: tuple[float, dict[str, Any]] | None = None
+        self._all = False  # a change to something we could not place: rewrite all
+        self._owner: dict[str, QueueItem] = {}  # build set / build uuid -> item
+        self._persisted: set[str] = set()  # item uuids with a row
+        self._queue_pos: dict[tuple[str, str], int] = {}
+        self._next_pos = 0
+        self._finished_seq = 0
+        self.report_key: str | None = None  # the report decision being carried out
+        self.flushes = 0  # transactions written (the bench and tests count them)
+
+    # --- the Door listener ----------------------------------------------
+
+    def attach(self, door: Door) -> None:
+        door.listeners.append(self.on_mutation)
+
+    def _own(self, item: QueueItem) -> None:
+        self._owner[item.build_set.uuid] = item
+        for b in item.build_set.builds.values():
+            self._owner[b.uuid] = item
+
+    def on_mutation(self, m: Mutation) -> None:
+        s = m.subject
+        if isinstance(s, QueueItem):
+            self._items[s.uuid] = s
+            if m.op == "add-item":
+                self._own(s)
+                self._queues.add((s.pipeline, s.queue))
+            elif m.op == "remove-item":
+                self._left[s.uuid] = s
+                self._queues.add((s.pipeline, s.queue))
+            elif m.op == "new-build-set":
+                self._owner[s.build_set.uuid] = s
+            elif m.op == "report":
+                self.report_key = m.data["key"]
+        elif isinstance(s, (BuildSet, Build)):
+            owner = self._owner.get(s.uuid)
+            if owner is None:
+                self._all = True
+                return
+            self._items[owner.uuid] = owner
+            if m.op == "add-build":
+                self._owner[m.data["build"]] = owner
+        elif isinstance(s, ChangeQueue):
+            self._queues.add((s.pipeline, s.name))
+        elif isinstance(s, PipelineState):
+            if m.op == "decision":
+                self._decisions.append(dict(pipeline=s.name, change=m.data["change"],
+                                            time=m.data["time"], kind=m.data["kind"],
+                                            text=m.data["text"]))
+            else:
+                self._waiting[s.name] = s
+
+    # --- what the scheduler adds ------------------------------------------
+
+    def queue_report(self, entry: OutboxEntry) -> None:
+        """A report to send after this turn is committed."""
+        self._reports.append(entry)
+
+    def set_meta(self, key: str, value: Any) -> None:
+        self._meta[key] = value
+
+    def set_status(self, now: float, data: dict[str, Any]) -> None:
+        self._status = (now, data)
+
+    def dirty(self) -> bool:
+        return bool(self._items or self._left or self._queues or self._waiting or self._decisions
+                    or self._reports or self._meta or self._status or self._all)
+
+    # --- per turn -----------------------------------------------------------
+
+    def flush(self, core: CoreEngine, now: float) -> bool:
+        """Write what this turn changed, in one transaction; True if anything."""
+        if not self.dirty():
+            return False
+        if self._all:
+            for state in core.states.values():
+                for it in state.items():
+                    self._items[it.uuid] = it
+                    self._own(it)
+                for q in state.queues:
+                    self._queues.add((state.name, q.name))
+        with self.engine.begin() as conn:
+            self._write_items(conn)
+            self._write_queues(conn, core)
+            self._write_waiting(conn)
+            if self._decisions:
+                conn.execute(sa.insert(schema.decisions), self._decisions)
+            if self._reports:
+                self._write_reports(conn)
+            for key, value in self._meta.items():
+                _put_meta(conn, key, value)
+            history = [(it, it.uuid in self._left) for it in self._items.values()]
+            self.recorder.write(conn, history, now)
+            if self._status is not None:
+                _put_status(conn, *self._status)
+        for it in self._left.values():
+            for k in [it.build_set.uuid, *(b.uuid for b in it.build_set.builds.values())]:
+                self._owner.pop(k, None)
+        self._items.clear()
+        self._left.clear()
+        self._queues.clear()
+        self._waiting.clear()
+        self._decisions.clear()
+        self._reports.clear()
+        self._meta.clear()
+        self._status = None
+        self._all = False
+        self.flushes += 1
+        return True
+
+    def _write_items(self, conn: Connection) -> None:
+        t = schema.items
+        for uuid, it in self._items.items():
+            left = uuid in self._left
+            if left:
+                self._finished_seq += 1
+            for b in it.build_set.builds.values():
+                self._owner.setdefault(b.uuid, it)
+            values = dict(pipeline=it.pipeline, queue=it.queue,
+                          finished=self._finished_seq if left else 0,
+                          data=_dumps(item_to_dict(it)))
+            if uuid in self._persisted:
+                conn.execute(sa.update(t).where(t.c.uuid == uuid).values(**values))
+            else:
+                conn.execute(sa.insert(t).values(uuid=uuid, **values))
+                self._persisted.add(uuid)
+            if left:
+                self._persisted.discard(uuid)
+        if self._left:
+            conn.execute(sa.delete(t).where(t.c.finished > 0,
+                                            t.c.finished <= self._finished_seq - FINISHED_KEPT))
+
+    def _write_queues(self, conn: Connection, core: CoreEngine) -> None:
+        t = schema.queues
+        for pipeline, name in self._queues:
+            state = core.states.get(pipeline)
+            q = state.queue_named(name) if state is not None else None
+            where = (t.c.pipeline == pipeline, t.c.name == name)
+            if q is None:
+                conn.execute(sa.delete(t).where(*where))
+                self._queue_pos.pop((pipeline, name), None)
+                continue
+            data = _dumps(queue_to_dict(q))
+            pos = self._queue_pos.get((pipeline, name))
+            if pos is not None:
+                conn.execute(sa.update(t).where(*where).values(data=data))
+            else:
+                pos = self._queue_pos[(pipeline, name)] = self._next_pos
+                self._next_pos += 1
+                conn.execute(sa.delete(t).where(*where))
+                conn.execute(sa.insert(t).values(pipeline=pipeline, name=name, position=pos,
+                                                 data=data))
+
+    def _write_waiting(self, conn: Connection) -> None:
+        for name, state in self._waiting.items():
+            value = {dep: [change_to_dict(c) for c in changes]
+                     for dep, changes in state.waiting.items()}
+            _put_meta(conn, f"waiting/{name}", value)
+
+    def _write_reports(self, conn: Connection) -> None:
+        t = schema.outbox
+        keys = [e.key for e in self._reports]
+        have = set(conn.execute(sa.select(t.c.key).where(t.c.key.in_(keys))).scalars())
+        rows = [e.row() for e in self._reports if e.key not in have]
+        if rows:
+            conn.execute(sa.insert(t), rows)
+
+    # --- restart ------------------------------------------------------------
+
+    def restore(self, core: CoreEngine) -> Restored:
+        """Load the last committed state into ``core`` (whose queues are empty)."""
+        out = Restored()
+        with self.engine.connect() as conn:
+            qrows = conn.execute(sa.select(schema.queues).order_by(
+                schema.queues.c.position)).all()
+            irows = conn.execute(sa.select(schema.items.c.uuid, schema.items.c.data)
+                                 .where(schema.items.c.finished == 0)).all()
+            frows = conn.execute(sa.select(schema.items.c.data, schema.items.c.finished)
+                                 .where(schema.items.c.finished > 0)
+                                 .order_by(schema.items.c.finished.desc())
+                                 .limit(FINISHED_KEPT)).all()
+            meta = {r.key: json.loads(r.value) for r in conn.execute(sa.select(schema.meta))}
+            drows = self._decision_rows(conn, core.states.keys())
+        out.meta = meta
+        loaded: dict[str, tuple[QueueItem, str | None]] = {
+            r.uuid: item_from_dict(json.loads(r.data)) for r in irows}
+        self._finished_seq = max((r.finished for r in frows), default=0)
+        for r in reversed(frows):
+            item, _ = item_from_dict(json.loads(r.data))
+            core.ctx.finished.append(item)
+        placed: set[str] = set()
+        for r in qrows:
+            self._queue_pos[(r.pipeline, r.name)] = r.position
+            self._next_pos = max(self._next_pos, r.position + 1)
+            q, uuids = queue_from_dict(r.pipeline, r.name, json.loads(r.data))
+            state = core.states.get(r.pipeline)
+            members = [loaded[u][0] for u in uuids if u in loaded]
+            placed.update(i.uuid for i in members)
+            if state is None:
+                for it in members:
+                    out.dropped.append((it, f"pipeline {r.pipeline} is not in the layout"))
+                self._queues.add((r.pipeline, r.name))
+                continue
+            state.queues.append(q)
+            for it in members:
+                q.items.append(it)
+                state.index.setdefault(it.change.key, []).append(it)
+                out.items.append(it)
+        by_uuid = {it.uuid: it for it in out.items}
+        for it in out.items:
+            ahead = by_uuid.get(loaded[it.uuid][1] or "")
+            it.item_ahead = ahead
+            if ahead is not None:
+                ahead.items_behind.append(it)
+        for uuid, (it, _) in loaded.items():
+            if uuid not in placed:  # a row without its queue: never written together
+                out.dropped.append((it, "its queue was not recorded"))
+        for it in out.items:
+            self._own(it)
+            self._persisted.add(it.uuid)
+        for it, _ in out.dropped:
+            self._persisted.add(it.uuid)
+        for name, state in core.states.items():
+            for dep, changes in (meta.get(f"waiting/{name}") or {}).items():
+                state.waiting[dep] = [c for c in map(change_from_dict, changes)
+                                      if isinstance(c, Change)]
+            for r in drows.get(name, ()):
+                state.decisions.append((r.change, HistoryEntry(r.time, r.kind, r.text)))
+        reindex(core)
+        log.info("restored %d queued items in %d queues (%d dropped)", len(out.items),
+                 len(qrows), len(out.dropped))
+        return out
+
+    @staticmethod
+    def _decision_rows(conn: Connection, pipelines: Iterable[str]) -> dict[str, list[Any]]:
+        t = schema.decisions
+        out = {}
+        for name in pipelines:
+            rows = conn.execute(sa.select(t).where(t.c.pipeline == name)
+                                .order_by(t.c.id.desc()).limit(DECISIONS_KEPT)).all()
+            out[name] = list(reversed(rows))
+        return out
+
+    def forget_dropped(self, restored: Restored) -> None:
+        """Mark the items ``restore`` could not place as finished."""
+        for it, why in restored.dropped:
+            it.dequeued = True
+            it.dequeue_reason = why
+            it.history.append(HistoryEntry(it.enqueue_time, "dequeue", why))
+            self._items[it.uuid] = it
+            self._left[it.uuid] = it
+
+
+def reindex(core: CoreEngine) -> None:
+    """``ctx.builds``/``ctx.merges`` from the items: what is in flight now."""
+    ctx = core.ctx
+    ctx.builds.clear()
+    ctx.merges.clear()
+    for state in core.states.values():
+        for it in state.items():
+            bs = it.build_set
+            for b in bs.builds.values():
+                if b.result is None:
+                    ctx.builds[b.uuid] = (it, bs)
+            if bs.merge_state == "pending" and bs.merge_request:
+                ctx.merges[bs.merge_request] = (it, bs)
+
+
+def _put_meta(conn: Connection, key: str, value: Any) -> None:
+    t = schema.meta
+    data = _dumps(value)
+    if conn.execute(sa.update(t).where(t.c.key == key).values(value=data)).rowcount == 0:
+        conn.execute(sa.insert(t).values(key=key, value=data))
+
+
+def _put_status(conn: Connection, now: float, data: dict[str, Any]) -> None:
+    t = schema.status
+    text = _dumps(data)
+    if conn.execute(sa.update(t).where(t.c.id == 1).values(time=now, data=text)).rowcount == 0:
+        conn.execute(sa.insert(t).values(id=1, time=now, data=text))
+
+
+def read_meta(engine: Engine, key: str) -> Any:
+    with engine.connect() as conn:
+        v = conn.execute(sa.select(schema.meta.c.value).where(schema.meta.c.key == key)).scalar()
+    return json.loads(v) if v is not None else None

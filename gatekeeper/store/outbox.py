@@ -1,0 +1,211 @@
+"""The durable report outbox and the thread that sends it.
+
+A report decision is a row, committed with the state change that caused it
+(``journal.StateJournal.flush``); ``ReportSender`` sends the rows outside
+the scheduler lock, oldest first, and marks each sent once Gerrit answered.
+A row whose send began (``attempts > 0``) but was never marked may have
+been applied by Gerrit before a crash: Gerrit is asked first (a submit: is
+the change merged? a review: do our votes, or our message, already stand?)
+and the row is only marked, not sent again.
+
+Submits are sent at once, on the scheduler thread, because the core decides
+what happens to the items behind from the answer (``send_now``); the row is
+committed before the command goes out and marked after, so a restart that
+makes the same decision again finds the answer instead of submitting twice."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from gatekeeper.interfaces import Reporter, ReportResult, Source
+from gatekeeper.model.change import Change
+from gatekeeper.store import schema
+
+log = logging.getLogger("gatekeeper.store.outbox")
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    key: str
+    change: Change
+    message: str
+    labels: dict[str, int]
+    submit: bool
+    created: float
+
+    def row(self) -> dict[str, Any]:
+        return dict(key=self.key, project=self.change.project, change=self.change.number,
+                    patchset=self.change.patchset, message=self.message,
+                    labels=json.dumps(self.labels, sort_keys=True), submit=self.submit,
+                    created=self.created, attempts=0)
+
+
+class Applied(StrEnum):
+    """How much of a report Gerrit already shows."""
+
+    NOTHING = "nothing"
+    REVIEW = "review"  # the message and votes, not the submit
+    ALL = "all"
+
+
+class AppliedCheck(Protocol):
+    def __call__(self, change: Change, message: str, labels: dict[str, int],
+                 submit: bool) -> Applied: ...
+
+
+def _change_of(row: Any) -> Change:
+    return Change(project=row.project, branch="", number=row.change, patchset=row.patchset)
+
+
+class Outbox:
+    """The outbox table, and sending one row with at-most-once care."""
+
+    def __init__(self, engine: Engine, reporter: Reporter, applied: AppliedCheck,
+                 clock: Callable[[], float]):
+        self.engine = engine
+        self.reporter = reporter
+        self.applied = applied  # asks Gerrit whether a possibly-sent row took effect
+        self.clock = clock
+        self.sends = 0  # commands given to the reporter (tests count them)
+        self._send_lock = threading.Lock()  # one row is sent by one thread
+
+    def send_now(self, entry: OutboxEntry) -> ReportResult:
+        """Send a submit now (the caller waits); the same key again returns the
+        first answer."""
+        t = schema.outbox
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(t).where(t.c.key == entry.key)).first()
+            if row is None:
+                conn.execute(sa.insert(t).values(**entry.row()))
+                row = conn.execute(sa.select(t).where(t.c.key == entry.key)).first()
+        assert row is not None
+        return self._deliver(row)
+
+    def pending(self) -> list[Any]:
+        t = schema.outbox
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.select(t).where(t.c.sent.is_(None))
+                                     .order_by(t.c.id)).all())
+
+    def send_pending(self) -> int:
+        """Send every unsent row (oldest first); returns how many were handled."""
+        rows = self.pending()
+        for row in rows:
+            self._deliver(row)
+        return len(rows)
+
+    def _deliver(self, row: Any) -> ReportResult:
+        t = schema.outbox
+        with self._send_lock:
+            with self.engine.connect() as conn:  # another thread may have sent it
+                fresh = conn.execute(sa.select(t).where(t.c.id == row.id)).first()
+            if fresh is None:
+                return ReportResult(False, "outbox entry vanished")
+            if fresh.sent is not None:
+                return ReportResult(bool(fresh.ok), fresh.error)
+            change = _change_of(fresh)
+            labels = {str(k): int(v) for k, v in json.loads(fresh.labels).items()}
+            message, submit = fresh.message, fresh.submit
+            if fresh.attempts > 0:
+                try:
+                    done = self.applied(change, message, labels, submit)
+                except Exception as e:  # cannot tell: try later, do not risk a repeat
+                    log.warning("outbox %s: cannot ask Gerrit whether it was applied: %s",
+                                fresh.key, e)
+                    return ReportResult(False, f"cannot check with Gerrit: {e}")
+                if done == Applied.ALL:
+                    log.info("outbox %s: Gerrit already has it (sent before a restart)",
+                             fresh.key)
+                    self._mark(fresh.id, ReportResult(True))
+                    return ReportResult(True)
+                if done == Applied.REVIEW:  # only the submit is missing
+                    message, labels = "", {}
+            with self.engine.begin() as conn:
+                conn.execute(sa.update(t).where(t.c.id == fresh.id)
+                             .values(attempts=t.c.attempts + 1))
+            self.sends += 1
+            try:
+                result = self.reporter.report(change, message, labels, submit=submit)
+            except Exception as e:  # a reporter must not take the sender down
+                log.exception("reporting on %s failed", change.id_string)
+                result = ReportResult(False, f"{type(e).__name__}: {e}")
+            self._mark(fresh.id, result)
+            return result
+
+    def _mark(self, row_id: int, result: ReportResult) -> None:
+        t = schema.outbox
+        with self.engine.begin() as conn:
+            conn.execute(sa.update(t).where(t.c.id == row_id)
+                         .values(sent=self.clock(), ok=result.ok, error=result.error))
+
+
+class ReportSender:
+    """Sends the outbox in its own thread: a slow Gerrit delays reports, never
+    the scheduler."""
+
+    def __init__(self, outbox: Outbox, idle: float = 5.0):
+        self.outbox = outbox
+        self.idle = idle  # seconds between looks when nobody pokes
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    def start(self) -> ReportSender:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="gatekeeper-reports",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                self.outbox.send_pending()
+            except Exception:
+                log.exception("sending the report outbox failed; trying again")
+            self._wake.wait(self.idle)
+
+
+def gerrit_applied(source: Source, username: str) -> AppliedCheck:
+    """What Gerrit shows of a report that may have been sent before a crash:
+    a submit, the change merged; a review, our votes standing on the patchset.
+    A message without votes cannot be told apart from an older one: it counts
+    as sent (a comment may be lost in that window, never posted twice)."""
+
+    def applied(change: Change, message: str, labels: dict[str, int],
+                submit: bool) -> Applied:
+        source.invalidate(change.number)
+        current = source.get_change(change.number, refresh=True)
+        if current is None:
+            return Applied.NOTHING
+        if current.is_merged or not current.is_open:
+            return Applied.ALL  # nothing more can be done on a closed change
+        if current.patchset != change.patchset:
+            return Applied.NOTHING if submit else Applied.ALL
+        mine = {a.label.lower(): a.value for a in current.approvals if a.username == username}
+        review = all(mine.get(k.lower()) == v for k, v in labels.items())
+        if not review:
+            return Applied.NOTHING
+        return Applied.REVIEW if submit else Applied.ALL
+
+    return applied

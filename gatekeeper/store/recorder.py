@@ -1,0 +1,119 @@
+"""Writing the build history (``builds``/``buildsets``) from the scheduler.
+
+Called at the end of each scheduler turn, in the same transaction as the
+state (``journal.py``), with the items the Door saw change. Only rows whose
+content changed since the last write are touched (a fingerprint per row), so
+a turn costs what it changed, not what is queued."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from gatekeeper.model.change import Change
+from gatekeeper.model.runtime import Build, BuildSet, QueueItem
+from gatekeeper.store import schema
+
+log = logging.getLogger("gatekeeper.store.recorder")
+
+RETENTION_EVERY = 3600.0  # seconds between deletions of expired history
+
+
+class HistoryRecorder:
+    def __init__(self, retention_days: float = 0.0):
+        self.retention = retention_days * 86400.0  # 0: keep forever
+        self._rows: dict[str, tuple[Any, ...]] = {}  # uuid -> fingerprint last written
+        self._current: dict[str, str] = {}  # item uuid -> its build set last written
+        self._last_expiry = 0.0
+
+    def write(self, conn: Connection, items: list[tuple[QueueItem, bool]], now: float) -> None:
+        """Record the build sets and builds of ``items`` ((item, left its queue))."""
+        for item, left in items:
+            bs = item.build_set
+            old = self._current.get(item.uuid)
+            if old is not None and old != bs.uuid:
+                self._close(conn, old, "RESET", now)
+            if not bs.is_fresh:
+                self._current[item.uuid] = bs.uuid
+                self._write_buildset(conn, item, bs, now)
+                for b in bs.builds.values():
+                    self._write_build(conn, item, bs, b)
+            if left:
+                self._current.pop(item.uuid, None)
+                if not bs.is_fresh:
+                    self._close(conn, bs.uuid, "DEQUEUED", now)
+                    self._rows.pop(bs.uuid, None)
+                    for b in bs.builds.values():
+                        self._rows.pop(b.uuid, None)
+        if self.retention and now - self._last_expiry >= RETENTION_EVERY:
+            self._last_expiry = now
+            self.expire(conn, now - self.retention)
+
+    def _upsert(self, conn: Connection, table: sa.Table, uuid: str,
+                values: dict[str, Any]) -> None:
+        fp = tuple(values.values())
+        if self._rows.get(uuid) == fp:
+            return
+        self._rows[uuid] = fp
+        done = conn.execute(sa.update(table).where(table.c.uuid == uuid).values(**values))
+        if done.rowcount == 0:
+            conn.execute(sa.insert(table).values(uuid=uuid, **values))
+
+    def _write_buildset(self, conn: Connection, item: QueueItem, bs: BuildSet,
+                        now: float) -> None:
+        c = item.change
+        changes = [{"project": x.project, "branch": x.branch, "ref": x.ref, "change": x.number,
+                    "patchset": x.patchset, "revision": x.revision} for x in bs.changes]
+        values: dict[str, Any] = dict(
+            item=item.uuid, pipeline=item.pipeline, project=c.project, branch=c.branch or "",
+            change=c.number if isinstance(c, Change) else None,
+            patchset=c.patchset if isinstance(c, Change) else None,
+            ref=c.ref, newrev="" if isinstance(c, Change) else c.newrev,
+            result=bs.result, message=bs.merge_error or "",
+            changes=json.dumps(changes), base_item=bs.base_item)
+        fp = tuple(values.values())
+        if self._rows.get(bs.uuid) == fp:
+            return
+        self._rows[bs.uuid] = fp
+        values["completed"] = now if bs.result is not None else None
+        done = conn.execute(sa.update(schema.buildsets)
+                            .where(schema.buildsets.c.uuid == bs.uuid).values(**values))
+        if done.rowcount == 0:
+            conn.execute(sa.insert(schema.buildsets).values(uuid=bs.uuid, created=now, **values))
+
+    def _write_build(self, conn: Connection, item: QueueItem, bs: BuildSet, b: Build) -> None:
+        c = item.change
+        values = dict(buildset=bs.uuid, pipeline=item.pipeline, project=c.project,
+                      branch=c.branch or "",
+                      change=c.number if isinstance(c, Change) else None,
+                      patchset=c.patchset if isinstance(c, Change) else None,
+                      ref=c.ref, job=b.job, result=b.result, attempt=b.attempt,
+                      voting=b.voting, launch_time=b.launch_time, start_time=b.start_time,
+                      end_time=b.end_time, node=b.node, provider=b.provider, worker=b.worker,
+                      log_url=b.url, message=b.message)
+        self._upsert(conn, schema.builds, b.uuid, values)
+
+    def _close(self, conn: Connection, bs_uuid: str, result: str, now: float) -> None:
+        """A build set left behind: what never finished was cancelled."""
+        b, s = schema.builds, schema.buildsets
+        conn.execute(sa.update(b).where(b.c.buildset == bs_uuid, b.c.result.is_(None))
+                     .values(result="CANCELED", end_time=now))
+        conn.execute(sa.update(s).where(s.c.uuid == bs_uuid, s.c.result.is_(None))
+                     .values(result=result, completed=now))
+        conn.execute(sa.update(s).where(s.c.uuid == bs_uuid, s.c.completed.is_(None))
+                     .values(completed=now))
+
+    def expire(self, conn: Connection, before: float) -> None:
+        b, s = schema.builds, schema.buildsets
+        old = sa.select(s.c.uuid).where(s.c.created < before, s.c.completed.is_not(None))
+        n = conn.execute(sa.delete(b).where(b.c.buildset.in_(old))).rowcount
+        m = conn.execute(sa.delete(s).where(s.c.created < before,
+                                            s.c.completed.is_not(None))).rowcount
+        if n or m:
+            log.info("history: %d builds and %d build sets older than the retention deleted",
+                     n, m)
+
