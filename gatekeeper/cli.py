@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pool": ("gatekeeper.commands.pool", "run the node pool service (node:claim / node:release)"),
     "nodes": ("gatekeeper.commands.nodes", "list, hold or delete pool nodes"),
     "autohold": ("gatekeeper.commands.autohold", "hold the nodes of the next N failures of a job"),
+    "simulate": ("gatekeeper.commands.simulate", "compare gate strategies on a workload, the real core in virtual time"),
 }
 
 

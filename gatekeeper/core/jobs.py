@@ -22,10 +22,28 @@ def _expand(layout: Layout, name: str) -> list[str]:
     return list(layout.matrices.get(name, ()))
 
 
+MEMO_LIMIT = 10_000  # selections remembered per layout (distinct file lists grow it)
+
+
 def select_jobs(layout: Layout, pipeline: str, change: Change | Ref) -> list[SelectedJob]:
     """Jobs of ``change``'s project in ``pipeline`` whose branch and file
     matchers accept the change, with their parents. A job whose matchers
-    reject it takes its subtree with it (its children need its success)."""
+    reject it takes its subtree with it (its children need its success).
+
+    Remembered per layout (the managers ask for every item on every pass);
+    callers must not change the list."""
+    files = change.files if isinstance(change, Change) else None
+    key = (pipeline, change.project, change.branch, None if files is None else tuple(files))
+    memo = layout.selections
+    hit = memo.get(key)
+    if hit is None:
+        if len(memo) >= MEMO_LIMIT:
+            memo.clear()
+        hit = memo[key] = _select(layout, pipeline, change)  # type: ignore[assignment]
+    return hit  # type: ignore[return-value]
+
+
+def _select(layout: Layout, pipeline: str, change: Change | Ref) -> list[SelectedJob]:
     project = layout.projects.get(change.project)
     if project is None or pipeline not in project.pipelines:
         return []

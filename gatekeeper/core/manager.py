@@ -197,17 +197,20 @@ class PipelineManager:
 
     def reset(self, item: QueueItem, reason: str) -> None:
         """Throw away ``item``'s build set and those of every item behind it."""
-        todo = [(item, reason)]
+        # (item, the reason, or the item ahead whose reset is the reason: the
+        # text is made only for items that have something to reset)
+        todo: list[tuple[QueueItem, str | QueueItem]] = [(item, reason)]
         while todo:
             it, why = todo.pop()
             if not it.build_set.is_fresh:
-                self.cancel_builds(it, why)
+                text = why if isinstance(why, str) else f"{why.label} ahead of it was reset"
+                self.cancel_builds(it, text)
                 self.ctx.merges.pop(it.build_set.merge_request or "", None)
                 self.door.new_build_set(it, BuildSet(self.ctx.new_uuid()))
                 self.door.set(it, failing_reasons=())
-                self.door.note(it, "reset", why)
+                self.door.note(it, "reset", text)
             for b in it.items_behind:
-                todo.append((b, f"{it.label} ahead of it was reset"))
+                todo.append((b, it))
 
     def cancel_builds(self, item: QueueItem, why: str, mark: str | None = None) -> None:
         for build in list(item.build_set.builds.values()):

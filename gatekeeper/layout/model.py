@@ -190,6 +190,10 @@ class Layout:
     # base matrix job name -> its variant names, for references to the base name
     matrices: dict[str, tuple[str, ...]] = field(default_factory=dict)
     files: tuple[str, ...] = ()  # the layout files this came from
+    # The core's memo of job selections (pipeline, project, branch, files) ->
+    # jobs; a layout never changes, so neither do they.
+    selections: dict[tuple[object, ...], list[object]] = field(
+        default_factory=dict, compare=False, repr=False)
 
     def get_job(self, name: str) -> Job:
         return self.jobs[name]

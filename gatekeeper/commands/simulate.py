@@ -1,0 +1,87 @@
+"""``gatekeeper simulate WORKLOAD.yaml [--strategy NAME ...] [--seeds N] [--json]``.
+
+Runs the real scheduler core in virtual time on the workload (doc/simulate.md)
+once per seed and strategy, and prints per strategy the mean over the seeds:
+merged, rejected, good changes rejected, makespan, merges/h, turnaround,
+node-minutes per merge, builds and wasted builds. The same seeds give every
+strategy the same arrivals and the same fates."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from gatekeeper.errors import UserError
+
+HELP = "compare gate strategies on a workload, the real core in virtual time"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("workload", metavar="WORKLOAD.yaml", help="the workload file")
+    parser.add_argument("--strategy", action="append", metavar="NAME",
+                        help="a gate strategy to run (repeat to compare; default: the "
+                        "workload's pipeline strategy, else zuul-classic)")
+    parser.add_argument("--seeds", type=int, metavar="N",
+                        help="runs per strategy (default: the workload's seeds, else 1)")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+
+
+def strategies_known() -> list[str]:
+    from gatekeeper.sim.gate.run import CLASSIC
+    return [CLASSIC]
+
+
+def run(args: argparse.Namespace) -> int:
+    from gatekeeper.sim.gate.run import CLASSIC, Stuck
+    from gatekeeper.sim.gate.workload import load_workload
+
+    wl = load_workload(args.workload)
+    known = strategies_known()
+    wanted = args.strategy or [str(wl.pipeline.get("strategy", CLASSIC))]
+    for name in wanted:
+        if name not in known:
+            raise UserError(f"--strategy: unknown strategy {name!r} (known: {', '.join(known)})")
+    seeds = args.seeds if args.seeds is not None else wl.seeds
+    if seeds < 1:
+        raise UserError("--seeds: must be at least 1")
+    try:
+        summaries = _run(wl, wanted, seeds)
+    except Stuck as e:
+        print(f"{args.workload}: the core got stuck: {e}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({"workload": wl.name, "seeds": seeds,
+                          "results": [s.as_dict() for s in summaries]}, indent=2))
+        return 0
+    _print(wl.name, seeds, summaries)
+    return 0
+
+
+def _run(wl, strategies: list[str], seeds: int):
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from gatekeeper.sim.gate.run import compare
+
+    total = len(strategies) * seeds
+    err = Console(stderr=True)
+    with Progress("[progress.description]{task.description}", BarColumn(),
+                  MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True,
+                  disable=total < 2 or not err.is_terminal) as bar:
+        task = bar.add_task(f"simulating {wl.name}", total=total)
+        return compare(wl, strategies, seeds, step=lambda: bar.advance(task))
+
+
+def _print(name: str, seeds: int, summaries) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from gatekeeper.sim.gate.table import COLUMNS, row
+
+    table = Table(title=f"{name}: mean of {seeds} seed{'s' if seeds > 1 else ''}")
+    for col in COLUMNS:
+        table.add_column(col, justify="left" if col == "strategy" else "right")
+    for s in summaries:
+        table.add_row(*row(s))
+    Console(width=200).print(table)
