@@ -7,9 +7,11 @@ the machine's filesystem, which is why jobs must stay inside ``workdir``."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -150,15 +152,21 @@ class LocalSshd:
             return
         if proc.poll() is None:
             try:
-                # sshd was started in its own session: kill its whole group,
-                # including per-connection children still running commands.
-                os.killpg(proc.pid, 15)
+                # Every connection's sshd calls setsid(), so killing the listener's group
+                # leaves established sessions running. Freeze the listener (no new
+                # connections), kill everything below it, then the listener itself.
+                os.killpg(proc.pid, signal.SIGSTOP)
+                for pid in _descendants(proc.pid):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                os.killpg(proc.pid, signal.SIGTERM)
+                os.killpg(proc.pid, signal.SIGCONT)
             except ProcessLookupError:
                 pass
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, 9)
+                os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
 
     def restart(self, timeout: float = 15.0) -> LocalSshd:
@@ -174,3 +182,26 @@ class LocalSshd:
         """Remove the node's workspace (a fresh node for the next build)."""
         shutil.rmtree(self.workdir, ignore_errors=True)
         self.workdir.mkdir(parents=True, exist_ok=True)
+
+
+def _descendants(pid: int) -> list[int]:
+    """All processes below ``pid`` (children first seen by their parent id in /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue  # gone meanwhile
+        # The command name may hold spaces and parentheses: fields start after the last ')'.
+        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found

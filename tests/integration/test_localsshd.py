@@ -49,9 +49,12 @@ def test_other_key_is_refused(sshd_node: LocalSshd, tmp_path: Path) -> None:
 def test_stop_kills_sessions(sshd_node: LocalSshd, client_key: Path, tmp_path: Path) -> None:
     kh = tmp_path / "known_hosts"
     kh.write_text(sshd_node.known_hosts_line() + "\n")
-    proc = subprocess.Popen(ssh_argv(sshd_node, client_key, kh) + ["sleep", "300"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # The session must be established before the stop: a refused connection proves nothing.
+    proc = subprocess.Popen(ssh_argv(sshd_node, client_key, kh) + ["echo ready; exec sleep 300"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == b"ready\n"
         sshd_node.stop()
         assert proc.wait(timeout=30) != 0
         assert not sshd_node.running
