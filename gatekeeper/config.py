@@ -246,6 +246,11 @@ def _host_key(value: str) -> str:
     return value
 
 
+def _git_base_url(value: str) -> str:
+    """A git URL or a local directory (git clones from either); never ``ext::``."""
+    return value if value.startswith("/") else check_git_url(value, "git URL")
+
+
 STATIC_NODE = vol.Schema(
     {
         vol.Required("name"): _str,
@@ -302,7 +307,7 @@ SCHEMA = vol.Schema(
             "log_url": _url,
             "hostname": _str,
             "nodes": [STATIC_NODE],
-            "git_base_url": _named(lambda u: check_git_url(u, "git URL")),
+            "git_base_url": _named(_git_base_url),
             "executors": vol.All(int, vol.Range(min=1, msg="must be at least 1")),
             "hold_hours": _nonneg_number,
             "jobs_dir": _str,

@@ -338,10 +338,13 @@ class PipelineManager:
         now = self.ctx.clock()
         job = self.ctx.layout.jobs.get(build.job)
         start = build.start_time if build.start_time is not None else build.launch_time
-        if ev.result in RETRYABLE_RESULTS and job is not None and build.attempt < job.attempts:
-            self.door.set(build, result=ev.result, end_time=now, start_time=start)
-            self.door.note(item, "retry", f"{build.job} was {ev.result} (attempt {build.attempt}"
-                           f" of {job.attempts}): launching it again")
+        if (ev.result in RETRYABLE_RESULTS and ev.retry and job is not None
+                and build.attempt < job.attempts):
+            self.door.set(build, result=ev.result, end_time=now, start_time=start,
+                          message=ev.message)
+            why = f": {ev.message}" if ev.message else ""
+            self.door.note(item, "retry", f"{build.job} was {ev.result}{why} (attempt "
+                           f"{build.attempt} of {job.attempts}): launching it again")
             self.launch_build(item, job, build.attempt + 1)
             return
         self.door.set(build, result=ev.result, end_time=now, start_time=start,

@@ -17,6 +17,9 @@ MERGE_FAILURE_TEXT = (
     "automatically merged with the current state of its repository. Please rebase the "
     "change and upload a new patchset.")
 
+# Results that are the site's doing, not the change's: the job line says why.
+INFRA_RESULTS = frozenset({"LOST", "NODE_FAILURE", "ERROR", "NOT_REGISTERED"})
+
 DEFAULT_TEMPLATES = {
     "start": "Starting {pipeline} jobs.",
     "success": "Build succeeded ({pipeline} pipeline).",
@@ -56,6 +59,8 @@ def job_line(s: SelectedJob, build: Build | None, fields: dict[str, str]) -> str
         result = s.job.failure_message
     url = _url_for(s, build, dict(fields, job=s.job.name, uuid=build.uuid))
     line = f"- {s.job.name}{' ' + url if url else ''} : {result}"
+    if build.result in INFRA_RESULTS and build.message:
+        line += f": {build.message}"  # why: it is not the change's doing
     if build.duration is not None and build.result not in (None, "SKIPPED"):
         line += f" in {format_duration(build.duration)}"
     if not s.job.voting:

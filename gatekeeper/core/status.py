@@ -25,6 +25,7 @@ def _item(engine: Engine, item: QueueItem) -> dict[str, Any]:
             "start_time": b.start_time if b else None,
             "end_time": b.end_time if b else None,
             "node": b.node if b else None, "worker": b.worker if b else None,
+            "message": b.message if b else None,
         })
     return {
         "id": item.uuid, "change": item.label, "project": c.project, "branch": c.branch,

@@ -43,6 +43,12 @@ PRIORITY = {"high": gear.PRECEDENCE_HIGH, "normal": gear.PRECEDENCE_NORMAL,
 PENDING, SUBMITTED, RUNNING, DONE = "pending", "submitted", "running", "done"
 
 
+def one_line(text: str, limit: int = 300) -> str:
+    """A reason as one line of at most ``limit`` characters (for reports)."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def build_arguments(request: BuildRequest) -> dict[str, Any]:
     """The JSON object a worker receives for ``request``."""
     args: dict[str, Any] = dict(request.parameters)
@@ -391,7 +397,7 @@ class GearmanLauncher(JobOwner):
             result = "ERROR"
         self._finish(build.request.uuid, result, url=data.get("url"), node=data.get("node"),
                      provider=data.get("provider"), worker=data.get("worker"),
-                     message=message)
+                     message=message, retry=data.get("retry") is not False)
 
     def _on_lost(self, job: gear.Job, why: str) -> None:
         with self._lock:
@@ -403,7 +409,8 @@ class GearmanLauncher(JobOwner):
     # --- helpers ------------------------------------------------------------
 
     def _finish(self, uuid: str, result: str, url: Any = None, node: Any = None,
-                provider: Any = None, worker: Any = None, message: Any = None) -> None:
+                provider: Any = None, worker: Any = None, message: Any = None,
+                retry: bool = True) -> None:
         with self._lock:
             build = self._builds.pop(uuid, None)
             if build is None or build.state == DONE:
@@ -412,7 +419,7 @@ class GearmanLauncher(JobOwner):
             event = BuildCompleted(
                 uuid, result, url=url or build.url, node=node or build.node,
                 provider=provider or build.provider, worker=worker or build.worker,
-                message=str(message) if message else None)
+                message=one_line(str(message)) if message else None, retry=retry)
         log.info("build %s: %s%s", uuid, result, f" ({message})" if message else "")
         self._emit(event)
 

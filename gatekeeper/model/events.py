@@ -95,7 +95,10 @@ class BuildCompleted:
     node: str | None = None
     provider: str | None = None
     worker: str | None = None
-    message: str | None = None
+    message: str | None = None  # one-line reason, shown in the report and the status
+    # False when another attempt would end the same way (the worker refused the
+    # job's arguments, the job has no run script): reported at once.
+    retry: bool = True
 
 
 @dataclass(frozen=True)

@@ -69,11 +69,13 @@ class BuildOutcome:
     provider: str | None = None
     message: str = ""
     heads: list[str] = field(default_factory=list)
+    retry: bool = True  # False: another attempt would end the same way
 
     def payload(self, worker: str, elapsed: float) -> dict[str, object]:
         return {"result": self.result, "log_url": self.log_url, "url": self.log_url,
                 "log_path": self.log_path, "node": self.node, "provider": self.provider,
-                "worker": worker, "message": self.message, "elapsed": round(elapsed, 3)}
+                "worker": worker, "message": self.message, "elapsed": round(elapsed, 3),
+                "retry": self.retry}
 
 
 class Console:
@@ -135,6 +137,7 @@ class BuildExecutor:
         s = self.settings
         if not spec.label:
             out.result, out.message = "ERROR", f"job {spec.job} has no node label"
+            out.retry = False
             return out
         try:
             lease = self._claim(spec, stop)
@@ -275,6 +278,7 @@ class BuildExecutor:
             node = self._connect(lease, build_dir / "ssh")
         except (ValueError, OSError) as e:
             console(f"NODE_FAILURE: bad node details: {e}")
+            out.retry = False  # the same node details next time
             out.message = str(e)
             return "NODE_FAILURE"
         try:
@@ -301,7 +305,7 @@ class BuildExecutor:
         s = self.settings
         if not spec.run:
             console(f"Job {spec.job} has no script to run")
-            out.message = "no run script"
+            out.message, out.retry = "the job has no run script", False
             return "ERROR"
         env = dict(spec.params)
         env.update(NODE_PROVIDER=lease.provider, NODE_NAME=lease.node_id)

@@ -272,7 +272,7 @@ class WorkerService:
             spec = parse_build_args(job.name, args)
         except (BadBuildArgs, ValueError) as e:
             log.warning("refusing %s (%s): malformed arguments: %s", job.name, job.unique, e)
-            self._fail(job)
+            self._refuse(job, f"worker refused the job: {e}")
             return False
         with self._lock:
             if spec.uuid in self._running:
@@ -285,6 +285,14 @@ class WorkerService:
             self._running[spec.uuid] = r
         r.thread.start()
         return True
+
+    def _refuse(self, job: gear.WorkerJob, why: str) -> None:
+        """End ``job`` with its reason: the same arguments would be refused again."""
+        try:
+            job.sendWorkComplete(protocol.encode({"result": "ERROR", "message": why,
+                                                  "retry": False, "worker": self.name}))
+        except Exception as e:
+            log.warning("refusal of %s not sent: %s", job.unique, e)
 
     @staticmethod
     def _fail(job: gear.WorkerJob) -> None:

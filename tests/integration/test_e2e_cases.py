@@ -152,3 +152,17 @@ def test_worker_killed_mid_job_build_runs_on_another(tmp_path: Path, gearman: st
             _kill(w1)
             if w2 is not None:
                 _kill(w2)
+
+
+def test_infrastructure_reason_reaches_gerrit(tmp_path: Path) -> None:
+    """A project the job needs cannot be cloned: the build ends ERROR, and the
+    comment on the change says why (not just "ERROR in 0m 00s")."""
+    layout = default_layout().replace(
+        "    projects: [openstack-dev/devstack]\n",
+        "    projects: [openstack-dev/devstack, demo/absent]\n    attempts: 1\n", 1)
+    with LocalSite(tmp_path / "site", nodes=1, layout=layout) as site:
+        n = site.emulator.create_change("demo/nova", subject="Needs a missing project")
+        wait_for(lambda: verified(site, n) == -1, 120, "the check vote")
+        msg = gatekeeper_messages(site, n)[-1]
+        line = next(x for x in msg.splitlines() if x.startswith(f"- {JOB} "))
+        assert " : ERROR: cannot clone demo/absent: " in line, msg

@@ -106,8 +106,13 @@ def test_malformed_arguments_fail_and_worker_keeps_serving(
         encode({**build_args(env, "bad00000005", ref, sha), "BAD NAME": "x"}),
     ]
     jobs = [submit(client, build_function(JOB, LABEL), b, f"bad-{i}") for i, b in enumerate(bad)]
-    wait_for(lambda: all(j.complete for j in jobs), 30, "WORK_FAIL for every malformed build")
-    assert all(j.failure for j in jobs)
+    wait_for(lambda: all(j.complete for j in jobs), 30, "an answer for every malformed build")
+    # Refused with the reason, and "do not retry": the same arguments fail again.
+    results = [json.loads(j.data[-1]) for j in jobs]
+    assert all(not j.failure for j in jobs)
+    assert [(r["result"], r["retry"]) for r in results] == [("ERROR", False)] * len(bad)
+    assert all(r["message"].startswith("worker refused the job: ") for r in results)
+    assert "invalid run script '../../etc/passwd'" in results[6]["message"]
     # Still serving: a good build completes.
     good = submit(client, build_function(JOB, LABEL),
                   encode(build_args(env, "good0000001", ref, sha)), "good0000001")
@@ -177,4 +182,30 @@ def test_clean_stop_lets_running_builds_finish(worker_env: WorkerEnv, service: W
     wait_for(lambda: job.complete, 30, "the result")
     assert not job.failure
     assert json.loads(job.data[-1])["result"] == "SUCCESS"
+    assert service.running_builds == []
+
+
+def test_refused_build_ends_with_its_reason_and_no_retry(
+        worker_env: WorkerEnv, service: WorkerService,
+        gearman_server: GearmanServerHandle) -> None:
+    """A run script outside the workspace: the worker refuses it at once; the
+    launcher hears why and that a retry would be refused too."""
+    env = worker_env
+    ref, sha = env.sources.make_change({"f.txt": "x\n"})
+    params = {k: v for k, v in build_args(env, "refused0001", ref, sha).items()
+              if k != "gatekeeper"}
+    events = EventLog()
+    launcher = GearmanLauncher(gearman_server.host, gearman_server.port, events).start()
+    try:
+        assert launcher.wait_for_server(10)
+        launcher.launch(BuildRequest(uuid="refused0001", job=JOB, label=LABEL, parameters=params,
+                                     run="/srv/jobs/job.sh"))
+        done = events.wait_for(BuildCompleted, "refused0001", timeout=60)[0]
+    finally:
+        launcher.stop()
+    assert done.result == "ERROR"
+    assert done.message == ("worker refused the job: invalid run script '/srv/jobs/job.sh': "
+                            "must be relative to the workspace")
+    assert done.retry is False
+    assert not any(isinstance(e, BuildStarted) for e in events.events)  # no node was claimed
     assert service.running_builds == []

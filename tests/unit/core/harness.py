@@ -309,12 +309,14 @@ class Harness:
         return True
 
     def complete(self, result: str, job: str | None = None,
-                 change: Change | str | None = None, settle: bool = True) -> int:
+                 change: Change | str | None = None, settle: bool = True,
+                 message: str | None = None, retry: bool = True) -> int:
         builds = self.running(job, change)
         for b in builds:
             b.state, b.result = "completed", result
             self.sched.add_result_event(BuildCompleted(
-                b.request.uuid, result, url=f"https://logs.example.org/{b.request.parameters['LOG_PATH']}/"))
+                b.request.uuid, result, url=f"https://logs.example.org/{b.request.parameters['LOG_PATH']}/",
+                message=message, retry=retry))
         if settle:
             self.settle()
         return len(builds)

@@ -2,6 +2,7 @@
 
 import pytest
 
+from gatekeeper.core.status import status
 from gatekeeper.model.events import EventApproval
 from tests.unit.core.harness import Harness
 
@@ -131,6 +132,38 @@ def test_infrastructure_results_are_retried_like_lost(h: Harness, result: str):
     h.release()
     assert h.reports_for(a)[-1].labels == {"Verified": 1}
     assert f"{result} (attempt 1 of 2): launching it again" in h.sched.explain(1)
+
+
+def test_infrastructure_reason_reaches_the_report_and_status(h: Harness):
+    a = h.upload("org/lossy")
+    h.complete("NODE_FAILURE", message="no node: the pool has no ready precise node")
+    assert "NODE_FAILURE: no node: the pool has no ready precise node (attempt 1 of 2)" \
+        in h.sched.explain(1)
+    h.complete("LOST", message="lost the connection to the gearman server")
+    r = h.reports_for(a)[-1]
+    assert r.labels == {"Verified": -1}
+    assert "- project-lossy https://logs.example.org/" in r.message
+    assert " : LOST: lost the connection to the gearman server in " in r.message, r.message
+
+
+def test_reason_in_the_status_while_the_item_runs(h: Harness):
+    h.upload("org/project")
+    h.complete("ERROR", job="project-docs", message="cannot clone org/x: not found", retry=False)
+    jobs = {j["name"]: j for p in status(h.engine)["pipelines"] for q in p["queues"]
+            for i in q["items"] for j in i["jobs"]}
+    assert jobs["project-docs"]["result"] == "ERROR"
+    assert jobs["project-docs"]["message"] == "cannot clone org/x: not found"
+    assert jobs["project-merge"]["message"] is None
+
+
+def test_refused_job_is_reported_at_once_not_retried(h: Harness):
+    a = h.upload("org/lossy")
+    why = "worker refused the job: invalid run script '/srv/x.sh': must be relative to the workspace"
+    h.complete("ERROR", message=why, retry=False)
+    assert len(h.launched()) == 1  # not launched again: it would be refused again
+    r = h.reports_for(a)[-1]
+    assert r.labels == {"Verified": -1}
+    assert f" : ERROR: {why} in 0m 00s" in r.message, r.message
 
 
 def test_failure_is_never_retried(h: Harness):

@@ -36,7 +36,7 @@ def test_launcher_exception_becomes_lost_build(h: Harness):
     h.upload("org/lossy")
     # the first launch raised: the build counts as LOST and is retried
     assert [b.job for b in h.running()] == ["project-lossy"]
-    assert "LOST (attempt 1 of 2)" in h.sched.explain(1)
+    assert "LOST: launch failed: gearman is down (attempt 1 of 2)" in h.sched.explain(1)
     h.launcher.fail_launch = 2
     b = h.upload("org/lossy")
     r = h.reports_for(b)[-1]
