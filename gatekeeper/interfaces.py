@@ -98,6 +98,11 @@ class Launcher(Protocol):
         and the caller forgets it)."""
         ...
 
+    def abandon(self, build_uuid: str, worker: str | None) -> None:
+        """Stop a build an earlier scheduler process launched (after a restart
+        it can never report here); best effort, no event follows."""
+        ...
+
 
 @dataclass(frozen=True)
 class MergeItem:

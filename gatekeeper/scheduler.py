@@ -25,6 +25,7 @@ from gatekeeper.core.context import Context
 from gatekeeper.core.door import Door
 from gatekeeper.core.engine import Engine
 from gatekeeper.core.explain import explain_change
+from gatekeeper.core.reconcile import reconcile
 from gatekeeper.core.status import status as core_status
 from gatekeeper.interfaces import (
     BuildRequest,
@@ -48,7 +49,8 @@ from gatekeeper.model.events import (
     Reconfigure,
     TriggerEvent,
 )
-from gatekeeper.store.journal import StateJournal
+from gatekeeper.model.runtime import QueueItem
+from gatekeeper.store.journal import Restored, StateJournal
 from gatekeeper.store.outbox import Outbox, OutboxEntry, ReportSender
 
 log = logging.getLogger("gatekeeper.scheduler")
@@ -61,6 +63,7 @@ RETRY_BASE = 5.0
 RETRY_CAP = 300.0
 RETRY_ATTEMPTS = 10
 EVENTS_KEPT = 600.0  # seconds of handled Gerrit events persisted, against catch-up repeats
+ALIVE_EVERY = 30.0  # seconds between writes of "events seen up to now" when idle
 
 
 def event_to_dict(ev: TriggerEvent) -> dict[str, Any]:
@@ -101,6 +104,12 @@ class AdapterEffects:
             self.launcher.cancel(build_uuid)
         except Exception:
             log.exception("cancelling build %s failed", build_uuid)
+
+    def abandon(self, build_uuid: str, worker: str | None) -> None:
+        try:
+            self.launcher.abandon(build_uuid, worker)
+        except Exception:
+            log.exception("stopping abandoned build %s failed", build_uuid)
 
     def merge(self, request: MergeRequest) -> None:
         try:
@@ -157,6 +166,9 @@ class Scheduler:
         self.event_time: float | None = None  # newest Gerrit event handled
         self._recent_events: deque[TriggerEvent] = deque()
         self._events_changed = False
+        self._lost: list[tuple[QueueItem, str]] = []  # builds given up at a restart
+        self._resume_time: float | None = None
+        self._alive_at = float("-inf")
 
     def attach_store(self, journal: StateJournal, outbox: Outbox | None = None,
                      sender: ReportSender | None = None) -> None:
@@ -188,6 +200,78 @@ class Scheduler:
     def reconfigure(self, layout: Layout) -> None:
         """Switch to ``layout`` on the loop thread (queued like SIGHUP)."""
         self.add_management_event(Reconfigure(loader=lambda: layout))
+
+    # --- restart ------------------------------------------------------------
+
+    def restore(self) -> Restored:
+        """Before ``start``: the last committed state back in the queues, then
+        reconciled with Gerrit; what was in flight is launched again."""
+        journal = self.journal
+        assert journal is not None, "attach_store() first"
+        with self._lock:
+            restored = journal.restore(self.engine)
+            journal.forget_dropped(restored)
+            events = restored.meta.get("events") or {}
+            self.event_time = events.get("time")
+            self._resume_time = events.get("alive", self.event_time)
+            self._recent_events = deque(event_from_dict(e) for e in events.get("recent") or ())
+            self._relaunch_in_flight()
+            journal.flush(self.engine, self.clock())  # the lost builds' history first
+            self._forget_lost()
+            self._reconcile()
+            self.engine.process()
+            self._persist()
+        return restored
+
+    def _relaunch_in_flight(self) -> None:
+        """Builds and merges in flight when the last process stopped cannot
+        report here (Gearman foreground jobs die with their client): stop the
+        builds on their workers (freeing their nodes), mark them LOST, and
+        let the managers launch them again; merges are requested again."""
+        ctx = self.engine.ctx
+        now = self.clock()
+        for uuid, (item, bs) in sorted(ctx.builds.items()):
+            build = next((b for b in bs.builds.values() if b.uuid == uuid), None)
+            if build is None:
+                continue
+            self.effects.abandon(uuid, build.worker)
+            self.door.set(build, result="LOST", end_time=now,
+                          message="the scheduler restarted while it ran")
+            self.door.note(item, "restart", f"{build.job} build {uuid[:7]} was in flight when "
+                           "the scheduler stopped: stopped and launched again")
+            self._lost.append((item, build.job))
+        for _uuid, (item, bs) in sorted(ctx.merges.items()):
+            self.door.set(bs, merge_state="new", merge_request=None)
+            self.door.note(item, "restart", "the speculative merge was in flight when the "
+                           "scheduler stopped: requested again")
+        ctx.builds.clear()
+        ctx.merges.clear()
+
+    def _forget_lost(self) -> None:
+        for item, job in self._lost:
+            self.door.drop_build(item.build_set, job)
+        self._lost = []
+
+    def _reconcile(self) -> None:
+        """Ask Gerrit about every restored change (see core/reconcile.py)."""
+        fresh: dict[int, Change] = {}
+        for state in self.engine.states.values():
+            for item in state.items():
+                c = item.change
+                if not isinstance(c, Change) or c.number in fresh:
+                    continue
+                try:
+                    self.source.invalidate(c.number)
+                    now = self.source.get_change(c.number, refresh=True)
+                except SourceUnavailable as e:
+                    log.warning("restart: cannot ask Gerrit about %s (%s); kept as it was",
+                                c.id_string, e)
+                    continue
+                if now is not None:
+                    fresh[c.number] = now
+        submitted = self.effects.outbox.submitted() if self.effects.outbox else set()
+        for item, why in reconcile(self.engine, fresh, submitted):
+            log.info("restart: %s dequeued from %s: %s", item.label, item.pipeline, why)
 
     # --- the loop -----------------------------------------------------------
 
@@ -248,15 +332,26 @@ class Scheduler:
                 self.event_time - EVENTS_KEPT:
             self._recent_events.popleft()
 
+    @property
+    def resume_time(self) -> float | None:
+        """Up to when the restored state had seen Gerrit's events (None: fresh)."""
+        return self._resume_time
+
+    def handled_events(self) -> list[TriggerEvent]:
+        return list(self._recent_events)
+
     def _persist(self) -> None:
         journal = self.journal
         if journal is None:
             return
         now = self.clock()
-        if self._events_changed:
-            journal.set_meta("events", {"time": self.event_time,
+        if self._events_changed or now - self._alive_at >= ALIVE_EVERY:
+            # "alive": the stream was being read up to here (a restart catches up
+            # from it, minus the catch-up margin); "recent": what was acted on.
+            journal.set_meta("events", {"time": self.event_time, "alive": now,
                                         "recent": [event_to_dict(e) for e in self._recent_events]})
             self._events_changed = False
+            self._alive_at = now
         if self.door.count != self._status_count and now - self._status_at >= self.status_every:
             self._status_count = self.door.count
             self._status_at = now

@@ -26,4 +26,4 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     check_config_files(config)
     return serve(lambda on_fatal: SchedulerService(config, on_fatal=on_fatal,
-                                                   with_gearman=True))
+                                                   with_gearman=True, standby=True))

@@ -157,6 +157,16 @@ class GearmanLauncher(JobOwner):
         self._work.put(("cancel", build_uuid))
         return False
 
+    def abandon(self, build_uuid: str, worker: str | None) -> None:
+        """Ask ``worker`` to stop a build an earlier scheduler process launched
+        (its result cannot reach this one: Gearman foreground jobs die with
+        their client). The worker aborts it and releases its node."""
+        if worker is None:
+            log.info("build %s: launched before the restart and never started; nothing "
+                     "to stop", build_uuid)
+            return
+        self._work.put(("abandon", f"{build_uuid} {worker}"))
+
     def in_flight(self) -> list[str]:
         with self._lock:
             return [u for u, b in self._builds.items() if b.state != DONE]
@@ -182,6 +192,9 @@ class GearmanLauncher(JobOwner):
                     self._cancel(uuid)
                 elif what == "stop":
                     self._send_stop(uuid)
+                elif what == "abandon":
+                    build_uuid, worker = uuid.split(" ", 1)
+                    self._ask_stop(build_uuid, worker, f"stop:{build_uuid}:restart")
             except Exception:
                 log.exception("gearman launcher: %s %s failed", what, uuid)
                 if what == "launch":
@@ -294,6 +307,9 @@ class GearmanLauncher(JobOwner):
             build.stop_sent_to.add(worker)
             self._stop_seq += 1
             unique = f"stop:{uuid}:{self._stop_seq}"
+        self._ask_stop(uuid, worker, unique)
+
+    def _ask_stop(self, uuid: str, worker: str, unique: str) -> None:
         function = stop_function(worker)
         try:
             if not admin.registered(self._admin, function, timeout=self.admin_timeout):

@@ -279,10 +279,28 @@ class CatchUp:
         # Never reach back before the first connection: older events were
         # never ours to deliver (the scheduler starts from Gerrit's state).
         self._floor: float | None = None
+        self._resumed = False
 
     @property
     def watermark(self) -> float | None:
         return self._watermark
+
+    @property
+    def resumed(self) -> bool:
+        """Whether ``resume`` gave a watermark from an earlier process: then
+        the first connection catches up too, not only reconnects."""
+        return self._resumed
+
+    def resume(self, watermark: float, handled: Iterable[TriggerEvent] = ()) -> None:
+        """Continue from an earlier process that had seen everything up to
+        ``watermark``; ``handled`` are the events it acted on lately (they
+        are not delivered again by catch-up)."""
+        with self._lock:
+            self._watermark = watermark
+            self._floor = watermark - self.margin
+            self._resumed = True
+            for ev in handled:
+                self.dedup.admit(ev)
 
     def note_connected(self) -> None:
         """The stream is up: nothing before now is news to a fresh subscriber."""

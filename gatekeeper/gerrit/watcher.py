@@ -9,7 +9,8 @@ delivered at once, any end of the stream (clean or not) closes the client
 and reconnects after capped exponential backoff with jitter, stop() joins,
 host keys are verified, only the configured key is offered, and an
 authentication or host-key failure is reported once and ends the watcher.
-After every reconnect (not the first connect) :class:`CatchUp` fills the gap."""
+After every reconnect, and on the first connect of a scheduler that resumed
+from its database (``CatchUp.resume``), :class:`CatchUp` fills the gap."""
 
 from __future__ import annotations
 
@@ -158,7 +159,7 @@ class GerritWatcher:
                     return
                 self._client = client
             self.connects += 1
-            if ever_connected and self._pending_since is None:
+            if (ever_connected or self.catchup.resumed) and self._pending_since is None:
                 self._pending_since = self.catchup.since()
             ever_connected = True
             started = self.clock()

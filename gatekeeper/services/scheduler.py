@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 
@@ -15,6 +16,11 @@ from gatekeeper.config import Config
 from gatekeeper.errors import UserError
 from gatekeeper.layout.loader import load_layout
 from gatekeeper.layout.model import Layout
+from gatekeeper.store.journal import StateJournal
+from gatekeeper.store.lock import SchedulerLock
+from gatekeeper.store.migrate import open_store
+from gatekeeper.store.outbox import Outbox, ReportSender, gerrit_applied
+from gatekeeper.store.recorder import HistoryRecorder
 
 log = logging.getLogger("gatekeeper.services.scheduler")
 
@@ -30,7 +36,8 @@ class SchedulerService:
     """Gerrit connection + Gearman launcher/merger client + the scheduler loop."""
 
     def __init__(self, config: Config, clock: Callable[[], float] = time.time,
-                 on_fatal: Callable[[str], None] | None = None, with_gearman: bool = False):
+                 on_fatal: Callable[[str], None] | None = None, with_gearman: bool = False,
+                 standby: bool = False):
         from gatekeeper.gearman.launcher import GearmanLauncher
         from gatekeeper.gearman.mergeclient import GearmanMerger
         from gatekeeper.gerrit.connection import GerritConnection
@@ -55,6 +62,20 @@ class SchedulerService:
         self.gearman_server = None
         self.web = None
         self._started = False
+        self.on_fatal = on_fatal
+        # State, outbox and history in the database (a bad one stops start-up here).
+        self.db = open_store(config.database.url)
+        self.lock = SchedulerLock(self.db)
+        self.standby = standby  # wait for the lock (PostgreSQL) instead of refusing
+        self.outbox = Outbox(self.db, self.gerrit.reporter,
+                             gerrit_applied(self.gerrit.source, config.gerrit.user), clock)
+        self.sender = ReportSender(self.outbox)
+        self.scheduler.attach_store(
+            StateJournal(self.db, HistoryRecorder(config.scheduler.history_days)),
+            self.outbox, self.sender)
+        self._stopping = threading.Event()
+        self._takeover: threading.Thread | None = None
+        self.active = threading.Event()  # set once this process runs the pipelines
 
     def _on_trigger(self, event: object) -> None:
         self.scheduler.add_trigger_event(event)  # type: ignore[arg-type]
@@ -66,17 +87,48 @@ class SchedulerService:
         if self._started:
             return self
         self._started = True
+        self._stopping.clear()
+        if self.lock.try_acquire():
+            self._run_active()
+        elif self.standby and self.lock.can_wait:
+            self._takeover = threading.Thread(target=self._wait_and_take_over,
+                                              name="gatekeeper-standby", daemon=True)
+            self._takeover.start()
+        else:
+            self._started = False
+            self.lock.acquire(self._stopping)  # raises the clear UserError
+        return self
+
+    def _wait_and_take_over(self) -> None:
+        try:
+            if self.lock.acquire(self._stopping):
+                self._run_active()
+        except Exception as e:
+            log.exception("standby: taking over failed")
+            if self.on_fatal is not None:
+                self.on_fatal(f"standby: taking over failed: {e}")
+
+    def _run_active(self) -> None:
+        """Restore → reconcile with Gerrit → catch up from the last event → serve."""
+        started = time.monotonic()
         if self.with_gearman:
             self.gearman_server = start_gearman(self.config)
         self.launcher.start()
         self.merger.start()
+        self.scheduler.restore()
+        if self.scheduler.resume_time is not None:
+            self.gerrit.catchup.resume(self.scheduler.resume_time,
+                                       self.scheduler.handled_events())
+        self.sender.start()
         self.scheduler.start()
         self.web = self._start_web()
         self.gerrit.start()
-        log.info("scheduler started: %d pipelines, %d projects, %d jobs",
+        self.active.set()
+        log.info("scheduler active in %.1fs: %d pipelines, %d projects, %d jobs, "
+                 "%d items restored", time.monotonic() - started,
                  len(self.scheduler.layout.pipelines), len(self.scheduler.layout.projects),
-                 len(self.scheduler.layout.jobs))
-        return self
+                 len(self.scheduler.layout.jobs),
+                 sum(len(s.items()) for s in self.scheduler.engine.states.values()))
 
     def _start_web(self):  # -> WebServer
         """Status page and JSON; also the build logs when they are on this host."""
@@ -86,7 +138,7 @@ class SchedulerService:
         log_root = self.config.worker.log_root
         try:
             return WebServer(w.host, w.port, log_root if os.path.isdir(log_root) else None,
-                             status=self.scheduler.status,
+                             status=self.scheduler.last_status,
                              explain=self.scheduler.explain).start()
         except OSError as e:
             raise UserError(f"{self.config.path}: web.listen: cannot listen on "
@@ -102,17 +154,24 @@ class SchedulerService:
         if not self._started:
             return
         self._started = False
+        self._stopping.set()
+        if self._takeover is not None:
+            self._takeover.join(30)
+            self._takeover = None
         # Stop the inputs first, then the loop, then the outputs.
         self.gerrit.stop()
         if self.web is not None:
             self.web.stop()
             self.web = None
         self.scheduler.stop()
+        self.sender.stop()
         self.merger.stop()
         self.launcher.stop()
         if self.gearman_server is not None:
             self.gearman_server.stop()
             self.gearman_server = None
+        self.active.clear()
+        self.lock.release()
         log.info("scheduler stopped")
 
 

@@ -90,6 +90,15 @@ class Outbox:
         assert row is not None
         return self._deliver(row)
 
+    def submitted(self) -> set[str]:
+        """Uuids of items whose submit was sent, or may have been (its answer is
+        known here, or Gerrit is asked before anything is repeated)."""
+        t = schema.outbox
+        with self.engine.connect() as conn:
+            keys = conn.execute(sa.select(t.c.key).where(
+                t.c.submit.is_(True), sa.or_(t.c.attempts > 0, t.c.sent.is_not(None)))).scalars()
+            return {k.split("/", 1)[0] for k in keys}
+
     def pending(self) -> list[Any]:
         t = schema.outbox
         with self.engine.connect() as conn:

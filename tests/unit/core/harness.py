@@ -185,6 +185,11 @@ class FakeLauncher:
             b.state = "cancelled"
         return True
 
+    def abandon(self, build_uuid: str, worker: str | None) -> None:
+        b = self.by_uuid.get(build_uuid)
+        if b is not None and b.state == "running":
+            b.state = "abandoned"
+
 
 class FakeMerger:
     def __init__(self, harness: Harness):

@@ -34,3 +34,15 @@ class StoredHarness(Harness):
             if not self.outbox.send_pending() and not self.sched.pending():
                 return
         raise AssertionError("the scheduler did not settle")
+
+
+def restart(h: StoredHarness) -> None:
+    """A new scheduler process on the same database and the same outside world
+    (what the old one had not committed is gone, as after kill -9)."""
+    from gatekeeper.scheduler import Scheduler
+
+    h.sched = Scheduler(h.layout, h.source, h.reporter, h.launcher, h.merger, h.clock,
+                        status_url="https://status.example.org/", new_uuid=h._uuid)
+    h.attach()
+    h.sched.restore()
+    h.settle()

@@ -1,0 +1,96 @@
+"""Restart from the database: queues, windows, builds in flight, reports once."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from tests.unit.store.support import StoredHarness, restart
+
+
+def snapshot(h: StoredHarness):
+    out = {}
+    for name, state in h.engine.states.items():
+        out[name] = [(q.name, q.window, [(i.label, i.live, i.item_ahead.label if i.item_ahead
+                                          else None) for i in q.items]) for q in state.queues]
+    return out
+
+
+def votes(h: StoredHarness):
+    return Counter((r.change, tuple(sorted(r.labels.items())), r.submit)
+                   for r in h.reporter.reports)
+
+
+def test_restart_restores_queues_in_order_and_relaunches_builds_in_flight(store):
+    h = StoredHarness(store)
+    changes = [h.source.add("org/project") for _ in range(4)]
+    for c in changes:
+        h.approve(c)
+    h.upload("org/project")  # check pipeline too
+    h.release("project-merge", changes[0])
+    before = snapshot(h)
+    running = {(b.job, b.change) for b in h.running()}
+    reports = len(h.reporter.reports)
+    restart(h)
+    assert snapshot(h) == before
+    assert {(b.job, b.change) for b in h.running()} == running  # launched again ...
+    assert not [b for b in h.launcher.builds if b.state == "running"
+                and b.request.uuid not in {x.request.uuid for x in h.running()}]
+    abandoned = [b for b in h.launcher.builds if b.state == "abandoned"]
+    assert {(b.job, b.change) for b in abandoned} == running  # ... and the old ones stopped
+    assert len(h.reporter.reports) == reports  # nothing reported again
+    text = h.sched.explain(2)
+    assert "was in flight when the scheduler stopped" in text
+    h.release_all()
+    assert h.merged == [1, 2, 3, 4]
+    assert all(n == 1 for n in votes(h).values()), votes(h)
+
+
+def test_a_submit_sent_before_the_crash_is_not_sent_again(store):
+    h = StoredHarness(store)
+    a, b = h.source.add("org/project"), h.source.add("org/project")
+    h.approve(a)
+    h.approve(b)
+    h.release("project-merge")
+
+    def crash(*_a, **_k):  # the database write of the turn that submitted never happens
+        raise RuntimeError("killed")
+
+    h.journal.flush = crash
+    h.release(change=a)
+    assert h.merged == [1]
+    restart(h)
+    h.release_all()
+    assert h.merged == [1, 2]
+    submits = [r for r in h.reporter.reports if r.submit]
+    assert [r.change for r in submits] == ["1,1", "2,1"]
+    assert all(n == 1 for n in votes(h).values()), votes(h)
+    assert "reported success" in h.sched.explain(1) or "submitted" in h.sched.explain(1)
+
+
+def test_reconcile_dequeues_what_changed_in_gerrit_while_stopped(store):
+    h = StoredHarness(store)
+    a, b, c = (h.source.add("org/project") for _ in range(3))
+    for x in (a, b, c):
+        h.approve(x)
+    h.source.update(a.number, status="ABANDONED")
+    h.source.new_patchset(b.number)
+    cur = h.source.changes[c.number]
+    h.source.update(c.number, approvals=[x for x in cur.approvals if x.label != "Code-Review"])
+    restart(h)
+    assert h.queue() == []
+    assert "abandoned while the scheduler was stopped" in h.sched.explain(1)
+    assert "patchset 2 was uploaded while the scheduler was stopped" in h.sched.explain(2)
+    assert "lacks the vote" in h.sched.explain(3) and "while the scheduler was stopped" \
+        in h.sched.explain(3)
+
+
+def test_outbox_entries_unsent_at_the_crash_are_sent_once(store):
+    h = StoredHarness(store)
+    a = h.source.add("org/project")
+    h.outbox.send_pending = lambda: 0  # the sender never got to them
+    h.approve(a)
+    assert h.reporter.reports == []
+    restart(h)  # the new process's sender sends the committed start report
+    assert [r.labels for r in h.reporter.reports] == [{"Verified": 0}]
+    h.release_all()
+    assert [r.labels for r in h.reporter.reports] == [{"Verified": 0}, {"Verified": 2}]
