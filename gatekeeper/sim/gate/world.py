@@ -279,6 +279,9 @@ class World:
             self._free(b)
         return True
 
+    def abandon(self, build_uuid: str, worker: str | None) -> None:
+        """Launcher protocol: the simulated scheduler never restarts."""
+
     @property
     def busy(self) -> int:
         return self._busy
