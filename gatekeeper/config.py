@@ -20,6 +20,7 @@ import voluptuous as vol
 
 from gatekeeper.errors import UserError
 from gatekeeper.model.names import SAFE_HOST, SAFE_USER, BadName, check_git_url
+from gatekeeper.nodes.holdcap import DEFAULT_MAX_HELD
 from gatekeeper.yamlutil import LineDict, invalid_lines, line_for_path, load_file, located
 
 log = logging.getLogger("gatekeeper.config")
@@ -104,6 +105,7 @@ class WorkerConfig:
     executors: int | None = None  # builds at once; None: one per static node (2 with the pool)
     hold_hours: float = 24.0  # how long a failed build's node is held
     jobs_dir: str | None = None  # site job scripts, copied to WORKSPACE/.gatekeeper/jobs/
+    max_held: float = DEFAULT_MAX_HELD  # failed builds hold at most this share of a label's nodes
 
 
 @dataclass(frozen=True)
@@ -311,6 +313,8 @@ SCHEMA = vol.Schema(
             "executors": vol.All(int, vol.Range(min=1, msg="must be at least 1")),
             "hold_hours": _nonneg_number,
             "jobs_dir": _str,
+            "max_held": vol.All(vol.Coerce(float), vol.Range(min=0, max=1),
+                                msg="expected a fraction of a label's nodes (0 to 1)"),
         },
         # Open until the node-pool issue defines it: any mapping is accepted.
         "pool": vol.Any(None, dict, msg="expected a mapping"),
@@ -422,6 +426,7 @@ def _build(path: str, data: dict[str, Any]) -> Config:
         executors=wk.get("executors"),
         hold_hours=wk.get("hold_hours", 24.0),
         jobs_dir=rel(wk.get("jobs_dir")),
+        max_held=wk.get("max_held", DEFAULT_MAX_HELD),
         nodes=tuple(
             StaticNode(
                 name=n["name"],

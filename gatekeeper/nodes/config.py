@@ -13,6 +13,7 @@ Example::
       id: gk1                      # tags every server (leak detection)
       state_dir: pool              # local provider nodes live here
       hold_time: 86400             # default hold for failed builds
+      max_held: 0.5                # builds hold at most this fraction of a label's nodes
       metrics: {listen: "127.0.0.1:9102", statsd: "127.0.0.1:8125"}
       labels:
         - {name: debian, image: debian-12, min_ready: 2}
@@ -61,6 +62,7 @@ from typing import Any
 import voluptuous as vol
 
 from gatekeeper.errors import UserError
+from gatekeeper.nodes.holdcap import DEFAULT_MAX_HELD
 from gatekeeper.nodes.planner import STATIC, Timeouts
 from gatekeeper.nodes.providers import BootSpec, ProviderError
 from gatekeeper.nodes.providers.static import (
@@ -156,6 +158,8 @@ POOL_SCHEMA = vol.Schema({
     "state_dir": str,
     "database": str,
     "hold_time": _pos,
+    "max_held": vol.All(vol.Coerce(float), vol.Range(min=0, max=1),
+                        msg="expected a fraction of a label's nodes (0 to 1)"),
     "tick_interval": _pos,
     "reap_interval": _pos,
     "poll_interval": _pos,
@@ -396,6 +400,7 @@ def build_pool(pool: dict[str, Any], base_dir: str, state_dir: str,
                         in_use=data.get("in_use_timeout", 2 * 86400.0))
     cfg = PoolConfig(data.get("id", "gatekeeper"), providers, labels, timeouts,
                      hold_time=data.get("hold_time", 86400.0),
+                     max_held=data.get("max_held", DEFAULT_MAX_HELD),
                      tick_interval=data.get("tick_interval", 1.0),
                      reap_interval=data.get("reap_interval", 60.0),
                      poll=data.get("poll_interval", 1.0),

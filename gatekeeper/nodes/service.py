@@ -39,6 +39,7 @@ from gatekeeper.nodes.db import (
     Node,
     PoolStore,
 )
+from gatekeeper.nodes.holdcap import DEFAULT_MAX_HELD, hold_refusal
 from gatekeeper.nodes.metrics import PoolMetrics
 from gatekeeper.nodes.planner import STATIC, Plan, Snapshot, Timeouts, plan
 from gatekeeper.nodes.providers import META_IMAGE, META_NODE, META_POOL, ProviderError
@@ -72,10 +73,15 @@ class PoolConfig:
     labels: dict[str, LabelSpec]
     timeouts: Timeouts = field(default_factory=Timeouts)
     hold_time: float = 86400.0  # default hold for failed builds
+    max_held: float = DEFAULT_MAX_HELD  # builds' holds per label: see nodes/holdcap.py
     tick_interval: float = 1.0
     reap_interval: float = 60.0
     poll: float = 0.5  # how often actions poll a provider or a booting node
     max_workers: int = 16
+
+
+# Nodes of a label that are, or will be, in rotation (in-use counts: it returns).
+IN_SERVICE = (BUILDING, READY, IN_USE, USED, HOLD)
 
 
 class PoolService:
@@ -424,11 +430,18 @@ class PoolService:
         if state not in ("used", "hold"):
             return f"bad release state {state!r}"
         failed = state == "hold" or (result not in ("", "SUCCESS"))
+        autoheld = False
         if failed and node.project and node.job:
             ah = self.store.consume_autohold(node.project, node.job)
             if ah is not None:
                 state, hold_for = "hold", ah.hold_for if ah.hold_for is not None else -1.0
                 reason = f"autohold {ah.id}: {ah.reason}".strip()
+                autoheld = True  # an operator asked for it: not capped
+        if state == "hold" and not autoheld:
+            refused = self._hold_refusal(node)
+            if refused is not None:
+                log.info("node %d not held: %s", node.id, refused)
+                state = "used"
         if state == "hold":
             until = None if hold_for is not None and hold_for < 0 else \
                 now + (hold_for if hold_for is not None else self.config.hold_time)
@@ -440,6 +453,11 @@ class PoolService:
             ok = self.store.transition(node.id, [IN_USE], USED, now)
         self.wake()
         return "" if ok else f"node {node_id} changed state meanwhile"
+
+    def _hold_refusal(self, node: Node) -> str | None:
+        same = self.store.list_nodes(IN_SERVICE, label=node.label)
+        held = sum(1 for n in same if n.state == HOLD)
+        return hold_refusal(node.label, len(same), held, self.config.max_held)
 
     # -- operator actions (also used by the CLI through the database) ---------
     def waiting(self) -> dict[str, int]:

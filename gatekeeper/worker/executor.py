@@ -162,7 +162,8 @@ class BuildExecutor:
                 log.exception("build %s: internal error", spec.uuid)
                 console(f"ERROR: internal error of the worker: {type(e).__name__}: {e}")
                 out.result, out.message = "ERROR", f"internal error: {type(e).__name__}"
-            if out.result in ("FAILURE", "TIMED_OUT") and spec.hold_on_failure:
+            if (out.result in ("FAILURE", "TIMED_OUT") and spec.hold_on_failure
+                    and s.hold_for > 0):
                 release_state = "hold"
             console(f"Build {spec.uuid}: {out.result}")
         finally:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from gatekeeper.interfaces import NodeClaimError, NodeLease
+from gatekeeper.nodes.holdcap import DEFAULT_MAX_HELD, hold_refusal
 
 __all__ = ["NodeClaimError", "StaticNode", "StaticNodeClaimer"]
 
@@ -56,7 +57,9 @@ class StaticNodeClaimer:
     variable with real time (``claim``'s ``timeout`` is in seconds)."""
 
     def __init__(self, nodes: Iterable[StaticNode],
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 max_held: float = DEFAULT_MAX_HELD) -> None:
+        self.max_held = max_held  # see gatekeeper.nodes.holdcap
         self._slots: dict[str, _Slot] = {}
         for n in nodes:
             if n.name in self._slots:
@@ -115,15 +118,29 @@ class StaticNodeClaimer:
                 log.warning("release of node %s that is not claimed", lease.node_id)
                 return
             build, slot.build = slot.build, None
-            if state == "hold" and (hold_for is None or hold_for > 0):
+            refused = self._hold_refusal(slot) if state == "hold" else None
+            if refused is not None:
+                log.info("node %s not held: %s; released by build %s", lease.node_id,
+                         refused, build)
+            elif state == "hold" and (hold_for is None or hold_for > 0):
                 slot.held_until = (self._clock() + hold_for if hold_for is not None
                                    else float("inf"))
                 slot.hold_reason = reason or f"build {build}"
                 log.info("node %s held for %s: %s", lease.node_id,
                          "ever" if hold_for is None else f"{hold_for:g}s", slot.hold_reason)
             else:
-                log.info("node %s released by build %s (%s)", lease.node_id, build, state)
+                log.info("node %s released by build %s", lease.node_id, build)
             self._cond.notify_all()
+
+    def _hold_refusal(self, slot: _Slot) -> str | None:
+        self._expire_holds()
+        for label in slot.node.labels:
+            same = [s for s in self._slots.values() if label in s.node.labels]
+            held = sum(1 for s in same if s.held_until is not None)
+            why = hold_refusal(label, len(same), held, self.max_held)
+            if why is not None:
+                return why
+        return None
 
     def unhold(self, node_name: str) -> bool:
         """Return a held node to service (operator action); False if it was not held."""

@@ -123,7 +123,8 @@ def worker_from_config(cfg: Any, options: WorkerOptions | None = None,
     opts = options or WorkerOptions()
     wk = cfg.worker
     name = opts.name or wk.hostname
-    static = StaticNodeClaimer(static_nodes(cfg, opts.known_hosts)) if wk.nodes else None
+    static = (StaticNodeClaimer(static_nodes(cfg, opts.known_hosts), max_held=wk.max_held)
+              if wk.nodes else None)
     labels = set(static.labels) if static is not None else pool_labels(cfg.pool)
     if not labels:
         raise UserError(f"{cfg.path}: worker: no worker.nodes and no pool labels: "

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from gatekeeper.nodes.db import DELETED, HOLD, IN_USE, READY, USED
+from gatekeeper.nodes.db import DELETED, DELETING, HOLD, IN_USE, READY, USED
 from gatekeeper.nodes.fakecloud import FakeCloud
 from gatekeeper.nodes.runtime import Health
 from gatekeeper.nodes.service import PoolService
@@ -208,6 +208,7 @@ def test_hold_expires_and_node_is_deleted(pool_store, pool_services):
     svc = start(pool_services, pool_store, [cloud], [cloud_provider(cloud)], min_ready=1)
     wait_for(lambda: ready(pool_store))
     lease, _ = claim_sync(svc)
+    wait_for(lambda: ready(pool_store), what="the replacement (the held node is not the last)")
     assert svc.release(lease["node_id"], "hold", hold_for=0.2, reason="debug") == ""
     node = pool_store.get_node(int(lease["node_id"]))
     assert node.state == HOLD
@@ -280,3 +281,20 @@ def test_static_hosts_registered_and_removed(pool_store):
     service(["m2"]).register_static()  # m1 removed from the config
     assert pool_store.get_node(nodes["m1"].id).state == DELETED
     assert pool_store.get_node(nodes["m2"].id).state == IN_USE
+
+
+def test_a_build_cannot_hold_the_last_node_of_a_label(pool_store, pool_services):
+    """min_ready 0: the claim launches the label's only node; a failed build's
+    hold would take the label out of service, so the node is used instead.
+    An autohold (an operator's explicit request) is not capped."""
+    cloud = FakeCloud("c1")
+    svc = start(pool_services, pool_store, [cloud], [cloud_provider(cloud)], min_ready=0)
+    a, err = claim_sync(svc, build="ba")
+    assert not err
+    assert svc.release(a["node_id"], "hold", hold_for=3600, reason="tests failed") == ""
+    assert pool_store.get_node(int(a["node_id"])).state in (USED, DELETING, DELETED)
+    pool_store.add_autohold("org/p", "unit", 1, None, "debug", 0.0)
+    b, err = claim_sync(svc, build="bb", project="org/p", job="unit")
+    assert not err
+    assert svc.release(b["node_id"], "used", result="FAILURE") == ""
+    assert pool_store.get_node(int(b["node_id"])).state == HOLD

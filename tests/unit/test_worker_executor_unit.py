@@ -127,3 +127,28 @@ def test_internal_error_is_error_with_logs_and_release(tmp_path: Path) -> None:
     assert c.released == [("n1", "used")]
     console = (tmp_path / "logs" / out.log_path / "console.txt").read_text()
     assert "internal error of the worker: KeyError" in console
+
+
+class FailingExecutor(BuildExecutor):
+    def _on_node(self, *args: Any) -> str:  # the script failed
+        return "FAILURE"
+
+
+def test_failed_build_holds_unless_hold_hours_is_0(tmp_path: Path, caplog: Any) -> None:
+    from gatekeeper.worker.nodes import StaticNode, StaticNodeClaimer
+
+    for hours, held in ((0.0, None), (1.0, 4600.0)):
+        clock = lambda: 1000.0  # noqa: E731
+        nodes = [StaticNode(f"n{i}", "127.0.0.1", ("small",)) for i in range(2)]
+        claimer = StaticNodeClaimer(nodes, clock=clock)
+        s = ExecutorSettings("w", tmp_path / "jobs", tmp_path / "logs", "http://logs/",
+                             hold_for=hours * 3600)
+        caplog.clear()
+        with caplog.at_level("INFO", logger="gatekeeper.worker.nodes"):
+            out = FailingExecutor(s, claimer, WorkspaceBuilder()).run(
+                spec(), Reporter(), threading.Event())
+        assert out.result == "FAILURE"
+        assert claimer.state()[0]["held_until"] == held
+        text = caplog.text
+        assert ("held for" in text) == (held is not None)
+        assert "(hold)" not in text and "not held" not in text

@@ -85,8 +85,9 @@ def test_concurrent_claims_never_share_a_node() -> None:
 
 def test_hold_expires_on_the_clock_and_unhold() -> None:
     clock = FakeClock()
-    c = StaticNodeClaimer(nodes(1), clock=clock)
+    c = StaticNodeClaimer(nodes(2), clock=clock)
     lease = c.claim("small", "b1", 1)
+    c.claim("small", "busy", 1)  # n1 stays busy: only n0 can come back
     c.release(lease, "hold", hold_for=3600, reason="failed build")
     st = c.state()[0]
     assert st["held_until"] == 4600.0 and st["hold_reason"] == "failed build"
@@ -110,3 +111,30 @@ def test_release_checks_state_and_ignores_unclaimed() -> None:
     c.release(lease, "used")  # twice: logged, harmless
     assert c.state()[0]["build"] is None
     assert c.labels == frozenset({"small"})
+
+
+def test_builds_never_hold_the_last_node_of_a_label() -> None:
+    """One static node, a failed build: the node goes back into service."""
+    c = StaticNodeClaimer(nodes(1))
+    lease = c.claim("small", "b1", 1)
+    c.release(lease, "hold", hold_for=3600, reason="failed build")
+    assert c.state()[0]["held_until"] is None
+    assert c.claim("small", "b2", 0.01).node_id == "n0"
+
+
+@pytest.mark.parametrize("count, max_held, held", [(2, 0.5, 1), (3, 0.5, 1), (4, 0.5, 2),
+                                                   (4, 1.0, 3), (4, 0.0, 0), (5, 0.25, 1)])
+def test_hold_cap_per_label(count: int, max_held: float, held: int) -> None:
+    c = StaticNodeClaimer(nodes(count), max_held=max_held)
+    leases = [c.claim("small", f"b{i}", 1) for i in range(count)]
+    for lease in leases:  # every build failed
+        c.release(lease, "hold", hold_for=3600, reason="failed")
+    assert sum(1 for st in c.state() if st["held_until"] is not None) == held
+
+
+def test_hold_cap_counts_every_label_of_the_node() -> None:
+    c = StaticNodeClaimer(nodes(2, ("small",)) + [
+        StaticNode(name="big", host="127.0.0.1", labels=("small", "big"))])
+    lease = c.claim("big", "b1", 1)
+    c.release(lease, "hold", hold_for=3600)  # the only 'big' node: not held
+    assert all(st["held_until"] is None for st in c.state())
