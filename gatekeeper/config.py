@@ -79,6 +79,8 @@ class MergerConfig:
     url: str | None = None  # where workers fetch prepared refs (ZUUL_URL); None: the git daemon
     publish_dir: str = ""  # bare repositories holding the published refs/gatekeeper/... refs
     git_daemon: tuple[str, int] | None = ("127.0.0.1", 9418)  # serves publish_dir; None: off
+    git_ssh_key: str | None = None  # for an ssh:// git_url_base (default: gerrit.sshkey)
+    git_known_hosts: str | None = None  # its host key (default: gerrit.known_hosts)
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,8 @@ class WorkerConfig:
     hold_hours: float = 24.0  # how long a failed build's node is held
     jobs_dir: str | None = None  # site job scripts, copied to WORKSPACE/.gatekeeper/jobs/
     max_held: float = DEFAULT_MAX_HELD  # failed builds hold at most this share of a label's nodes
+    git_ssh_key: str | None = None  # private key for an ssh:// git_base_url
+    git_known_hosts: str | None = None  # known_hosts with that git server's host key
 
 
 @dataclass(frozen=True)
@@ -302,6 +306,8 @@ SCHEMA = vol.Schema(
             "url": _named(lambda u: check_git_url(u, "ZUUL_URL")),
             "publish_dir": _str,
             "git_daemon": vol.Any(False, _listen, msg="expected HOST:PORT or false"),
+            "git_ssh_key": _str,
+            "git_known_hosts": _str,
         },
         "worker": {
             "jobs_root": _str,
@@ -313,6 +319,8 @@ SCHEMA = vol.Schema(
             "executors": vol.All(int, vol.Range(min=1, msg="must be at least 1")),
             "hold_hours": _nonneg_number,
             "jobs_dir": _str,
+            "git_ssh_key": _str,
+            "git_known_hosts": _str,
             "max_held": vol.All(vol.Coerce(float), vol.Range(min=0, max=1),
                                 msg="expected a fraction of a label's nodes (0 to 1)"),
         },
@@ -415,6 +423,8 @@ def _build(path: str, data: dict[str, Any]) -> Config:
         url=m.get("url"),
         publish_dir=rel(m.get("publish_dir", os.path.join(state_dir, "publish"))) or "",
         git_daemon=m.get("git_daemon", ("127.0.0.1", 9418)) or None,
+        git_ssh_key=rel(m.get("git_ssh_key")),
+        git_known_hosts=rel(m.get("git_known_hosts")),
     )
     wk = data.get("worker") or {}
     worker = WorkerConfig(
@@ -427,6 +437,8 @@ def _build(path: str, data: dict[str, Any]) -> Config:
         hold_hours=wk.get("hold_hours", 24.0),
         jobs_dir=rel(wk.get("jobs_dir")),
         max_held=wk.get("max_held", DEFAULT_MAX_HELD),
+        git_ssh_key=rel(wk.get("git_ssh_key")),
+        git_known_hosts=rel(wk.get("git_known_hosts")),
         nodes=tuple(
             StaticNode(
                 name=n["name"],

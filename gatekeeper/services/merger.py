@@ -29,7 +29,7 @@ class MergerProcess:
             except OSError as e:
                 raise UserError(f"{config.path}: merger: {d}: {e.strerror or e}") from e
         if m.git_url_base:
-            url_base, key, known_hosts = m.git_url_base, None, None
+            url_base, key, known_hosts = m.git_url_base, m.git_ssh_key, m.git_known_hosts
         else:  # straight from Gerrit over SSH, as the scheduler's account
             url_base = f"ssh://{g.user}@{g.server}:{g.port}/"
             key, known_hosts = g.sshkey, (g.known_hosts if g.host_key_checking else None)

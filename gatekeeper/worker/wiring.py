@@ -133,6 +133,10 @@ def worker_from_config(cfg: Any, options: WorkerOptions | None = None,
     executors = opts.executors or wk.executors or (len(wk.nodes) if wk.nodes else 2)
     if executors < 1:
         raise UserError("worker: --executors must be at least 1")
+    for key, path in (("git_ssh_key", wk.git_ssh_key), ("git_known_hosts", wk.git_known_hosts),
+                      ("jobs_dir", wk.jobs_dir)):
+        if path and not os.path.exists(path):
+            raise UserError(f"{cfg.path}: worker.{key}: {path}: no such file or directory")
     log_url = wk.log_url or f"http://{cfg.web.host}:{cfg.web.port}/logs"
     for d in (wk.jobs_root, wk.log_root):
         try:
@@ -165,7 +169,9 @@ def worker_from_config(cfg: Any, options: WorkerOptions | None = None,
              else Path(opts.git_cache) if opts.git_cache else None)
     executor = BuildExecutor(settings, claimer,
                              WorkspaceBuilder(git_base_url=opts.git_base_url or wk.git_base_url,
-                                              cache_dir=cache, jobs_dir=wk.jobs_dir))
+                                              cache_dir=cache, jobs_dir=wk.jobs_dir,
+                                              ssh_key=wk.git_ssh_key,
+                                              known_hosts=wk.git_known_hosts))
     g = cfg.gearman
     return WorkerService(executor, functions,
                          [GearServer(g.server, g.port, g.ssl_key, g.ssl_cert, g.ssl_ca)],

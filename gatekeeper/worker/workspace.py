@@ -16,6 +16,7 @@ import fcntl
 import logging
 import os
 import re
+import shlex
 import shutil
 import subprocess
 from collections.abc import Callable, Sequence
@@ -46,6 +47,18 @@ class RepoHead:
         return f"{self.project}: {self.sha} {self.subject} ({self.checkout})"
 
 
+def git_ssh_command(ssh_key: str | None, known_hosts: str | None) -> str:
+    """GIT_SSH_COMMAND for ``ssh_key``; the host key must be in ``known_hosts``
+    (default: the worker user's ~/.ssh/known_hosts). Values are shell-quoted."""
+    argv = ["ssh", "-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"]
+    if ssh_key:
+        argv += ["-i", ssh_key, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none"]
+    if known_hosts:
+        argv += ["-o", f"UserKnownHostsFile={known_hosts}", "-o",
+                 "GlobalKnownHostsFile=/dev/null"]
+    return " ".join(shlex.quote(a) for a in argv)
+
+
 def redact_url(url: str) -> str:
     """Hide user:password in a URL before it reaches a log."""
     return _USERINFO.sub("//***@", url)
@@ -61,7 +74,8 @@ class WorkspaceBuilder:
 
     def __init__(self, git_base_url: str | None = None, git: str = "git",
                  timeout: float = 900.0, cache_dir: Path | None = None,
-                 jobs_dir: str | Path | None = None) -> None:
+                 jobs_dir: str | Path | None = None, ssh_key: str | None = None,
+                 known_hosts: str | None = None) -> None:
         self.git_base_url = git_base_url
         self.jobs_dir = Path(jobs_dir) if jobs_dir else None  # the site's job scripts
         # Bare copies of each project's branches and tags, updated per build and
@@ -73,6 +87,10 @@ class WorkspaceBuilder:
         self._env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1",
                      "GIT_CONFIG_GLOBAL": os.devnull, "GIT_ASKPASS": "true",
                      "LC_ALL": "C"}
+        if ssh_key or known_hosts:
+            # ssh:// git URLs: this key and host key only (the worker's ~/.ssh
+            # config and agent play no part).
+            self._env["GIT_SSH_COMMAND"] = git_ssh_command(ssh_key, known_hosts)
 
     def _run(self, argv: Sequence[str], cwd: Path | None, say: Callable[[str], None],
              check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -385,3 +385,26 @@ def test_script_exit_255_is_failure_not_node_failure(worker_env: WorkerEnv) -> N
     assert out.result == "FAILURE", out
     console = (env.settings.log_root / out.log_path / "console.txt").read_text()
     assert "bye" in console and "NODE_FAILURE" not in console
+
+
+def test_site_job_script_from_jobs_dir_runs_on_the_node(worker_env: WorkerEnv,
+                                                        tmp_path: Path) -> None:
+    """worker.jobs_dir: the site's scripts land in .gatekeeper/jobs/ of every
+    workspace (executable), beside the shipped ones, and run from there."""
+    env = worker_env
+    jobs = tmp_path / "site-jobs"
+    (jobs / "unit").mkdir(parents=True)
+    script = jobs / "unit/run.sh"
+    script.write_text('#!/bin/sh\necho "site script in $PWD for $ZUUL_PROJECT"\n'
+                      'test -x .gatekeeper/jobs/devstack-vm-gate.sh\n')
+    script.chmod(0o755)
+    env.executor.workspace.jobs_dir = jobs
+    try:
+        ref, sha = env.sources.make_change({"x": "1\n"})
+        out, _, _ = run_build(env, build_args(env, "site0000001", ref, sha,
+                                              run=".gatekeeper/jobs/unit/run.sh"))
+    finally:
+        env.executor.workspace.jobs_dir = None
+    assert out.result == "SUCCESS", out
+    console = (env.settings.log_root / out.log_path / "console.txt").read_text()
+    assert "site script in " in console and "for org/project" in console
