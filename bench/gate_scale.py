@@ -1,0 +1,74 @@
+"""Run N approved changes to merge in virtual time: N = 1,000 vs 250.
+
+The real Scheduler on the unit-test harness (the gate pipeline of
+tests/unit/core/layouts.py: window 20, linear growth, no ceiling unless the
+layout sets one). All N changes are approved at once; then, round by round,
+every running build succeeds and the scheduler settles, until the queue is
+empty; then the same through the gate simulator (gatekeeper.sim.gate: build
+durations vary, 0 % and 10 % bad changes). Baseline, same run: N = 250. Prints wall time, the core's item visits
+(``ctx.ops``) and Door mutations per merged change, and the ratios (4x means
+a constant cost per merged change).
+
+    .venv/bin/python bench/gate_scale.py [--small 250] [--big 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from gatekeeper.sim.gate.run import simulate
+from gatekeeper.sim.gate.workload import Duration, Workload
+from tests.unit.core.harness import Harness
+from tests.unit.core.layouts import layout
+from tests.unit.core.test_scale import run_gate
+
+
+def measure(n: int) -> tuple[float, int, int]:
+    Harness.door_count = lambda self: self.sched.door.count  # type: ignore[attr-defined]
+    t0 = time.perf_counter()
+    ops, muts, h = run_gate(n)
+    took = time.perf_counter() - t0
+    assert len(h.merged) == n
+    return took, ops, muts
+
+
+def simulated(n: int, bad: float) -> tuple[float, int]:
+    """The gate simulator (real core, virtual clock): a backlog of ``n``."""
+    wl = Workload(name=f"backlog {n}", backlog=n, bad=bad, jobs=("test",),
+                  duration=Duration(30.0, 0.3), nodes=0,
+                  pipeline={"window": 20, "window-floor": 3, "window-increase-type": "linear",
+                            "window-increase-factor": 1, "window-decrease-type": "exponential",
+                            "window-decrease-factor": 2})
+    t0 = time.perf_counter()
+    res = simulate(wl, seed=1)
+    return time.perf_counter() - t0, res.merged
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--small", type=int, default=250)
+    ap.add_argument("--big", type=int, default=1000)
+    args = ap.parse_args()
+    assert "window: 20" in layout(window=20)
+    small = measure(args.small)
+    big = measure(args.big)
+    print(f"{'N':>6} {'seconds':>8} {'ops/change':>11} {'mutations/change':>17}")
+    for n, (t, ops, muts) in ((args.small, small), (args.big, big)):
+        print(f"{n:6d} {t:8.2f} {ops / n:11.1f} {muts / n:17.1f}")
+    k = args.big / args.small
+    print(f"ratio {args.big} vs {args.small} ({k:.0f}x the changes): {big[0] / small[0]:.1f}x time, "
+          f"{big[1] / small[1]:.1f}x ops, {big[2] / small[2]:.1f}x mutations")
+    for bad in (0.0, 0.1):
+        (ts, ms), (tb, mb) = simulated(args.small, bad), simulated(args.big, bad)
+        print(f"simulator, backlog, {bad:.0%} bad: N={args.small} {ts:.2f} s ({ms} merged), "
+              f"N={args.big} {tb:.2f} s ({mb} merged): {tb / ts:.1f}x time")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
