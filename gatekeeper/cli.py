@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "quickstart": ("gatekeeper.commands.quickstart", "run the local gate demo (all services, emulated Gerrit)"),
     "all-in-one": ("gatekeeper.commands.allinone", "run every service in one process"),
     "scheduler": ("gatekeeper.commands.scheduler", "run the scheduler service"),
+    "web": ("gatekeeper.commands.web", "run the web service (status, API, logs)"),
+    "client": ("gatekeeper.commands.client", "talk to the web API (status, enqueue, promote, ...)"),
     "explain": ("gatekeeper.commands.explain", "show every decision about a change"),
     "gearman": ("gatekeeper.commands.gearman", "run the embedded Gearman server"),
     "merger": ("gatekeeper.commands.merger", "run the speculative merger service"),

@@ -40,6 +40,7 @@ from gatekeeper.interfaces import (
 from gatekeeper.layout.model import Layout
 from gatekeeper.model.change import Change, Ref
 from gatekeeper.model.events import (
+    Answered,
     BuildCompleted,
     Dequeue,
     Enqueue,
@@ -475,22 +476,35 @@ class Scheduler:
         self.engine.on_trigger(ev, subject)
 
     def _management(self, ev: object) -> None:
+        if isinstance(ev, Answered):
+            try:
+                err = self._manage(ev.event)
+            except Exception as e:
+                err = f"internal error: {e}"
+                log.exception("management event %r failed", ev.event)
+            ev.reply(err)
+        else:
+            self._manage(ev)
+
+    def _manage(self, ev: object) -> str | None:
+        """Handle one management event; its error (also noted), or None."""
+        err: str | None
         if isinstance(ev, Reconfigure):
-            self._reconfigure(ev)
+            return self._reconfigure(ev)
         elif isinstance(ev, Enqueue):
             subject = self._subject(ev.project, ev.change_number, ev.patchset, ev.ref,
                                     ev.oldrev, ev.newrev)
             err = "the change or ref is unknown" if subject is None else \
                 self.engine.enqueue(ev.pipeline, subject)
-            self._note_error("enqueue", err)
+            return self._note_error("enqueue", err)
         elif isinstance(ev, Dequeue):
             key = str(ev.change_number) if ev.change_number is not None else f"{ev.project}:{ev.ref}"
-            self._note_error("dequeue", self.engine.dequeue(ev.pipeline, key))
+            return self._note_error("dequeue", self.engine.dequeue(ev.pipeline, key))
         elif isinstance(ev, Promote):
-            self._note_error("promote", self.engine.promote(
+            return self._note_error("promote", self.engine.promote(
                 ev.pipeline, [str(n) for n in ev.change_numbers]))
-        else:
-            log.warning("unknown management event %r ignored", ev)
+        log.warning("unknown management event %r ignored", ev)
+        return f"unknown management event {type(ev).__name__}"
 
     def _subject(self, project: str, number: int | None, patchset: int | None,
                  ref: str | None, oldrev: str | None, newrev: str | None) -> Change | Ref | None:
@@ -500,12 +514,13 @@ class Scheduler:
             return self.source.get_ref(project, ref, oldrev or "", newrev or "")
         return None
 
-    def _note_error(self, what: str, err: str | None) -> None:
+    def _note_error(self, what: str, err: str | None) -> str | None:
         if err:
             log.warning("%s: %s", what, err)
             self.errors.append(f"{what}: {err}")
+        return err
 
-    def _reconfigure(self, ev: Reconfigure) -> None:
+    def _reconfigure(self, ev: Reconfigure) -> str | None:
         try:
             if ev.loader is not None:
                 layout = ev.loader()
@@ -520,10 +535,11 @@ class Scheduler:
             msg = "new layout rejected; keeping the old one: " + "; ".join(text)
             log.error("%s", msg)
             self.errors.append(msg)
-            return
+            return msg
         self.engine.reconfigure(layout)
         self._reset_timers()
         log.info("layout reloaded from %s", ", ".join(layout.files) or "memory")
+        return None
 
     # --- queries (any thread) ---------------------------------------------
 

@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
                  if site.use_pool else f"{len(site.nodes)} static sshd nodes on ports "
                  + ", ".join(str(n.port) for n in site.nodes))
         say(f"  Gearman ({args.gearman}): 127.0.0.1:{cfg.gearman.port}; {nodes}")
-        say(f"  status: {site.services.web.url}status.json  logs: {cfg.worker.log_url}")
+        say(f"  status page: {site.services.web.url}  logs: {cfg.worker.log_url}")
         say(f"  config: {site.config_path}  service log: {root / 'gatekeeper.log'}")
         say("")
         outcome = run_story(site, say, timeout=args.timeout)

@@ -23,6 +23,13 @@ All payloads are UTF-8 JSON objects. Function names:
     Node pool: claim returns a node lease (host, port, username, key path,
     provider, node id) or waits; release takes ``{"node_id", "state":
     "used"|"hold", "hold_for", "reason", "build"}``.
+
+``gatekeeper:status`` / ``gatekeeper:explain`` / ``gatekeeper:manage``
+    The scheduler's RPC face for the web service (Zuul v3's zuul-web reached
+    its scheduler the same way). ``status``: no arguments; returns the status
+    snapshot. ``explain``: ``{"change"}``; returns ``{"text"}``. ``manage``:
+    ``{"action": "enqueue"|"dequeue"|"promote"|"reconfigure", ...}``; returns
+    ``{"ok": true}`` or ``{"error"}`` once the scheduler's loop handled it.
 """
 
 from __future__ import annotations
@@ -36,6 +43,9 @@ MERGE_FUNCTION = "merger:merge"
 UPDATE_FUNCTION = "merger:update"
 NODE_CLAIM_PREFIX = "node:claim:"
 NODE_RELEASE_FUNCTION = "node:release"
+STATUS_FUNCTION = "gatekeeper:status"
+EXPLAIN_FUNCTION = "gatekeeper:explain"
+MANAGE_FUNCTION = "gatekeeper:manage"
 
 # Pipeline precedence -> gear job priority.
 PRECEDENCE_PRIORITY = {"high": "high", "normal": "normal", "low": "low"}

@@ -154,3 +154,12 @@ class Promote:
 
     pipeline: str
     change_numbers: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Answered:
+    """A management event whose sender wants to know how it went: the loop
+    calls ``reply(None)`` once handled, or ``reply(error)``."""
+
+    event: object
+    reply: Callable[[str | None], None] = field(compare=False)

@@ -2,7 +2,7 @@
 
 Embedded Gearman (when ``gearman.embedded``), the merger with its git daemon,
 the node pool (when the config has a ``pool`` section), the worker, the
-scheduler and the web server (logs and status). They talk over Gearman
+scheduler and the web service (status, API, logs). They talk over Gearman
 exactly as separate processes on separate hosts would, so a site grows by
 moving a service elsewhere, not by changing it."""
 
@@ -43,6 +43,7 @@ class AllInOne:
             load_service_layout,
             start_gearman,
         )
+        from gatekeeper.services.web import WebProcess
         from gatekeeper.worker.wiring import worker_from_config
 
         cfg = self.config
@@ -67,10 +68,11 @@ class AllInOne:
                 self.worker.start()
                 # Stopping the site aborts running builds (their nodes are released).
                 self._stack.append(("worker", lambda: self.worker.stop(abort=True, timeout=60)))
-            os.makedirs(cfg.worker.log_root, exist_ok=True)  # served by the scheduler's web
+            os.makedirs(cfg.worker.log_root, exist_ok=True)  # served by the web
             self.scheduler.start()
             self._stack.append(("scheduler", self.scheduler.stop))
-            self.web = self.scheduler.web
+            self.web = WebProcess(cfg).start()
+            self._stack.append(("web", self.web.stop))
         except BaseException:
             self.stop()
             raise

@@ -7,7 +7,6 @@ the service configuration so that ``gatekeeper scheduler`` and
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -60,7 +59,7 @@ class SchedulerService:
             layout_loader=lambda paths: load_service_layout(config, paths or None))
         self.with_gearman = with_gearman  # run the embedded server when configured
         self.gearman_server = None
-        self.web = None
+        self.rpc = None
         self._started = False
         self.on_fatal = on_fatal
         # State, outbox and history in the database (a bad one stops start-up here).
@@ -121,7 +120,7 @@ class SchedulerService:
                                        self.scheduler.handled_events())
         self.sender.start()
         self.scheduler.start()
-        self.web = self._start_web()
+        self.rpc = self._start_rpc()
         self.gerrit.start()
         self.active.set()
         log.info("scheduler active in %.1fs: %d pipelines, %d projects, %d jobs, "
@@ -130,19 +129,13 @@ class SchedulerService:
                  len(self.scheduler.layout.jobs),
                  sum(len(s.items()) for s in self.scheduler.engine.states.values()))
 
-    def _start_web(self):  # -> WebServer
-        """Status page and JSON; also the build logs when they are on this host."""
-        from gatekeeper.web.server import WebServer
+    def _start_rpc(self):  # -> RPCListener
+        """The scheduler's RPC face (status, explain, management) for the web."""
+        from gatekeeper.gearman.rpclistener import RPCListener
 
-        w = self.config.web
-        log_root = self.config.worker.log_root
-        try:
-            return WebServer(w.host, w.port, log_root if os.path.isdir(log_root) else None,
-                             status=self.scheduler.last_status,
-                             explain=self.scheduler.explain).start()
-        except OSError as e:
-            raise UserError(f"{self.config.path}: web.listen: cannot listen on "
-                            f"{w.host}:{w.port}: {e.strerror or e}") from e
+        g = self.config.gearman
+        return RPCListener(self.scheduler, g.server, g.port, ssl_key=g.ssl_key,
+                           ssl_cert=g.ssl_cert, ssl_ca=g.ssl_ca).start()
 
     def reload(self) -> None:
         """SIGHUP: re-read the layout files; a bad layout keeps the old one."""
@@ -160,9 +153,9 @@ class SchedulerService:
             self._takeover = None
         # Stop the inputs first, then the loop, then the outputs.
         self.gerrit.stop()
-        if self.web is not None:
-            self.web.stop()
-            self.web = None
+        if self.rpc is not None:
+            self.rpc.stop()
+            self.rpc = None
         self.scheduler.stop()
         self.sender.stop()
         self.merger.stop()

@@ -64,6 +64,7 @@ def test_separate_processes_gate_a_change_and_reload_on_sighup(site: LocalSite) 
         wait_for(lambda: site.emulator.stream_client_count() >= 1, 60, "the scheduler's stream")
         procs.start("merger", "merger", "-c", cfg)
         procs.start("worker", "worker", "-c", cfg)
+        procs.start("web", "web", "-c", cfg)  # explain asks the scheduler through it
         emu = site.emulator
         n = emu.create_change("demo/glance", subject="Split processes",
                               files={"glance/api.py": "VERSION = 2\n"})

@@ -1,0 +1,57 @@
+"""The change page: every decision about a change as a timeline, and where it is now."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from gatekeeper.web.page import e, frame, item_html
+
+# ``render_history`` lines: "YYYY-MM-DD HH:MM:SS  KIND  TEXT"
+_ENTRY = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)  (\S+)\s+(.*)$")
+
+
+def timeline(text: str) -> list[dict[str, str]]:
+    """The explain text as entries: time/kind/text, or a heading."""
+    out = []
+    for line in text.splitlines():
+        m = _ENTRY.match(line)
+        if m:
+            out.append({"time": m.group(1), "kind": m.group(2), "text": m.group(3)})
+        elif line.strip():
+            out.append({"heading": line.strip()})
+    return out
+
+
+def render(data: dict[str, Any]) -> str:
+    key = str(data.get("change"))
+    parts = [f"<h1>Change {e(key)}</h1>"]
+    items = data.get("items") or []
+    if items:
+        parts.append("<h2>Now</h2>")
+        for i in items:
+            parts.append(f'<div class="muted">{e(i.get("pipeline"))}</div>'
+                         + item_html(i, False))
+    else:
+        parts.append('<p class="muted">not in any pipeline now</p>')
+    parts.append('<h2>Decisions</h2><ul class="timeline">')
+    for entry in timeline(str(data.get("explain", ""))):
+        if "heading" in entry:
+            parts.append(f'</ul><h3>{e(entry["heading"])}</h3><ul class="timeline">')
+        else:
+            parts.append(f'<li><span class="muted">{e(entry["time"])}</span> '
+                         f'<span class="kind">{e(entry["kind"])}</span> {e(entry["text"])}</li>')
+    parts.append("</ul>")
+    builds = data.get("builds")
+    if builds:
+        parts.append("<h2>Builds</h2><table><tr><th>job</th><th>pipeline</th><th>patch set</th>"
+                     "<th>result</th><th>duration</th><th>node</th><th>logs</th></tr>")
+        for b in builds:
+            log = f'<a href="{e(b["log_url"])}">logs</a>' if b.get("log_url") else ""
+            parts.append(f'<tr><td>{e(b.get("job"))}</td><td>{e(b.get("pipeline"))}</td>'
+                         f'<td>{e(b.get("patchset"))}</td><td>{e(b.get("result"))}</td>'
+                         f'<td>{e(b.get("duration"))}</td><td>{e(b.get("node"))}</td>'
+                         f"<td>{log}</td></tr>")
+        parts.append("</table>")
+    parts.append(f'<p class="muted"><a href="/api/change/{e(key)}">JSON</a></p>')
+    return frame(f"Change {key}", "".join(parts))
