@@ -19,10 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gatekeeper.services.web import AppServer  # noqa: E402
-from gatekeeper.sim.status_sample import sample_status  # noqa: E402
-from gatekeeper.web.app import WebData, create_app  # noqa: E402
-from tests.browser.conftest import make_browser  # noqa: E402
+from gatekeeper.services.web import AppServer
+from gatekeeper.sim.status_sample import sample_status
+from gatekeeper.web.app import WebData, create_app
+from tests.browser.conftest import make_browser
 
 
 class Fixed:
