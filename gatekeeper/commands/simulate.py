@@ -28,8 +28,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def strategies_known() -> list[str]:
-    from gatekeeper.sim.gate.run import CLASSIC
-    return [CLASSIC]
+    from gatekeeper.layout.strategy import PRESETS
+    return list(PRESETS)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
 
     wl = load_workload(args.workload)
     known = strategies_known()
-    wanted = args.strategy or [str(wl.pipeline.get("strategy", CLASSIC))]
+    default = wl.pipeline.get("strategy", CLASSIC)
+    wanted = args.strategy or [str(default["name"] if isinstance(default, dict) else default)]
     for name in wanted:
         if name not in known:
             raise UserError(f"--strategy: unknown strategy {name!r} (known: {', '.join(known)})")

@@ -10,6 +10,7 @@ from typing import Protocol
 
 from gatekeeper.core.deps import ChangeLookup
 from gatekeeper.core.door import Door
+from gatekeeper.core.strategy import Learned
 from gatekeeper.interfaces import BuildRequest, MergeRequest, ReportResult
 from gatekeeper.layout.model import Layout
 from gatekeeper.model.change import Change
@@ -51,4 +52,6 @@ class Context:
     merges: dict[str, tuple[QueueItem, BuildSet]] = field(default_factory=dict)
     # Items that left their queue, newest last, for ``explain`` after the fact.
     finished: deque[QueueItem] = field(default_factory=lambda: deque(maxlen=500))
+    # What each pipeline's gate strategy has learned (flake rates, broken rate).
+    learned: dict[str, Learned] = field(default_factory=dict)
     ops: int = 0  # items processed: the cost counter the scale tests assert on

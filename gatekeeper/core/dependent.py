@@ -4,17 +4,30 @@ from __future__ import annotations
 
 import logging
 
+from gatekeeper.core.context import Context
 from gatekeeper.core.deps import resolve
 from gatekeeper.core.filters import check_requirements
 from gatekeeper.core.manager import PipelineManager
+from gatekeeper.core.strategy import Learned, Strategy
 from gatekeeper.model.change import Change, Ref
 from gatekeeper.model.events import TriggerEvent
-from gatekeeper.model.runtime import ChangeQueue, QueueItem
+from gatekeeper.model.runtime import Build, ChangeQueue, PipelineState, QueueItem
 
 log = logging.getLogger("gatekeeper.core.dependent")
 
 
 class DependentManager(PipelineManager):
+    def __init__(self, ctx: Context, state: PipelineState):
+        super().__init__(ctx, state)
+        cfg = self.pipeline.strategy
+        self.strategy: Strategy | None = None
+        if not cfg.classic:
+            learned = ctx.learned.get(state.name)
+            if learned is None or learned.size != cfg.history:
+                learned = ctx.learned[state.name] = Learned(cfg.history)
+            self.strategy = Strategy(self, cfg, learned)
+        self.keeps_work = cfg.keep_work
+
     def queue_for(self, project: str) -> ChangeQueue:
         name = self.ctx.layout.queue_name(project)
         q = self.state.queue_named(name)
@@ -96,7 +109,43 @@ class DependentManager(PipelineManager):
             why = "merging" if change.is_merged else "entering the queue"
             self.enqueue(fresh, f"its dependency {change.id_string} {why}")
 
+    # --- gate strategy hooks -------------------------------------------------
+
+    def judge(self, item: QueueItem, build: Build) -> bool:
+        return self.strategy is not None and self.strategy.judge(item, build)
+
+    def review(self, q: ChangeQueue, item: QueueItem) -> None:
+        if self.strategy is not None and self.strategy.cfg.judge:
+            self.strategy.review(q, item)
+
+    def leave_window(self, item: QueueItem, q: ChangeQueue) -> None:
+        if not self.keeps_work:
+            super().leave_window(item, q)
+        elif item.active:
+            self.door.note(item, "window", f"outside the window of {q.window}: keeps its "
+                           f"{len(item.build_set.builds)} builds, starts nothing new until it "
+                           "moves up (strategy keeps valid work)")
+
+    def _sized(self, q: ChangeQueue, item: QueueItem, broken: bool) -> bool:
+        """Learn the item's outcome; True if the strategy set the window."""
+        if self.strategy is None:
+            return False
+        self.strategy.item_done(broken)
+        if not self.strategy.cfg.size_window or not q.window:
+            return False
+        old, new = q.window, self.strategy.window(q, len(self.selected(item)))
+        if new != old:
+            self.door.set(q, window=new)
+            self.door.note(item, "window", (
+                f"queue {q.name} window {old} -> {new}: sized to the broken-change rate "
+                f"{self.strategy.learned.broken_rate():.3f} (P(whole window valid) >= "
+                f"{self.strategy.cfg.window_valid}) after {item.label} "
+                f"{'failed' if broken else 'merged'}"))
+        return True
+
     def window_grow(self, q: ChangeQueue, item: QueueItem) -> None:
+        if self._sized(q, item, broken=False):
+            return
         cfg = self.pipeline.window
         if not q.window:
             return
@@ -109,6 +158,8 @@ class DependentManager(PipelineManager):
                            f"({cfg.increase_type}) after {item.label} merged")
 
     def window_shrink(self, q: ChangeQueue, item: QueueItem) -> None:
+        if self._sized(q, item, broken=True):
+            return
         cfg = self.pipeline.window
         if not q.window:
             return

@@ -22,6 +22,10 @@ def _expand(layout: Layout, name: str) -> list[str]:
     return list(layout.matrices.get(name, ()))
 
 
+# Judgments (a gate strategy's, see core/strategy.py) under which a failed
+# build is not (yet) a failure of the item.
+UNDECIDED = ("suspect", "rerun")
+NOT_COUNTED = ("suspect", "flake")
 MEMO_LIMIT = 10_000  # selections remembered per layout (distinct file lists grow it)
 
 
@@ -87,7 +91,7 @@ def jobs_to_launch(selected: list[SelectedJob], bs: BuildSet) -> list[Job]:
             out.append(s.job)
             continue
         parent = bs.builds.get(s.parent)
-        if parent is not None and parent.result == "SUCCESS":
+        if parent is not None and (parent.result == "SUCCESS" or parent.judgment == "flake"):
             out.append(s.job)
     return out
 
@@ -99,14 +103,16 @@ def jobs_to_skip(selected: list[SelectedJob], bs: BuildSet) -> list[tuple[Job, s
         if s.job.name in bs.builds or s.parent is None:
             continue
         parent = bs.builds.get(s.parent)
-        if parent is not None and parent.result is not None and parent.result != "SUCCESS":
+        if parent is not None and parent.result is not None and parent.result != "SUCCESS" \
+                and parent.judgment not in UNDECIDED + ("flake",):
             out.append((s.job, f"{s.parent} did not succeed ({parent.result})"))
     return out
 
 
 def all_complete(selected: list[SelectedJob], bs: BuildSet) -> bool:
+    """Every job has a result that is final (not a failure still being judged)."""
     return all(s.job.name in bs.builds and bs.builds[s.job.name].result is not None
-               for s in selected)
+               and bs.builds[s.job.name].judgment != "suspect" for s in selected)
 
 
 def failed_voting_jobs(selected: list[SelectedJob], bs: BuildSet) -> list[str]:
@@ -114,6 +120,6 @@ def failed_voting_jobs(selected: list[SelectedJob], bs: BuildSet) -> list[str]:
     for s in selected:
         b = bs.builds.get(s.job.name)
         if b is not None and s.job.voting and b.result is not None \
-                and b.result not in PASSING_RESULTS:
+                and b.result not in PASSING_RESULTS and b.judgment not in NOT_COUNTED:
             out.append(f"{s.job.name} ({b.result})")
     return out

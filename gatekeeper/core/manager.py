@@ -126,13 +126,13 @@ class PipelineManager:
             pos += 1
             if q.window and pos >= q.window:
                 # Outside the window nothing runs (the window shrank past it:
-                # its builds stop). Untouched and inactive: so is everything
-                # behind it, and the rest of the queue costs nothing.
-                if not item.build_set.is_fresh:
-                    self.reset(item, f"outside the window of {q.window}; its builds stop "
-                               "until it moves up")
-                elif not item.active:
+                # its builds stop, or are kept by a strategy). Inactive and
+                # left alone: so is everything behind it, and the rest of
+                # the queue costs nothing.
+                if not item.active and (item.build_set.is_fresh or self.keeps_work):
                     break
+                if not item.build_set.is_fresh:
+                    self.leave_window(item, q)
                 self.door.set(item, active=False)
                 self.door.note(item, "window", f"outside the window of {q.window}; waiting")
                 continue
@@ -157,6 +157,7 @@ class PipelineManager:
                 return nnfi
         if actionable and item.live and self.prepare(item):
             self.launch_jobs(item)
+        self.review(q, item)
         failing = self.failing_reasons(item)
         self.door.set(item, failing_reasons=tuple(failing))
         if not item.live and not item.items_behind:
@@ -314,16 +315,23 @@ class PipelineManager:
         for job in jobsel.jobs_to_launch(selected, bs):
             self.launch_build(item, job, 1)
 
-    def launch_build(self, item: QueueItem, job: Job, attempt: int) -> None:
+    def launch_build(self, item: QueueItem, job: Job, attempt: int,
+                     rerun: Build | None = None) -> None:
+        """Launch ``job`` for ``item``; ``rerun``: the build of a gate
+        strategy's rerun on the same state this one carries on (it goes
+        ahead of normal builds for a node)."""
         uuid = self.ctx.new_uuid()
         bs = item.build_set
         params = build_parameters(self.pipeline, item, job, uuid, self.ctx.git_url)
         request = BuildRequest(uuid, job.name, job.label, params,
-                               precedence=self.pipeline.precedence, timeout=job.timeout,
+                               precedence="high" if rerun else self.pipeline.precedence,
+                               timeout=job.timeout,
                                run=job.run, artifacts=job.artifacts, projects=job.projects,
                                hold_on_failure=job.hold_on_failure)
         self.door.add_build(bs, Build(uuid, job.name, job.voting, attempt,
-                                      launch_time=self.ctx.clock()))
+                                      launch_time=self.ctx.clock(),
+                                      judgment="rerun" if rerun else None,
+                                      suspect_failures=rerun.suspect_failures if rerun else 0))
         self.ctx.builds[uuid] = (item, bs)
         on = ", ".join(c.id_string for c in bs.changes) or item.label
         self.door.note(item, "launch", f"{job.name} launched (attempt {attempt}) "
@@ -345,21 +353,42 @@ class PipelineManager:
             why = f": {ev.message}" if ev.message else ""
             self.door.note(item, "retry", f"{build.job} was {ev.result}{why} (attempt "
                            f"{build.attempt} of {job.attempts}): launching it again")
-            self.launch_build(item, job, build.attempt + 1)
+            self.launch_build(item, job, build.attempt + 1,
+                              rerun=build if build.judgment == "rerun" else None)
             return
         self.door.set(build, result=ev.result, end_time=now, start_time=start,
                       url=ev.url or build.url, node=ev.node or build.node,
                       worker=ev.worker or build.worker, message=ev.message)
         self.door.note(item, "build", f"{build.job} {ev.result}"
                        + ("" if build.voting else " (non-voting)"))
+        if self.judge(item, build):
+            return  # a strategy judges this failure before it counts
         if self.pipeline.fail_fast and build.voting and ev.result not in PASSING_RESULTS:
-            why = f"fail-fast: {build.job} failed"
-            self.cancel_builds(item, why, mark="CANCELED")
-            bs = item.build_set
-            for s in self.selected(item):
-                if s.job.name not in bs.builds:
-                    self.door.add_build(bs, Build(self.ctx.new_uuid(), s.job.name, s.job.voting,
-                                                  result="SKIPPED", message=why))
+            self.fail_fast(item, build.job)
+
+    def fail_fast(self, item: QueueItem, job: str) -> None:
+        why = f"fail-fast: {job} failed"
+        self.cancel_builds(item, why, mark="CANCELED")
+        bs = item.build_set
+        for s in self.selected(item):
+            if s.job.name not in bs.builds:
+                self.door.add_build(bs, Build(self.ctx.new_uuid(), s.job.name, s.job.voting,
+                                              result="SKIPPED", message=why))
+
+    # --- gate strategy hooks (the dependent manager binds them) ------------
+
+    keeps_work = False  # items pushed out of the window keep their builds
+
+    def judge(self, item: QueueItem, build: Build) -> bool:
+        """``build`` completed: True if its failure is held for judgment."""
+        return False
+
+    def review(self, q: ChangeQueue, item: QueueItem) -> None:
+        """Decide what can be decided about failures under judgment."""
+
+    def leave_window(self, item: QueueItem, q: ChangeQueue) -> None:
+        """``item`` (not fresh) is now outside the window of ``q``."""
+        self.reset(item, f"outside the window of {q.window}; its builds stop until it moves up")
 
     # --- outcomes ---------------------------------------------------------
 

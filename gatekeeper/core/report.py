@@ -65,6 +65,8 @@ def job_line(s: SelectedJob, build: Build | None, fields: dict[str, str]) -> str
         line += f" in {format_duration(build.duration)}"
     if not s.job.voting:
         line += " (non-voting)"
+    if build.judgment in ("flake", "broken") and build.message:
+        line += f" ({build.message})"  # a gate strategy's verdict on its failure
     return line
 
 

@@ -26,6 +26,7 @@ def _item(engine: Engine, item: QueueItem) -> dict[str, Any]:
             "end_time": b.end_time if b else None,
             "node": b.node if b else None, "worker": b.worker if b else None,
             "message": b.message if b else None,
+            "judgment": b.judgment if b else None,
         })
     return {
         "id": item.uuid, "change": item.label, "project": c.project, "branch": c.branch,

@@ -210,6 +210,9 @@ def _pipelines(docs: list[Doc], problems: Problems) -> dict[str, Pipeline]:
         window, floor = raw.get("window"), raw.get("window-floor")
         if window and floor and floor > window:
             problems.add(src, ["window-floor"], f"window-floor ({floor}) is larger than window ({window})")
+        if "strategy" in raw and raw["manager"] != "dependent":
+            problems.add(src, ["strategy"], "a gate strategy needs manager: dependent "
+                         f"(this pipeline's manager is {raw['manager']})")
         first[name] = src
         pipelines[name] = build_pipeline(raw)
     return pipelines

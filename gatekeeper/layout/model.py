@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from gatekeeper.layout.strategy import StrategyConfig
+
 Manager = Literal["independent", "dependent", "serial"]
 
 # Variables a reporter message template (str.format) may use; the core fills
@@ -113,6 +115,7 @@ class Pipeline:
     dequeue_on_new_patchset: bool = True
     fail_fast: bool = False
     window: WindowConfig = field(default_factory=WindowConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)  # dependent only
     header: str | None = None  # prepended to every report message
     footer: str | None = None  # appended to every report message
 

@@ -15,6 +15,7 @@ from gatekeeper.layout.model import (
     WindowConfig,
 )
 from gatekeeper.layout.schema import parse_duration
+from gatekeeper.layout.strategy import build_strategy
 
 APPROVAL_META = ("username", "email", "newer-than", "older-than")
 
@@ -121,6 +122,7 @@ def build_pipeline(raw: dict[str, Any]) -> Pipeline:
             decrease_type=raw.get("window-decrease-type", defaults.decrease_type),
             decrease_factor=raw.get("window-decrease-factor", defaults.decrease_factor),
         ),
+        strategy=build_strategy(raw.get("strategy")),
         header=raw.get("header"),
         footer=raw.get("footer"),
     )

@@ -16,6 +16,7 @@ import voluptuous as vol
 from croniter import croniter
 
 from gatekeeper.layout.model import MESSAGE_VARIABLES, URL_VARIABLES
+from gatekeeper.layout.strategy import SCHEMA as STRATEGY
 from gatekeeper.yamlutil import type_name
 
 GERRIT_EVENTS = (
@@ -333,6 +334,7 @@ PIPELINE = vol.Schema(
         "window-increase-factor": vol.All(int, vol.Range(min=1)),
         "window-decrease-type": choice(*WINDOW_TYPES),
         "window-decrease-factor": vol.All(int, vol.Range(min=1)),
+        "strategy": STRATEGY,
         "header": message_template,
         "footer": message_template,
     }

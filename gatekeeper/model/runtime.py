@@ -46,6 +46,11 @@ class Build:
     worker: str | None = None
     progress: tuple[int, int] | None = None
     message: str | None = None  # worker's note on completion, or why it was skipped
+    # A gate strategy's judgment of a failure (gatekeeper.core.strategy): None,
+    # "suspect" (failed, not trusted yet), "rerun" (a rerun on the same state),
+    # "flake" (not counted), "broken" (trusted).
+    judgment: str | None = None
+    suspect_failures: int = 0  # failed runs of this job on this state before this one
 
     @property
     def duration(self) -> float | None:

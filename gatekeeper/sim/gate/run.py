@@ -40,6 +40,8 @@ def layout_text(wl: Workload, strategy: str | dict[str, Any] | None = None) -> s
     pipeline.update(wl.pipeline)
     if strategy is not None:
         pipeline["strategy"] = strategy
+    if pipeline.get("strategy") in (CLASSIC, None):
+        pipeline.pop("strategy", None)
     doc = {
         "pipelines": [pipeline],
         "jobs": [{"name": j} for j in wl.jobs],
@@ -203,13 +205,21 @@ def summarize(strategy: str, runs: list[RunResult]) -> Summary:
     )
 
 
+def _strategy(wl: Workload, name: str) -> str | dict[str, Any]:
+    """``name`` with the knobs the workload's pipeline gives its strategy."""
+    given = wl.pipeline.get("strategy")
+    if isinstance(given, dict):
+        return {**{k: v for k, v in given.items() if k != "name"}, "name": name}
+    return name
+
+
 def compare(wl: Workload, strategies: list[str], seeds: int,
             step: Any = None) -> list[Summary]:
     """Every strategy on the same seeds (so on the same arrivals and fates);
     ``step()`` is called after each run (progress)."""
     out = []
     for name in strategies:
-        layout = build_layout(wl, None if name == CLASSIC else name)
+        layout = build_layout(wl, _strategy(wl, name))
         runs = []
         for seed in range(seeds):
             runs.append(simulate(wl, seed, layout))

@@ -1,0 +1,246 @@
+"""Gate strategies: judging a failure before resetting, sizing the window.
+
+Zuul's dependent pipeline trusts every failure: the item is failing at once,
+everything behind it is reset, the window halves. With flaky tests that is
+slow and unfair. A strategy (``strategy:`` of a dependent pipeline, see
+``gatekeeper.layout.strategy``) can instead:
+
+* **judge** a failed voting job of a job that is known to flake: the item is
+  not failing yet (the items behind keep their builds) while the job is run
+  again on the *same* speculative state (ahead of other builds for a node).
+  A pass counts the failure as a flake. The failure is trusted when the
+  evidence makes a broken change likely enough (``confidence``), or after
+  ``reruns`` reruns.
+* use **evidence** from the items behind: they are tested on states that
+  include the change. One of them passing the same job proves the failure a
+  flake at once; their failures make "broken" more likely.
+* **size the window** to the learned rate of broken changes: the largest
+  window that is entirely valid with probability ``window-valid``, within
+  the node budget, instead of AIMD.
+* **keep work**: items pushed out of the window keep their builds (finished
+  and running); nothing new starts until they are back inside.
+
+The probabilities: a job's flake rate f is learned from its recent builds in
+this pipeline (failures later counted as flakes among all its results); the
+rate b of broken changes from the items that left the queue. A broken change
+fails every state that contains it; a good one fails its own state with
+probability f; the states behind it that failed too are explained by a
+broken change behind it as well as by it (see ``_p_broken``).
+Every decision is a note in the item's history (explain, status) and the
+judged build's message (the report's job list)."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from gatekeeper.core.door import Door
+from gatekeeper.layout.strategy import StrategyConfig
+from gatekeeper.model.change import Change
+from gatekeeper.model.runtime import Build, ChangeQueue, QueueItem
+
+if TYPE_CHECKING:
+    from gatekeeper.core.manager import PipelineManager
+
+JUDGING = ("suspect", "rerun")
+MAX_EVIDENCE = 50  # items behind looked at for evidence
+
+
+@dataclass
+class Learned:
+    """What a pipeline has seen (in memory; rebuilt as builds complete)."""
+
+    size: int = 200
+    # job -> recent results: True = a failure counted as a flake, False = a pass
+    jobs: dict[str, deque[bool]] = field(default_factory=dict)
+    items: deque[bool] = field(default_factory=lambda: deque(maxlen=500))  # True = broken
+
+    def _of(self, job: str) -> deque[bool]:
+        d = self.jobs.get(job)
+        if d is None:
+            d = self.jobs[job] = deque(maxlen=self.size)
+        return d
+
+    def passed(self, job: str) -> None:
+        self._of(job).append(False)
+
+    def flaked(self, job: str, failures: int) -> None:
+        d = self._of(job)
+        for _ in range(failures):
+            d.append(True)
+
+    def seen(self, job: str) -> int:
+        return len(self.jobs.get(job, ()))
+
+    def flakes(self, job: str) -> int:
+        return sum(self.jobs.get(job, ()))
+
+    def flake_rate(self, job: str) -> float:
+        """Smoothed (a job never seen to flake still might)."""
+        return (self.flakes(job) + 0.5) / (self.seen(job) + 10.0)
+
+    def broken_rate(self) -> float:
+        return min(0.5, max(0.005, (sum(self.items) + 1.0) / (len(self.items) + 10.0)))
+
+
+def _contains(item: QueueItem, change: Change) -> bool:
+    return any(c.number == change.number for c in item.build_set.changes)
+
+
+class Strategy:
+    """The strategy of one dependent pipeline, bound to its manager."""
+
+    def __init__(self, manager: PipelineManager, cfg: StrategyConfig, learned: Learned):
+        self.m = manager
+        self.cfg = cfg
+        self.learned = learned
+
+    @property
+    def door(self) -> Door:
+        return self.m.door
+
+    # --- builds complete ---------------------------------------------------
+
+    def judge(self, item: QueueItem, build: Build) -> bool:
+        """Hold ``build``'s failure for judgment? Learns from passes too."""
+        if build.result in ("SUCCESS",) and build.voting:
+            if build.judgment == "rerun":
+                return False  # the verdict (a flake) is given in review
+            self.learned.passed(build.job)
+            return False
+        if not self.cfg.judge or not build.voting or build.result != "FAILURE" \
+                or not item.live or not isinstance(item.change, Change):
+            return False
+        seen = self.learned.seen(build.job)
+        runs = build.suspect_failures + 1
+        if seen < self.cfg.min_history:
+            self.door.note(item, "judge", f"{build.job} failed; trusted: only {seen} builds of "
+                           f"it seen so far (min-history {self.cfg.min_history})")
+            return False
+        self.door.set(build, judgment="suspect")
+        self.door.note(item, "judge", (
+            f"{build.job} failed ({self._times(runs)} on this state); judged before anything "
+            f"is reset: {self._record(build.job)}"))
+        return True
+
+    # --- every pass ----------------------------------------------------------
+
+    def review(self, q: ChangeQueue, item: QueueItem) -> None:
+        if not isinstance(item.change, Change):
+            return
+        for b in list(item.build_set.builds.values()):
+            if b.judgment not in JUDGING:
+                continue
+            if b.judgment == "rerun" and b.result == "SUCCESS":
+                self._flake(item, b, "passed on a rerun of the same commit")
+                continue
+            passed = self._passed_behind(item, b.job) if self.cfg.evidence else None
+            if passed is not None:
+                self._flake(item, b, f"passed on {passed.label}'s state, which includes it")
+                continue
+            if b.judgment == "rerun":
+                continue  # still running (a failed rerun is a suspect again)
+            if self._judging_ahead(item):
+                continue  # a change ahead may be what broke it: wait for that verdict
+            p = self._p_broken(item, b)
+            runs = b.suspect_failures + 1
+            if p >= self.cfg.confidence:
+                self._broken(item, b, f"P(broken) = {p:.3f} >= {self.cfg.confidence}")
+            elif b.suspect_failures < self.cfg.reruns:
+                job = self.m.ctx.layout.jobs.get(b.job)
+                if job is None:
+                    continue
+                self.door.note(item, "judge", f"{b.job}: P(broken) = {p:.3f}; rerunning it on "
+                               f"the same commit (rerun {runs} of at most {self.cfg.reruns})")
+                self.door.set(b, suspect_failures=runs)
+                self.m.launch_build(item, job, b.attempt + 1, rerun=b)
+            else:
+                self._broken(item, b, f"{self._times(runs)} on this state, no rerun left "
+                             f"(P(broken) = {p:.3f})")
+
+    def _passed_behind(self, item: QueueItem, job: str) -> QueueItem | None:
+        assert isinstance(item.change, Change)
+        cur, n = item, 0
+        while cur.items_behind and n < MAX_EVIDENCE:
+            cur, n = cur.items_behind[0], n + 1
+            b = cur.build_set.builds.get(job)
+            if b is not None and b.result == "SUCCESS" and _contains(cur, item.change):
+                return cur
+        return None
+
+    @staticmethod
+    def _judging_ahead(item: QueueItem) -> bool:
+        cur = item.item_ahead
+        while cur is not None:
+            if any(b.judgment in JUDGING for b in cur.build_set.builds.values()):
+                return True
+            cur = cur.item_ahead
+        return False
+
+    def _p_broken(self, item: QueueItem, b: Build) -> float:
+        """P(the change is broken | every failure of ``b.job`` seen on
+        states that contain it)."""
+        assert isinstance(item.change, Change)
+        f = self.learned.flake_rate(b.job)
+        prior = self.learned.broken_rate()
+        likelihood = f ** (b.suspect_failures + 1)  # of its own failures, if it is good
+        if self.cfg.evidence:
+            k, cur, d = 0, item, 0
+            while cur.items_behind and d < MAX_EVIDENCE:
+                cur, d = cur.items_behind[0], d + 1
+                other = cur.build_set.builds.get(b.job)
+                if other is not None and _contains(cur, item.change) \
+                        and (other.result == "FAILURE" or other.suspect_failures):
+                    k += 1
+            # k states behind failed too. If it is good, the first broken change
+            # behind it (the j-th) fails every state from there on, and those
+            # ahead of that one flaked: the failures are not independent.
+            g = (1.0 - prior) * f
+            likelihood *= sum(g ** (j - 1) * prior for j in range(1, k + 1)) + g ** k
+        return prior / (prior + (1.0 - prior) * likelihood)
+
+    # --- verdicts ------------------------------------------------------------
+
+    def _flake(self, item: QueueItem, b: Build, how: str) -> None:
+        failures = b.suspect_failures + (1 if b.result == "FAILURE" else 0)
+        self.learned.flaked(b.job, failures)
+        text = (f"{b.job} failed{'' if failures == 1 else ' ' + self._times(failures)}, {how}: "
+                f"counted as a flake ({self._record(b.job)})")
+        if b.result is None:  # a rerun still running: not needed any more
+            self.m.ctx.builds.pop(b.uuid, None)
+            self.m.ctx.effects.cancel(b.uuid)
+            self.door.set(b, result="CANCELED", end_time=self.m.ctx.clock())
+        self.door.set(b, judgment="flake", message=text)
+        self.door.note(item, "judge", text)
+
+    def _broken(self, item: QueueItem, b: Build, why: str) -> None:
+        text = f"{b.job} failed: trusted, the change is taken to be broken ({why})"
+        self.door.set(b, judgment="broken", message=text)
+        self.door.note(item, "judge", text)
+        if self.m.pipeline.fail_fast:
+            self.m.fail_fast(item, b.job)
+
+    # --- the window ------------------------------------------------------------
+
+    def item_done(self, broken: bool) -> None:
+        self.learned.items.append(broken)
+
+    def window(self, q: ChangeQueue, jobs: int) -> int:
+        """The largest window with P(no broken change in it) >= window-valid."""
+        b = self.learned.broken_rate()
+        w = int(math.log(self.cfg.window_valid) / math.log(1.0 - b))
+        if self.cfg.nodes:
+            w = min(w, max(1, self.cfg.nodes // max(1, jobs)))
+        return max(q.window_floor, w)
+
+    # --- words ---------------------------------------------------------------
+
+    @staticmethod
+    def _times(n: int) -> str:
+        return "once" if n == 1 else "twice" if n == 2 else f"{n} times"
+
+    def _record(self, job: str) -> str:
+        return (f"{job} flaked in {self.learned.flakes(job)} of its last "
+                f"{self.learned.seen(job)} builds")
