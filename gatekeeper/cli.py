@@ -17,6 +17,7 @@ from gatekeeper.errors import UserError
 # name -> (module, one-line help). Order is the order of ``--help``.
 COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("gatekeeper.commands.validate", "check layout files (and the service config)"),
+    "doctor": ("gatekeeper.commands.doctor", "check a site: config, Gerrit, Gearman, nodes, database, logs"),
     "quickstart": ("gatekeeper.commands.quickstart", "run the local gate demo (all services, emulated Gerrit)"),
     "all-in-one": ("gatekeeper.commands.allinone", "run every service in one process"),
     "scheduler": ("gatekeeper.commands.scheduler", "run the scheduler service"),

@@ -16,7 +16,12 @@ import signal
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gatekeeper.quickstart.site import LocalSite
 
 HELP = "run the local gate demo (Gerrit emulator, sshd nodes, all services)"
 
@@ -34,6 +39,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="keep the site running after the story, until Ctrl-C")
     parser.add_argument("--timeout", type=float, default=600.0,
                         help="seconds the story may take (600)")
+
+
+def run_doctor(site: LocalSite, say: Callable[[str], None]) -> bool:
+    """The operator's first command on a new site, run once on this one."""
+    from gatekeeper.doctor.checks import run_checks
+    from gatekeeper.doctor.result import Verdict
+
+    failed = False
+    for check in run_checks(str(site.config_path)):
+        say("  " + check.line())
+        failed |= check.verdict is Verdict.FAIL
+    return not failed
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,6 +89,11 @@ def run(args: argparse.Namespace) -> int:
         say(f"  Gearman ({args.gearman}): 127.0.0.1:{cfg.gearman.port}; {nodes}")
         say(f"  status page: {site.services.web.url}  logs: {cfg.worker.log_url}")
         say(f"  config: {site.config_path}  service log: {root / 'gatekeeper.log'}")
+        say("")
+        say(f"gatekeeper doctor -c {site.config_path}:")
+        if not run_doctor(site, say):
+            say("doctor found a problem with the site: not running the story")
+            return 1
         say("")
         outcome = run_story(site, say, timeout=args.timeout)
         say("")

@@ -91,7 +91,8 @@ def check_site(jobs: dict[str, Job], origins: dict[str, dict[str, Source]],
             bad: dict[str, list[str]] = {}
             for jname in _names(tree):
                 used = jobs.get(jname)
-                if used is None or used.run is None or used.run.startswith(JOBS_DIR + "/"):
+                if (used is None or used.run is None or used.run.startswith(JOBS_DIR + "/")
+                        or not _valid_run(used.run)):  # a bad path is reported once, above
                     continue
                 cloned = [pname, *used.projects]
                 if not any(used.run.startswith(p + "/") for p in cloned):
@@ -117,6 +118,14 @@ def _used_by(src: Source, names: list[str]) -> str:
         node = node[p]
     own = node.get("name", "") if isinstance(node, dict) else ""
     return "" if names == [own] else f" (for {_few(names)})"
+
+
+def _valid_run(run: str) -> bool:
+    try:
+        check_relative_path(run, "run script")
+    except BadName:
+        return False
+    return True
 
 
 def _names(tree: JobTree) -> list[str]:
