@@ -30,8 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gatekeeper.gearman.nodelay import NoDelayClient, NoDelayWorker
 from gatekeeper.gearman.server import EmbeddedGearmanServer
+from gatekeeper.model.states import NodeState
 from gatekeeper.nodes.claimer import GearmanNodeClaimer
-from gatekeeper.nodes.db import READY, PoolStore
+from gatekeeper.nodes.db import PoolStore
 from gatekeeper.nodes.fakecloud import FakeCloud, remove_cloud
 from gatekeeper.nodes.gearsvc import PoolGearmanWorker
 from gatekeeper.nodes.service import PoolService
@@ -123,7 +124,7 @@ pool:
         store = PoolStore(create_engine(f"sqlite:///{db}"))
         claimer = GearmanNodeClaimer(host, port)
         for i in range(n):
-            wait_for(lambda: len(store.list_nodes([READY])) >= 4, timeout=60)
+            wait_for(lambda: len(store.list_nodes([NodeState.READY])) >= 4, timeout=60)
             start = time.perf_counter()
             claimer.claim("local", f"p{i}", timeout=60)
             out.append(time.perf_counter() - start)
@@ -159,7 +160,7 @@ def main() -> int:
                                   min_ready=args.claims), tick_interval=1.0)
         svc = PoolService(store, cfg, ready_check=FakeReadyCheck([cloud])).start()
         gw = PoolGearmanWorker(svc, server.host, server.port).start()
-        wait_for(lambda: len(store.list_nodes([READY])) >= args.claims, timeout=600)
+        wait_for(lambda: len(store.list_nodes([NodeState.READY])) >= args.claims, timeout=600)
         claimer = GearmanNodeClaimer(server.host, server.port)
         # (a) back to back: each claim meets the replacement launch of the last.
         claims = []
@@ -170,7 +171,7 @@ def main() -> int:
         # (b) a quiet pool: each claim once the replacement of the last is ready.
         quiet = []
         for i in range(min(50, args.claims)):
-            wait_for(lambda: svc.idle() and len(store.list_nodes([READY])) >= args.claims,
+            wait_for(lambda: svc.idle() and len(store.list_nodes([NodeState.READY])) >= args.claims,
                      timeout=60)
             start = time.perf_counter()
             claimer.claim("deb", f"q{i}", timeout=60)
@@ -192,14 +193,14 @@ def main() -> int:
                                                              boot_timeout=60)],
                                              min_ready=args.min_ready),
                           ready_check=FakeReadyCheck([cloud])).start()
-        wait_for(lambda: len(store.list_nodes([READY])) == args.min_ready, timeout=120)
+        wait_for(lambda: len(store.list_nodes([NodeState.READY])) == args.min_ready, timeout=120)
         got = threading.Semaphore(0)
         for i in range(args.min_ready):
             svc.claim("deb", f"r{i}", 60, lambda lease, err: got.release())
         for _ in range(args.min_ready):
             got.acquire()
         start = time.perf_counter()
-        wait_for(lambda: len(store.list_nodes([READY])) == args.min_ready, timeout=120)
+        wait_for(lambda: len(store.list_nodes([NodeState.READY])) == args.min_ready, timeout=120)
         restore = time.perf_counter() - start
         svc.stop()
         remove_cloud("bench2")

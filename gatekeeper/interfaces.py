@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from gatekeeper.model.change import Change, Ref
+from gatekeeper.model.events import ResultEvent
 
 
 class Clock(Protocol):
@@ -166,4 +167,5 @@ class NodeClaimer(Protocol):
         ...
 
 
-EventSink = Callable[[object], None]
+# Where adapters put what they learn (the scheduler's result queue).
+EventSink = Callable[[ResultEvent], None]

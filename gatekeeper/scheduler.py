@@ -17,7 +17,7 @@ import uuid as uuidlib
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar, assert_never
 
 from croniter import croniter
 
@@ -29,6 +29,7 @@ from gatekeeper.core.reconcile import reconcile
 from gatekeeper.core.status import status as core_status
 from gatekeeper.interfaces import (
     BuildRequest,
+    EventSink,
     Launcher,
     Merger,
     MergeRequest,
@@ -45,12 +46,16 @@ from gatekeeper.model.events import (
     Dequeue,
     Enqueue,
     EventApproval,
+    ManagementEvent,
     MergeCompleted,
     Promote,
     Reconfigure,
+    Request,
+    ResultEvent,
     TriggerEvent,
 )
 from gatekeeper.model.runtime import QueueItem
+from gatekeeper.model.states import BuildResult
 from gatekeeper.store.journal import Restored, StateJournal
 from gatekeeper.store.outbox import Outbox, OutboxEntry, ReportSender
 
@@ -77,13 +82,15 @@ def event_from_dict(d: dict[str, Any]) -> TriggerEvent:
     approvals = tuple(EventApproval(**a) for a in d.get("approvals") or ())
     return TriggerEvent(approvals=approvals, **values)
 
+E = TypeVar("E", ResultEvent, ManagementEvent)
+
 
 class AdapterEffects:
     """Binds the core's effects to the adapters. An adapter that raises turns
     into a result event, so no build or merge is ever waited for forever."""
 
     def __init__(self, reporter: Reporter, launcher: Launcher, merger: Merger,
-                 results: Callable[[object], None], clock: Callable[[], float] = lambda: 0.0):
+                 results: EventSink, clock: Callable[[], float] = lambda: 0.0):
         self.reporter = reporter
         self.launcher = launcher
         self.merger = merger
@@ -98,7 +105,7 @@ class AdapterEffects:
             self.launcher.launch(request)
         except Exception as e:
             log.exception("launching %s (%s) failed", request.job, request.uuid)
-            self.results(BuildCompleted(request.uuid, "LOST", message=f"launch failed: {e}"))
+            self.results(BuildCompleted(request.uuid, BuildResult.LOST, message=f"launch failed: {e}"))
 
     def cancel(self, build_uuid: str) -> None:
         try:
@@ -141,8 +148,8 @@ class Scheduler:
         self.source = source
         self.layout_loader = layout_loader
         self.trigger_events: queue.Queue[TriggerEvent] = queue.Queue()
-        self.result_events: queue.Queue[object] = queue.Queue()
-        self.management_events: queue.Queue[object] = queue.Queue()
+        self.result_events: queue.Queue[ResultEvent] = queue.Queue()
+        self.management_events: queue.Queue[ManagementEvent] = queue.Queue()
         self.door = Door(clock)
         self.effects = AdapterEffects(reporter, launcher, merger, self.add_result_event, clock)
         ctx = Context(layout, self.door, self.effects, source, clock,
@@ -190,11 +197,11 @@ class Scheduler:
         self.trigger_events.put(event)
         self._wake.set()
 
-    def add_result_event(self, event: object) -> None:
+    def add_result_event(self, event: ResultEvent) -> None:
         self.result_events.put(event)
         self._wake.set()
 
-    def add_management_event(self, event: object) -> None:
+    def add_management_event(self, event: ManagementEvent) -> None:
         self.management_events.put(event)
         self._wake.set()
 
@@ -283,19 +290,8 @@ class Scheduler:
     def run_once(self) -> bool:
         """One turn; True if any event was handled."""
         with self._lock:
-            handled = False
-            for q, handler in ((self.management_events, self._management),
-                               (self.result_events, self.engine.on_result)):
-                while True:
-                    try:
-                        ev = q.get_nowait()
-                    except queue.Empty:
-                        break
-                    handled = True
-                    try:
-                        handler(ev)
-                    except Exception:
-                        log.exception("event %r could not be handled; skipped", ev)
+            handled = self._drain(self.management_events, self._management)
+            handled = self._drain(self.result_events, self.engine.on_result) or handled
             for ev in self._due_timers():
                 self.trigger_events.put(ev)
             retries = self._due_deferred()
@@ -365,6 +361,21 @@ class Scheduler:
             return
         if wrote and self.sender is not None:
             self.sender.poke()
+
+    @staticmethod
+    def _drain(q: queue.Queue[E], handler: Callable[[E], None]) -> bool:
+        """Handle every event on ``q``; True if there was one."""
+        handled = False
+        while True:
+            try:
+                ev = q.get_nowait()
+            except queue.Empty:
+                return handled
+            handled = True
+            try:
+                handler(ev)
+            except Exception:
+                log.exception("event %r could not be handled; skipped", ev)
 
     def start(self) -> None:
         if self._thread is not None:
@@ -475,36 +486,39 @@ class Scheduler:
             return
         self.engine.on_trigger(ev, subject)
 
-    def _management(self, ev: object) -> None:
-        if isinstance(ev, Answered):
-            try:
-                err = self._manage(ev.event)
-            except Exception as e:
-                err = f"internal error: {e}"
-                log.exception("management event %r failed", ev.event)
-            ev.reply(err)
-        else:
-            self._manage(ev)
+    def _management(self, ev: ManagementEvent) -> None:
+        match ev:
+            case Answered():
+                try:
+                    err = self._manage(ev.event)
+                except Exception as e:
+                    err = f"internal error: {e}"
+                    log.exception("management event %r failed", ev.event)
+                ev.reply(err)
+            case _:
+                self._manage(ev)
 
-    def _manage(self, ev: object) -> str | None:
+    def _manage(self, ev: Request) -> str | None:
         """Handle one management event; its error (also noted), or None."""
         err: str | None
-        if isinstance(ev, Reconfigure):
-            return self._reconfigure(ev)
-        elif isinstance(ev, Enqueue):
-            subject = self._subject(ev.project, ev.change_number, ev.patchset, ev.ref,
-                                    ev.oldrev, ev.newrev)
-            err = "the change or ref is unknown" if subject is None else \
-                self.engine.enqueue(ev.pipeline, subject)
-            return self._note_error("enqueue", err)
-        elif isinstance(ev, Dequeue):
-            key = str(ev.change_number) if ev.change_number is not None else f"{ev.project}:{ev.ref}"
-            return self._note_error("dequeue", self.engine.dequeue(ev.pipeline, key))
-        elif isinstance(ev, Promote):
-            return self._note_error("promote", self.engine.promote(
-                ev.pipeline, [str(n) for n in ev.change_numbers]))
-        log.warning("unknown management event %r ignored", ev)
-        return f"unknown management event {type(ev).__name__}"
+        match ev:
+            case Reconfigure():
+                return self._reconfigure(ev)
+            case Enqueue():
+                subject = self._subject(ev.project, ev.change_number, ev.patchset, ev.ref,
+                                        ev.oldrev, ev.newrev)
+                err = "the change or ref is unknown" if subject is None else \
+                    self.engine.enqueue(ev.pipeline, subject)
+                return self._note_error("enqueue", err)
+            case Dequeue():
+                key = (str(ev.change_number) if ev.change_number is not None
+                       else f"{ev.project}:{ev.ref}")
+                return self._note_error("dequeue", self.engine.dequeue(ev.pipeline, key))
+            case Promote():
+                return self._note_error("promote", self.engine.promote(
+                    ev.pipeline, [str(n) for n in ev.change_numbers]))
+            case _:
+                assert_never(ev)
 
     def _subject(self, project: str, number: int | None, patchset: int | None,
                  ref: str | None, oldrev: str | None, newrev: str | None) -> Change | Ref | None:

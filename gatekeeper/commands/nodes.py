@@ -39,7 +39,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from gatekeeper.commands.pool import open_store
-    from gatekeeper.nodes.db import DELETED, FAILED, HOLD, IN_USE, LIVE_STATES, READY, USED
+    from gatekeeper.model.states import NodeState
+    from gatekeeper.nodes.db import LIVE_STATES
 
     store = open_store(args.config)
     now = time.time()
@@ -59,25 +60,25 @@ def run(args: argparse.Namespace) -> int:
         for n in nodes:
             addr = f"{n.host}:{n.port}" if n.host else "-"
             age = _age(now - n.state_time)
-            comment = n.hold_reason if n.state == HOLD else (n.static_name or "")
+            comment = n.hold_reason if n.state == NodeState.HOLD else (n.static_name or "")
             print(f"{n.id:>6} {n.label:<14} {n.provider:<12} {n.state:<9} {age:>7}  "
                   f"{addr:<21} {n.build[:12]:<12} {comment}")
         return 0
     node = store.get_node(args.node_id)
-    if node is None or node.state == DELETED:
+    if node is None or node.state == NodeState.DELETED:
         raise UserError(f"nodes: no node {args.node_id}")
     if args.action == "hold":
         until = None if args.hold_for is None else now + args.hold_for
-        if not store.transition(node.id, [READY, HOLD, USED, FAILED], HOLD, now,
+        if not store.transition(node.id, [NodeState.READY, NodeState.HOLD, NodeState.USED, NodeState.FAILED], NodeState.HOLD, now,
                                 hold_until=until, hold_reason=args.reason):
             raise UserError(f"nodes: node {node.id} is {node.state}; only ready, used, "
                             "failed or held nodes can be held")
         print(f"node {node.id} held" + (f" for {args.hold_for:g}s" if until else ""))
         return 0
-    allowed = [READY, HOLD, USED, FAILED] + ([IN_USE] if args.force else [])
-    if not store.transition(node.id, allowed, USED, now, hold_until=None,
+    allowed = [NodeState.READY, NodeState.HOLD, NodeState.USED, NodeState.FAILED] + ([NodeState.IN_USE] if args.force else [])
+    if not store.transition(node.id, allowed, NodeState.USED, now, hold_until=None,
                             hold_reason="deleted by operator"):
-        hint = " (use --force)" if node.state == IN_USE else ""
+        hint = " (use --force)" if node.state == NodeState.IN_USE else ""
         raise UserError(f"nodes: node {node.id} is {node.state}{hint}")
     print(f"node {node.id} marked for deletion")
     return 0

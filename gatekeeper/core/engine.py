@@ -4,6 +4,7 @@ points the scheduler loop calls (triggers, results, management, process)."""
 from __future__ import annotations
 
 import logging
+from typing import assert_never
 
 from gatekeeper.core import jobs as jobsel
 from gatekeeper.core.context import Context
@@ -16,9 +17,11 @@ from gatekeeper.layout.model import Layout
 from gatekeeper.model.change import Change, Ref
 from gatekeeper.model.events import (
     BuildCompleted,
+    BuildEvent,
     BuildProgress,
     BuildStarted,
     MergeCompleted,
+    ResultEvent,
     TriggerEvent,
 )
 from gatekeeper.model.runtime import PipelineState, QueueItem
@@ -62,17 +65,23 @@ class Engine:
                 log.info("%s matches %s: %s", event.describe(), name, m.reasons[-1])
             manager.on_trigger(event, change, m.matched)
 
-    def on_result(self, ev: object) -> None:
-        if isinstance(ev, MergeCompleted):
-            owner = self.ctx.merges.pop(ev.request_uuid, None)
-            if owner is None or owner[0].build_set is not owner[1]:
-                log.debug("merge result %s is for nothing current; ignored", ev.request_uuid)
-                return
-            self._manager(owner[0]).on_merge_completed(owner[0], owner[1], ev)
+    def on_result(self, ev: ResultEvent) -> None:
+        match ev:
+            case MergeCompleted():
+                self._on_merge(ev)
+            case BuildStarted() | BuildProgress() | BuildCompleted():
+                self._on_build(ev)
+            case _:
+                assert_never(ev)
+
+    def _on_merge(self, ev: MergeCompleted) -> None:
+        owner = self.ctx.merges.pop(ev.request_uuid, None)
+        if owner is None or owner[0].build_set is not owner[1]:
+            log.debug("merge result %s is for nothing current; ignored", ev.request_uuid)
             return
-        if not isinstance(ev, (BuildStarted, BuildProgress, BuildCompleted)):
-            log.warning("unknown result event %r ignored", ev)
-            return
+        self._manager(owner[0]).on_merge_completed(owner[0], owner[1], ev)
+
+    def _on_build(self, ev: BuildEvent) -> None:
         owner = self.ctx.builds.get(ev.build_uuid)
         if owner is None:
             log.debug("event for unknown or cancelled build %s ignored", ev.build_uuid)
@@ -83,13 +92,16 @@ class Engine:
             self.ctx.builds.pop(ev.build_uuid, None)
             return
         manager = self._manager(item)
-        if isinstance(ev, BuildStarted):
-            manager.on_build_started(item, build, ev)
-        elif isinstance(ev, BuildProgress):
-            self.ctx.door.set(build, progress=(ev.numerator, ev.denominator))
-        else:
-            self.ctx.builds.pop(ev.build_uuid, None)
-            manager.on_build_completed(item, build, ev)
+        match ev:
+            case BuildStarted():
+                manager.on_build_started(item, build, ev)
+            case BuildProgress():
+                self.ctx.door.set(build, progress=(ev.numerator, ev.denominator))
+            case BuildCompleted():
+                self.ctx.builds.pop(ev.build_uuid, None)
+                manager.on_build_completed(item, build, ev)
+            case _:
+                assert_never(ev)
 
     def enqueue(self, pipeline: str, change: Change | Ref, who: str = "an operator") -> str | None:
         manager = self.managers.get(pipeline)

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from gatekeeper.layout.model import Job, JobTree, Layout
 from gatekeeper.model.change import Change, Ref
-from gatekeeper.model.runtime import PASSING_RESULTS, BuildSet
+from gatekeeper.model.runtime import BuildSet
+from gatekeeper.model.states import PASSING_RESULTS, BuildResult
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ def jobs_to_launch(selected: list[SelectedJob], bs: BuildSet) -> list[Job]:
             out.append(s.job)
             continue
         parent = bs.builds.get(s.parent)
-        if parent is not None and (parent.result == "SUCCESS" or parent.judgment == "flake"):
+        if parent is not None and (parent.result == BuildResult.SUCCESS or parent.judgment == "flake"):
             out.append(s.job)
     return out
 
@@ -103,7 +104,7 @@ def jobs_to_skip(selected: list[SelectedJob], bs: BuildSet) -> list[tuple[Job, s
         if s.job.name in bs.builds or s.parent is None:
             continue
         parent = bs.builds.get(s.parent)
-        if parent is not None and parent.result is not None and parent.result != "SUCCESS" \
+        if parent is not None and parent.result is not None and parent.result != BuildResult.SUCCESS \
                 and parent.judgment not in UNDECIDED + ("flake",):
             out.append((s.job, f"{s.parent} did not succeed ({parent.result})"))
     return out

@@ -14,14 +14,19 @@ from gatekeeper.layout.model import Job, Pipeline, ReporterAction
 from gatekeeper.model.change import Change, Ref
 from gatekeeper.model.events import BuildCompleted, BuildStarted, MergeCompleted, TriggerEvent
 from gatekeeper.model.runtime import (
-    PASSING_RESULTS,
-    RETRYABLE_RESULTS,
     Build,
     BuildSet,
     ChangeQueue,
     PipelineState,
     QueueItem,
     SpeculativeChange,
+)
+from gatekeeper.model.states import (
+    PASSING_RESULTS,
+    RETRYABLE_RESULTS,
+    BuildResult,
+    BuildSetResult,
+    MergeState,
 )
 
 log = logging.getLogger("gatekeeper.core.manager")
@@ -213,7 +218,8 @@ class PipelineManager:
             for b in it.items_behind:
                 todo.append((b, it))
 
-    def cancel_builds(self, item: QueueItem, why: str, mark: str | None = None) -> None:
+    def cancel_builds(self, item: QueueItem, why: str,
+                      mark: BuildResult | None = None) -> None:
         for build in list(item.build_set.builds.values()):
             if build.result is not None:
                 continue
@@ -236,15 +242,15 @@ class PipelineManager:
     def prepare(self, item: QueueItem) -> bool:
         """Ask for the speculative merge once; True when it is ready."""
         bs = item.build_set
-        if bs.merge_state == "complete":
+        if bs.merge_state == MergeState.COMPLETE:
             return bool(bs.merged)
-        if bs.merge_state == "pending":
+        if bs.merge_state == MergeState.PENDING:
             return False
         base = item.item_ahead.uuid if self.speculative and item.item_ahead else None
         c = item.change
         if isinstance(c, Ref):
             spec = SpeculativeChange(c.project, c.branch or "", c.ref, revision=c.newrev)
-            self.door.set(bs, changes=(spec,), base_item=base, merge_state="complete",
+            self.door.set(bs, changes=(spec,), base_item=base, merge_state=MergeState.COMPLETE,
                           merged=True, commits={c.project: c.newrev} if c.newrev else {},
                           ref=c.ref)
             return True
@@ -266,7 +272,7 @@ class PipelineManager:
         uuid = self.ctx.new_uuid()
         request = MergeRequest(uuid, tuple(merge_items),
                                ref_name=f"refs/gatekeeper/{c.branch}/Z{bs.uuid}")
-        self.door.set(bs, changes=changes, base_item=base, merge_state="pending",
+        self.door.set(bs, changes=changes, base_item=base, merge_state=MergeState.PENDING,
                       merge_request=uuid)
         self.ctx.merges[uuid] = (item, bs)
         ahead = [x.id_string for x in changes[-6:-1]]
@@ -285,7 +291,7 @@ class PipelineManager:
 
     def on_merge_completed(self, item: QueueItem, bs: BuildSet, ev: MergeCompleted) -> None:
         if ev.merged:
-            self.door.set(bs, merge_state="complete", merged=True, commits=dict(ev.commits),
+            self.door.set(bs, merge_state=MergeState.COMPLETE, merged=True, commits=dict(ev.commits),
                           ref=ev.ref, git_url=ev.url)
             self.door.note(item, "merge", f"speculative state ready: {ev.ref}")
             return
@@ -299,7 +305,7 @@ class PipelineManager:
             why = f"{who} does not merge {on}"
             if ev.conflict_files:
                 why += f" (conflict in {', '.join(ev.conflict_files)})"
-        self.door.set(bs, merge_state="complete", merged=False, merge_error=why)
+        self.door.set(bs, merge_state=MergeState.COMPLETE, merged=False, merge_error=why)
         self.door.note(item, "merge", why)
 
     def selected(self, item: QueueItem) -> list[jobsel.SelectedJob]:
@@ -310,7 +316,7 @@ class PipelineManager:
         bs = item.build_set
         for job, why in jobsel.jobs_to_skip(selected, bs):
             self.door.add_build(bs, Build(self.ctx.new_uuid(), job.name, job.voting,
-                                          result="SKIPPED", message=why))
+                                          result=BuildResult.SKIPPED, message=why))
             self.door.note(item, "skip", f"{job.name} skipped: {why}")
         for job in jobsel.jobs_to_launch(selected, bs):
             self.launch_build(item, job, 1)
@@ -368,12 +374,12 @@ class PipelineManager:
 
     def fail_fast(self, item: QueueItem, job: str) -> None:
         why = f"fail-fast: {job} failed"
-        self.cancel_builds(item, why, mark="CANCELED")
+        self.cancel_builds(item, why, mark=BuildResult.CANCELED)
         bs = item.build_set
         for s in self.selected(item):
             if s.job.name not in bs.builds:
                 self.door.add_build(bs, Build(self.ctx.new_uuid(), s.job.name, s.job.voting,
-                                              result="SKIPPED", message=why))
+                                              result=BuildResult.SKIPPED, message=why))
 
     # --- gate strategy hooks (the dependent manager binds them) ------------
 
@@ -395,7 +401,7 @@ class PipelineManager:
     def failing_reasons(self, item: QueueItem) -> list[str]:
         bs = item.build_set
         out = []
-        if bs.merge_state == "complete" and not bs.merged:
+        if bs.merge_state == MergeState.COMPLETE and not bs.merged:
             out.append(bs.merge_error or "it does not merge")
         failed = jobsel.failed_voting_jobs(self.selected(item), bs)
         if failed:
@@ -404,9 +410,9 @@ class PipelineManager:
 
     def is_complete(self, item: QueueItem) -> bool:
         bs = item.build_set
-        if bs.merge_state == "complete" and not bs.merged:
+        if bs.merge_state == MergeState.COMPLETE and not bs.merged:
             return True
-        if bs.merge_state != "complete":
+        if bs.merge_state != MergeState.COMPLETE:
             return False
         return jobsel.all_complete(self.selected(item), bs)
 
@@ -416,26 +422,26 @@ class PipelineManager:
         if not self.selected(item):
             self.remove(item, "no jobs left for it in this pipeline")
             return
-        if bs.merge_state == "complete" and not bs.merged:
-            self.door.set(bs, result="MERGER_FAILURE")
+        if bs.merge_state == MergeState.COMPLETE and not bs.merged:
+            self.door.set(bs, result=BuildSetResult.MERGER_FAILURE)
             self.report(item, "merge-failure", self.merge_failure_action(), bs.merge_error or "")
             self.window_shrink(q, item)
             self.remove(item, f"merge failure: {bs.merge_error}")
             return
         failed = jobsel.failed_voting_jobs(self.selected(item), bs)
         if failed:
-            self.door.set(bs, result="FAILURE")
+            self.door.set(bs, result=BuildSetResult.FAILURE)
             self.report(item, "failure", self.pipeline.failure, "")
             self.window_shrink(q, item)
             self.remove(item, f"it failed: {', '.join(failed)}")
             return
-        self.door.set(bs, result="SUCCESS")
+        self.door.set(bs, result=BuildSetResult.SUCCESS)
         action = self.pipeline.success
         result = self.report(item, "success", action, "")
         if action is not None and action.submit and action.send:
             if not result.ok:
                 why = f"Gerrit did not submit {item.label}: {result.error or 'no reason given'}"
-                self.door.set(bs, result="MERGER_FAILURE")
+                self.door.set(bs, result=BuildSetResult.MERGER_FAILURE)
                 self.door.note(item, "submit", why)
                 self.report(item, "merge-failure", self.merge_failure_action(), why)
                 self.window_shrink(q, item)
@@ -492,7 +498,7 @@ class PipelineManager:
             return
         behind = list(item.items_behind)
         self.cancel_builds(item, f"{item.label} dequeued",
-                           mark="CANCELED" if report is not None else None)
+                           mark=BuildResult.CANCELED if report is not None else None)
         if report is not None:
             self.report(item, report, self.pipeline.failure, f"Removed from the queue: {reason}.")
         self.ctx.merges.pop(item.build_set.merge_request or "", None)

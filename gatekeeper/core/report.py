@@ -9,6 +9,7 @@ from gatekeeper.core.jobs import SelectedJob
 from gatekeeper.layout.model import Pipeline, ReporterAction
 from gatekeeper.model.change import Change
 from gatekeeper.model.runtime import Build, QueueItem
+from gatekeeper.model.states import INFRA_RESULTS, BuildResult
 
 log = logging.getLogger("gatekeeper.core.report")
 
@@ -17,8 +18,6 @@ MERGE_FAILURE_TEXT = (
     "automatically merged with the current state of its repository. Please rebase the "
     "change and upload a new patchset.")
 
-# Results that are the site's doing, not the change's: the job line says why.
-INFRA_RESULTS = frozenset({"LOST", "NODE_FAILURE", "ERROR", "NOT_REGISTERED"})
 
 DEFAULT_TEMPLATES = {
     "start": "Starting {pipeline} jobs.",
@@ -39,7 +38,7 @@ def format_duration(seconds: float) -> str:
 
 
 def _url_for(s: SelectedJob, build: Build, fields: dict[str, str]) -> str | None:
-    pattern = s.job.success_url if build.result == "SUCCESS" else s.job.failure_url
+    pattern = s.job.success_url if build.result == BuildResult.SUCCESS else s.job.failure_url
     if pattern:
         try:
             return pattern.format_map(_Fields(fields))
@@ -53,15 +52,15 @@ def job_line(s: SelectedJob, build: Build | None, fields: dict[str, str]) -> str
     if build is None:
         return f"- {s.job.name} : NOT RUN"
     result = build.result or "IN PROGRESS"
-    if build.result == "SUCCESS" and s.job.success_message:
+    if build.result == BuildResult.SUCCESS and s.job.success_message:
         result = s.job.success_message
-    elif build.result not in (None, "SUCCESS", "SKIPPED") and s.job.failure_message:
+    elif build.result not in (None, BuildResult.SUCCESS, BuildResult.SKIPPED) and s.job.failure_message:
         result = s.job.failure_message
     url = _url_for(s, build, dict(fields, job=s.job.name, uuid=build.uuid))
     line = f"- {s.job.name}{' ' + url if url else ''} : {result}"
     if build.result in INFRA_RESULTS and build.message:
         line += f": {build.message}"  # why: it is not the change's doing
-    if build.duration is not None and build.result not in (None, "SKIPPED"):
+    if build.duration is not None and build.result not in (None, BuildResult.SKIPPED):
         line += f" in {format_duration(build.duration)}"
     if not s.job.voting:
         line += " (non-voting)"

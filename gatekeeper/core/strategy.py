@@ -40,6 +40,7 @@ from gatekeeper.core.door import Door
 from gatekeeper.layout.strategy import StrategyConfig
 from gatekeeper.model.change import Change
 from gatekeeper.model.runtime import Build, ChangeQueue, QueueItem
+from gatekeeper.model.states import BuildResult
 
 if TYPE_CHECKING:
     from gatekeeper.core.manager import PipelineManager
@@ -105,12 +106,12 @@ class Strategy:
 
     def judge(self, item: QueueItem, build: Build) -> bool:
         """Hold ``build``'s failure for judgment? Learns from passes too."""
-        if build.result in ("SUCCESS",) and build.voting:
+        if build.result in (BuildResult.SUCCESS,) and build.voting:
             if build.judgment == "rerun":
                 return False  # the verdict (a flake) is given in review
             self.learned.passed(build.job)
             return False
-        if not self.cfg.judge or not build.voting or build.result != "FAILURE" \
+        if not self.cfg.judge or not build.voting or build.result != BuildResult.FAILURE \
                 or not item.live or not isinstance(item.change, Change):
             return False
         seen = self.learned.seen(build.job)
@@ -133,7 +134,7 @@ class Strategy:
         for b in list(item.build_set.builds.values()):
             if b.judgment not in JUDGING:
                 continue
-            if b.judgment == "rerun" and b.result == "SUCCESS":
+            if b.judgment == "rerun" and b.result == BuildResult.SUCCESS:
                 self._flake(item, b, "passed on a rerun of the same commit")
                 continue
             passed = self._passed_behind(item, b.job) if self.cfg.evidence else None
@@ -166,7 +167,7 @@ class Strategy:
         while cur.items_behind and n < MAX_EVIDENCE:
             cur, n = cur.items_behind[0], n + 1
             b = cur.build_set.builds.get(job)
-            if b is not None and b.result == "SUCCESS" and _contains(cur, item.change):
+            if b is not None and b.result == BuildResult.SUCCESS and _contains(cur, item.change):
                 return cur
         return None
 
@@ -192,7 +193,7 @@ class Strategy:
                 cur, d = cur.items_behind[0], d + 1
                 other = cur.build_set.builds.get(b.job)
                 if other is not None and _contains(cur, item.change) \
-                        and (other.result == "FAILURE" or other.suspect_failures):
+                        and (other.result == BuildResult.FAILURE or other.suspect_failures):
                     k += 1
             # k states behind failed too. If it is good, the first broken change
             # behind it (the j-th) fails every state from there on, and those
@@ -204,14 +205,14 @@ class Strategy:
     # --- verdicts ------------------------------------------------------------
 
     def _flake(self, item: QueueItem, b: Build, how: str) -> None:
-        failures = b.suspect_failures + (1 if b.result == "FAILURE" else 0)
+        failures = b.suspect_failures + (1 if b.result == BuildResult.FAILURE else 0)
         self.learned.flaked(b.job, failures)
         text = (f"{b.job} failed{'' if failures == 1 else ' ' + self._times(failures)}, {how}: "
                 f"counted as a flake ({self._record(b.job)})")
         if b.result is None:  # a rerun still running: not needed any more
             self.m.ctx.builds.pop(b.uuid, None)
             self.m.ctx.effects.cancel(b.uuid)
-            self.door.set(b, result="CANCELED", end_time=self.m.ctx.clock())
+            self.door.set(b, result=BuildResult.CANCELED, end_time=self.m.ctx.clock())
         self.door.set(b, judgment="flake", message=text)
         self.door.note(item, "judge", text)
 

@@ -22,7 +22,6 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,9 +29,10 @@ import gear
 
 from gatekeeper.gearman import admin
 from gatekeeper.gearman.jobclient import ForwardingClient, JobOwner
-from gatekeeper.gearman.protocol import RESULTS, build_function, decode, encode, stop_function
-from gatekeeper.interfaces import BuildRequest
-from gatekeeper.model.events import BuildCompleted, BuildProgress, BuildStarted
+from gatekeeper.gearman.protocol import build_function, decode, encode, stop_function
+from gatekeeper.interfaces import BuildRequest, EventSink
+from gatekeeper.model.events import BuildCompleted, BuildProgress, BuildStarted, ResultEvent
+from gatekeeper.model.states import WORKER_RESULTS, BuildResult
 
 log = logging.getLogger("gatekeeper.gearman.launcher")
 
@@ -83,7 +83,7 @@ class _Build:
 class GearmanLauncher(JobOwner):
     """``Launcher`` over Gearman. Call start() before launch(), stop() at the end."""
 
-    def __init__(self, host: str, port: int, event_sink: Callable[[object], None],
+    def __init__(self, host: str, port: int, event_sink: EventSink,
                  client_name: str = "gatekeeper-scheduler",
                  ssl_key: str | None = None, ssl_cert: str | None = None,
                  ssl_ca: str | None = None, submit_timeout: float = 30.0,
@@ -152,7 +152,7 @@ class GearmanLauncher(JobOwner):
             build.abort = True
             if build.state == PENDING:
                 # submitJob is under way: the server may hold the job already. _submit
-                # cancels it as soon as the handle is known; ABORTED follows.
+                # cancels it as soon as the handle is known; CANCELED follows.
                 return False
         self._work.put(("cancel", build_uuid))
         return False
@@ -198,7 +198,7 @@ class GearmanLauncher(JobOwner):
             except Exception:
                 log.exception("gearman launcher: %s %s failed", what, uuid)
                 if what == "launch":
-                    self._finish(uuid, "LOST", message="could not submit the build")
+                    self._finish(uuid, BuildResult.LOST, message="could not submit the build")
             now = time.monotonic()
             for due_uuid in [u for u, due in self._waiting.items() if due <= now]:
                 del self._waiting[due_uuid]
@@ -236,7 +236,7 @@ class GearmanLauncher(JobOwner):
             client.waitForServer(self.submit_timeout)
             function = self._choose_function(request)
         except (gear.TimeoutError, admin.AdminError) as e:
-            self._finish(uuid, "LOST", message=f"gearman server unavailable: {e}")
+            self._finish(uuid, BuildResult.LOST, message=f"gearman server unavailable: {e}")
             return
         if function is None:
             wanted = build_function(request.job, request.label)
@@ -249,7 +249,8 @@ class GearmanLauncher(JobOwner):
                 self._waiting[uuid] = time.monotonic() + min(
                     1.0, self.not_registered_grace - waited)
                 return
-            self._finish(uuid, "NOT_REGISTERED", message=f"no worker registered for {wanted}")
+            self._finish(uuid, BuildResult.NOT_REGISTERED,
+                         message=f"no worker registered for {wanted}")
             return
         job = gear.TextJob(function, encode(build_arguments(request)), unique=uuid)
         with self._lock:
@@ -262,7 +263,7 @@ class GearmanLauncher(JobOwner):
                                                           gear.PRECEDENCE_NORMAL),
                              timeout=self.submit_timeout)
         except gear.GearmanError as e:
-            self._finish(uuid, "LOST", message=f"could not submit: {e}")
+            self._finish(uuid, BuildResult.LOST, message=f"could not submit: {e}")
             return
         with self._lock:
             if build.state == PENDING:
@@ -290,7 +291,7 @@ class GearmanLauncher(JobOwner):
                 # gearmand then sends WORK_FAIL, gear.Server nothing: settle
                 # the build now and forget the job either way.
                 job.connection.related_jobs.pop(job.handle, None)
-                self._finish(uuid, "ABORTED", message="cancelled while queued")
+                self._finish(uuid, BuildResult.CANCELED, message="cancelled while queued")
                 return
             log.info("build %s is not queued any more (%r); asking its worker to stop",
                      uuid, reply)
@@ -352,7 +353,7 @@ class GearmanLauncher(JobOwner):
                 except Exception as e:
                     log.debug("cancel of orphan %s: %s", uuid, e)
                 job.connection.related_jobs.pop(job.handle, None)
-            self._finish(uuid, "LOST", message=f"no worker left for {function}")
+            self._finish(uuid, BuildResult.LOST, message=f"no worker left for {function}")
 
     # --- gear poll thread ---------------------------------------------------
 
@@ -404,13 +405,15 @@ class GearmanLauncher(JobOwner):
         try:
             data = decode(raw)
         except ValueError as e:
-            self._finish(build.request.uuid, "ERROR", message=f"bad result from worker: {e}")
+            self._finish(build.request.uuid, BuildResult.ERROR,
+                         message=f"bad result from worker: {e}")
             return
-        result = str(data.get("result") or "")
+        word = str(data.get("result") or "")
         message = data.get("message")
-        if result not in RESULTS:
-            message = f"worker returned an unknown result {result!r}"
-            result = "ERROR"
+        result = BuildResult.from_worker(word)
+        if result is None or result not in WORKER_RESULTS:
+            message = f"worker returned an unknown result {word!r}"
+            result = BuildResult.ERROR
         self._finish(build.request.uuid, result, url=data.get("url"), node=data.get("node"),
                      provider=data.get("provider"), worker=data.get("worker"),
                      message=message, retry=data.get("retry") is not False)
@@ -419,12 +422,13 @@ class GearmanLauncher(JobOwner):
         with self._lock:
             build = self._build_for(job)
         if build is not None:
-            # A build we asked to stop ends ABORTED whatever way it ends.
-            self._finish(build.request.uuid, "ABORTED" if build.abort else "LOST", message=why)
+            # A build we asked to stop ends CANCELED whatever way it ends.
+            self._finish(build.request.uuid,
+                         BuildResult.CANCELED if build.abort else BuildResult.LOST, message=why)
 
     # --- helpers ------------------------------------------------------------
 
-    def _finish(self, uuid: str, result: str, url: Any = None, node: Any = None,
+    def _finish(self, uuid: str, result: BuildResult, url: Any = None, node: Any = None,
                 provider: Any = None, worker: Any = None, message: Any = None,
                 retry: bool = True) -> None:
         with self._lock:
@@ -439,7 +443,7 @@ class GearmanLauncher(JobOwner):
         log.info("build %s: %s%s", uuid, result, f" ({message})" if message else "")
         self._emit(event)
 
-    def _emit(self, event: object) -> None:
+    def _emit(self, event: ResultEvent) -> None:
         try:
             self.event_sink(event)
         except Exception:

@@ -11,21 +11,21 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import gear
 
 from gatekeeper.gearman.jobclient import ForwardingClient, JobOwner
 from gatekeeper.gearman.protocol import MERGE_FUNCTION, UPDATE_FUNCTION, decode, encode
-from gatekeeper.interfaces import MergeRequest
+from gatekeeper.interfaces import EventSink, MergeRequest
 from gatekeeper.merger.payload import merge_args, parse_merge_result
-from gatekeeper.model.events import MergeCompleted
+from gatekeeper.model.events import MergeCompleted, ResultEvent
 
 log = logging.getLogger("gatekeeper.gearman.mergeclient")
 
 
 class GearmanMerger(JobOwner):
-    def __init__(self, host: str, port: int, event_sink: Callable[[object], None],
+    def __init__(self, host: str, port: int, event_sink: EventSink,
                  client_name: str = "gatekeeper-merge-client", ssl_key: str | None = None,
                  ssl_cert: str | None = None, ssl_ca: str | None = None,
                  submit_timeout: float = 30.0):
@@ -129,7 +129,7 @@ class GearmanMerger(JobOwner):
             del self._pending[event.request_uuid]
         self._emit(event)
 
-    def _emit(self, event: object) -> None:
+    def _emit(self, event: ResultEvent) -> None:
         try:
             self.event_sink(event)
         except Exception:

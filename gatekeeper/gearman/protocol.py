@@ -7,13 +7,15 @@ All payloads are UTF-8 JSON objects. Function names:
     ``gatekeeper`` object describing the job). Unique id: the build uuid.
     The worker sends WORK_DATA ``{"worker", "node", "provider", "url"}`` once
     it has a node (may repeat with more fields), WORK_STATUS for progress,
-    and WORK_COMPLETE with ``BuildResult``. WORK_FAIL / WORK_EXCEPTION mean
+    and WORK_COMPLETE with ``BuildResult`` (``result``: one of
+    ``gatekeeper.model.states.WORKER_RESULTS``). WORK_FAIL / WORK_EXCEPTION mean
     the build was lost (infrastructure), never that the tests failed.
 
 ``stop:WORKER``
     Ask WORKER (the name it sent in WORK_DATA) to abort a running build:
     ``{"uuid": BUILD_UUID}``. The worker kills the remote command, collects
-    logs, releases the node and completes the build with result ABORTED.
+    logs, releases the node and completes the build with result CANCELED (older workers
+    said ABORTED; the launcher takes either).
 
 ``merger:merge`` / ``merger:update``
     Build a speculative state: ``MergeArgs``; returns ``MergeResult``.
@@ -49,9 +51,6 @@ MANAGE_FUNCTION = "gatekeeper:manage"
 
 # Pipeline precedence -> gear job priority.
 PRECEDENCE_PRIORITY = {"high": "high", "normal": "normal", "low": "low"}
-
-# Build results a worker may return in WORK_COMPLETE.
-RESULTS = ("SUCCESS", "FAILURE", "TIMED_OUT", "ABORTED", "NODE_FAILURE", "ERROR")
 
 
 def build_function(job: str, label: str | None = None) -> str:

@@ -23,7 +23,7 @@ from gatekeeper.gearman.protocol import (
     decode,
     encode,
 )
-from gatekeeper.model.events import Answered, Dequeue, Enqueue, Promote, Reconfigure
+from gatekeeper.model.events import Answered, Dequeue, Enqueue, Promote, Reconfigure, Request
 
 log = logging.getLogger("gatekeeper.gearman.rpclistener")
 
@@ -63,7 +63,7 @@ def _str(args: dict[str, Any], key: str, required: bool = True) -> str:
     return v
 
 
-def management_event(args: dict[str, Any]) -> object:
+def management_event(args: dict[str, Any]) -> Request:
     """The management event a ``gatekeeper:manage`` request asks for."""
     action = args.get("action")
     if action == "reconfigure":

@@ -17,6 +17,7 @@ from croniter import croniter
 
 from gatekeeper.layout.model import MESSAGE_VARIABLES, URL_VARIABLES
 from gatekeeper.layout.strategy import SCHEMA as STRATEGY
+from gatekeeper.model.states import MergeMode
 from gatekeeper.yamlutil import type_name
 
 GERRIT_EVENTS = (
@@ -36,7 +37,6 @@ GERRIT_EVENTS = (
 )
 MANAGERS = ("independent", "dependent", "serial")
 PRECEDENCES = ("low", "normal", "high")
-MERGE_MODES = ("merge-resolve", "merge", "cherry-pick")
 WINDOW_TYPES = ("linear", "exponential")
 # Keys of a project entry that are not pipeline names.
 PROJECT_KEYS = ("name", "templates", "queue", "merge-mode", "description")
@@ -434,7 +434,7 @@ PROJECT = vol.Schema(
         "description": str,
         "templates": one_or_many(TEMPLATE_REF),
         "queue": nonempty_str,
-        "merge-mode": choice(*MERGE_MODES),
+        "merge-mode": choice(*(m.value for m in MergeMode)),
         vol.Extra: job_tree,  # pipeline name -> job tree; names checked by the loader
     }
 )

@@ -21,7 +21,6 @@ from pathlib import Path
 from gatekeeper.interfaces import MergeItem
 from gatekeeper.merger.publish import PublishRepo
 from gatekeeper.merger.repo import (
-    MERGE_MODES,
     GitError,
     Repo,
     check_branch_name,
@@ -31,6 +30,7 @@ from gatekeeper.merger.repo import (
     run_git,
 )
 from gatekeeper.model.events import MergeCompleted
+from gatekeeper.model.states import MergeMode
 
 log = logging.getLogger("gatekeeper.merger.merger")
 
@@ -157,8 +157,8 @@ class Merger:
             check_project_name(item.project)
             check_branch_name(item.branch)
             mode = merge_mode or item.merge_mode or "merge-resolve"
-            if mode not in MERGE_MODES:
-                raise ValueError(f"unknown merge mode {mode!r} (one of {', '.join(MERGE_MODES)})")
+            if mode not in set(MergeMode):
+                raise ValueError(f"unknown merge mode {mode!r} (one of {', '.join(MergeMode)})")
         if ref_name:
             check_ref_name(ref_name)
         projects = [i.project for i in items]

@@ -14,9 +14,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from gatekeeper.model.states import MergeMode
+
 log = logging.getLogger("gatekeeper.merger.repo")
 
-MERGE_MODES = ("merge-resolve", "merge", "cherry-pick")
 _SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 _FETCHED = "refs/gatekeeper-fetched/"  # temporary names of fetched change refs
 _BOILERPLATE = ("Please make sure you have the correct access rights",
@@ -208,15 +209,15 @@ class Repo:
 
     def apply(self, sha: str, mode: str, message: str = "") -> ApplyOutcome:
         """Apply commit ``sha`` on top of HEAD the way ``mode`` says."""
-        if mode == "cherry-pick":
+        if mode == MergeMode.CHERRY_PICK:
             args = ["cherry-pick", "--allow-empty", "--keep-redundant-commits", sha]
-        elif mode == "merge":
+        elif mode == MergeMode.MERGE:
             args = ["merge", "--no-edit", "--quiet", sha]
-        elif mode == "merge-resolve":
+        elif mode == MergeMode.MERGE_RESOLVE:
             args = ["merge", "-s", "resolve", "--no-edit", "--quiet", sha]
         else:
-            raise ValueError(f"unknown merge mode {mode!r} (one of {', '.join(MERGE_MODES)})")
-        if message and mode != "cherry-pick":
+            raise ValueError(f"unknown merge mode {mode!r} (one of {', '.join(MergeMode)})")
+        if message and mode != MergeMode.CHERRY_PICK:
             args[1:1] = ["-m", message]
         proc = self.git(*args, check=False)
         if proc.returncode == 0:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 from gatekeeper.model.change import Approval
+from gatekeeper.model.states import BuildResult
 
 # --- trigger events -------------------------------------------------------
 
@@ -87,10 +89,7 @@ class BuildProgress:
 @dataclass(frozen=True)
 class BuildCompleted:
     build_uuid: str
-    # SUCCESS, FAILURE, TIMED_OUT, ABORTED (cancelled by us), LOST (worker or
-    # connection went away: retried within the job's attempts), NOT_REGISTERED
-    # (no worker can run the job), NODE_FAILURE, ERROR (infrastructure error)
-    result: str
+    result: BuildResult
     url: str | None = None
     node: str | None = None
     provider: str | None = None
@@ -161,5 +160,16 @@ class Answered:
     """A management event whose sender wants to know how it went: the loop
     calls ``reply(None)`` once handled, or ``reply(error)``."""
 
-    event: object
+    event: Request
     reply: Callable[[str | None], None] = field(compare=False)
+
+
+# --- the unions the scheduler's queues carry --------------------------------
+# A new kind goes into its union; every ``match`` over the union ends in
+# ``assert_never``, so a kind nobody handles is a type error, not a silent drop.
+
+BuildEvent: TypeAlias = BuildStarted | BuildProgress | BuildCompleted
+ResultEvent: TypeAlias = BuildEvent | MergeCompleted
+# What an operator (or SIGHUP) asks of the loop; Answered carries one and a reply.
+Request: TypeAlias = Reconfigure | Enqueue | Dequeue | Promote
+ManagementEvent: TypeAlias = Request | Answered

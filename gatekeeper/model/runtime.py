@@ -11,14 +11,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from gatekeeper.model.change import Change, Ref
-
-# Build results that are not failures of the change under test.
-PASSING_RESULTS = frozenset({"SUCCESS", "SKIPPED"})
-# Results after which a build may be launched again (within the job's attempts).
-# Infrastructure, not the change: the worker or its connection went away (LOST),
-# no node could be had or reached (NODE_FAILURE), the workspace could not be
-# prepared (ERROR). Retried within the job's attempts; FAILURE never is.
-RETRYABLE_RESULTS = frozenset({"LOST", "NODE_FAILURE", "ERROR"})
+from gatekeeper.model.states import BuildResult, BuildSetResult, MergeState
 
 
 @dataclass(frozen=True)
@@ -36,7 +29,7 @@ class Build:
     job: str
     voting: bool = True
     attempt: int = 1  # 1-based launch number for this job in this build set
-    result: str | None = None
+    result: BuildResult | None = None
     url: str | None = None
     launch_time: float | None = None
     start_time: float | None = None
@@ -84,7 +77,7 @@ class BuildSet:
     base_item: str | None = None
     # What is merged, in order: every change ahead, then the item's own.
     changes: tuple[SpeculativeChange, ...] = ()
-    merge_state: str = "new"  # new | pending | complete
+    merge_state: MergeState = MergeState.NEW
     merge_request: str | None = None
     merged: bool | None = None
     merge_error: str | None = None  # plain words: why it did not merge
@@ -92,12 +85,12 @@ class BuildSet:
     ref: str | None = None
     git_url: str | None = None
     builds: dict[str, Build] = field(default_factory=dict)  # job name -> latest build
-    result: str | None = None
+    result: BuildSetResult | None = None
 
     @property
     def is_fresh(self) -> bool:
         """Nothing requested or launched yet: resetting it costs nothing."""
-        return self.merge_state == "new" and not self.builds
+        return self.merge_state == MergeState.NEW and not self.builds
 
 
 @dataclass(eq=False)

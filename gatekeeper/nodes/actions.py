@@ -13,19 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from gatekeeper.nodes.db import (
-    BUILDING,
-    DELETED,
-    DELETING,
-    FAILED,
-    HOLD,
-    IN_USE,
-    READY,
-    USED,
-    Image,
-    Node,
-    PoolStore,
-)
+from gatekeeper.model.states import ImageState, NodeState
+from gatekeeper.nodes.db import Image, Node, PoolStore
 from gatekeeper.nodes.metrics import PoolMetrics
 from gatekeeper.nodes.planner import Launch
 from gatekeeper.nodes.providers import META_IMAGE, META_NODE, META_POOL, ProviderError, Server
@@ -81,7 +70,7 @@ class Actions:
                     break
                 continue
             if self.store.transition(
-                    node.id, [BUILDING], READY, self.clock(), host=server.host,
+                    node.id, [NodeState.BUILDING], NodeState.READY, self.clock(), host=server.host,
                     port=server.port, username=spec.boot.username,
                     key_ref=spec.boot.private_key, host_key=host_key,
                     external_id=server.id, workdir=server.workdir):
@@ -94,12 +83,12 @@ class Actions:
                 self.delete_node(node.id)
             return
         # Out of attempts: the record goes; the planner relaunches elsewhere.
-        if self.store.transition(node.id, [BUILDING], FAILED, self.clock()):
+        if self.store.transition(node.id, [NodeState.BUILDING], NodeState.FAILED, self.clock()):
             log.error("node %d (%s) failed to launch on %s", node.id, req.label, prov.name)
 
     def _gone(self, node_id: int) -> bool:
         n = self.store.get_node(node_id)
-        return n is None or n.state != BUILDING
+        return n is None or n.state != NodeState.BUILDING
 
     def _boot(self, prov: ProviderRuntime, spec: ImageSpec, image_ref: str | None,
               node: Node, meta: dict[str, str]) -> tuple[Server, str]:
@@ -163,9 +152,9 @@ class Actions:
     # -- delete ---------------------------------------------------------------
     def delete_node(self, node_id: int) -> None:
         node = self.store.get_node(node_id)
-        if node is None or node.state == DELETED:
+        if node is None or node.state == NodeState.DELETED:
             return
-        self.store.transition(node_id, [node.state], DELETING, self.clock())
+        self.store.transition(node_id, [node.state], NodeState.DELETING, self.clock())
         prov = self.providers.get(node.provider)
         if node.external_id and prov is not None and prov.api is not None:
             try:
@@ -180,7 +169,7 @@ class Actions:
         elif node.external_id and prov is None:
             log.warning("node %d: provider %s is gone from the config; forgetting server %s",
                         node_id, node.provider, node.external_id)
-        if self.store.transition(node_id, [DELETING], DELETED, self.clock()):
+        if self.store.transition(node_id, [NodeState.DELETING], NodeState.DELETED, self.clock()):
             self.metrics.event("deletes_total", {"provider": node.provider, "result": "ok"})
             log.info("node %d deleted", node_id)
 
@@ -214,8 +203,8 @@ class Actions:
         if host is None or prov is None or prov.static is None:
             self.delete_node(node_id)
             return
-        if not self.store.transition(node_id, [USED, HOLD, BUILDING, READY, FAILED, IN_USE],
-                                     BUILDING,
+        if not self.store.transition(node_id, [NodeState.USED, NodeState.HOLD, NodeState.BUILDING, NodeState.READY, NodeState.FAILED, NodeState.IN_USE],
+                                     NodeState.BUILDING,
                                      self.clock(), build="", project="", job="",
                                      hold_until=None, hold_reason=""):
             return
@@ -223,13 +212,13 @@ class Actions:
         try:
             host_key = prov.static.reset(host, node.host_key)
         except (ResetError, SshError) as e:
-            self.store.transition(node_id, [BUILDING], FAILED, self.clock())
+            self.store.transition(node_id, [NodeState.BUILDING], NodeState.FAILED, self.clock())
             self.metrics.event("resets_total", {"provider": prov.name, "result": "failed"})
             # The alert: a failed bare-metal reset needs a human.
             log.error("ALERT static node %s (%s) failed its reset and is out of service: %s",
                       host.name, prov.name, e)
             return
-        if self.store.transition(node_id, [BUILDING], READY, self.clock(), host=host.host,
+        if self.store.transition(node_id, [NodeState.BUILDING], NodeState.READY, self.clock(), host=host.host,
                                  port=host.port, username=host.username,
                                  key_ref=host.private_key, host_key=host_key,
                                  workdir=host.workdir or None):
@@ -242,7 +231,7 @@ class Actions:
         prov = self.providers[image.provider]
         spec = prov.images[image.image]
         assert prov.api is not None and spec.setup_script
-        fake = Node(id=0, label="", provider=prov.name, state=BUILDING, state_time=0.0,
+        fake = Node(id=0, label="", provider=prov.name, state=NodeState.BUILDING, state_time=0.0,
                     created=0.0)
         server: Server | None = None
         try:
@@ -262,7 +251,7 @@ class Actions:
             self._wait_image(prov, ext)
             self._delete_server(prov, server.id)
             server = None
-            if self.store.transition_image(image.id, [BUILDING], READY, self.clock(),
+            if self.store.transition_image(image.id, [ImageState.BUILDING], ImageState.READY, self.clock(),
                                            template_id=None):
                 self.metrics.image_build(prov.name, spec.name, "ready")
                 log.info("image %s v%d ready on %s (%s)", spec.name, image.version, prov.name,
@@ -274,7 +263,7 @@ class Actions:
             if isinstance(e, ProviderError) or (isinstance(e, LaunchFailed)
                                                 and e.result == "error.quota"):
                 prov.health.failure(self.clock(), getattr(e, "kind", "error"), str(e))
-            self.store.transition_image(image.id, [BUILDING], FAILED, self.clock())
+            self.store.transition_image(image.id, [ImageState.BUILDING], ImageState.FAILED, self.clock())
             if server is not None:
                 try:
                     self._delete_server(prov, server.id)
@@ -297,9 +286,9 @@ class Actions:
 
     def delete_image(self, image_id: int) -> None:
         image = self.store.get_image(image_id)
-        if image is None or image.state == DELETED:
+        if image is None or image.state == ImageState.DELETED:
             return
-        self.store.transition_image(image_id, [image.state], DELETING, self.clock())
+        self.store.transition_image(image_id, [image.state], ImageState.DELETING, self.clock())
         prov = self.providers.get(image.provider)
         if prov is not None and prov.api is not None:
             try:
@@ -311,8 +300,8 @@ class Actions:
                 log.warning("image %d: delete failed (will retry): %s", image_id, e)
                 self.store.update_image(image_id, state_time=self.clock())
                 return
-        if self.store.transition_image(image_id, [DELETING], DELETED, self.clock()):
+        if self.store.transition_image(image_id, [ImageState.DELETING], ImageState.DELETED, self.clock()):
             log.info("image %s v%d on %s deleted", image.image, image.version, image.provider)
 
 
-ACTIVE_STATES = (BUILDING, READY, IN_USE, USED, HOLD, DELETING, FAILED)
+ACTIVE_STATES = (NodeState.BUILDING, NodeState.READY, NodeState.IN_USE, NodeState.USED, NodeState.HOLD, NodeState.DELETING, NodeState.FAILED)

@@ -24,6 +24,7 @@ from gatekeeper.gearman.protocol import (
     node_claim_function,
 )
 from gatekeeper.interfaces import NodeClaimError, NodeLease
+from gatekeeper.model.states import NodeState
 
 log = logging.getLogger("gatekeeper.nodes.claimer")
 
@@ -72,7 +73,7 @@ class GearmanNodeClaimer(JobOwner):
 
     def _release_quietly(self, payload: dict[str, Any]) -> None:
         try:
-            self._call(NODE_RELEASE_FUNCTION, {"node_id": payload["node_id"], "state": "used",
+            self._call(NODE_RELEASE_FUNCTION, {"node_id": payload["node_id"], "state": NodeState.USED,
                                                "reason": "claim abandoned"}, 60.0)
         except NodeClaimError as e:
             log.warning("could not release abandoned node %s: %s", payload["node_id"], e)

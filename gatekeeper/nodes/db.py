@@ -17,25 +17,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import CursorResult, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from gatekeeper.model.states import ImageState, NodeState
 from gatekeeper.store.db import create_schema
 
 log = logging.getLogger("gatekeeper.nodes.db")
 
-# Node states.
-BUILDING = "building"
-READY = "ready"
-IN_USE = "in-use"
-USED = "used"
-HOLD = "hold"
-DELETING = "deleting"
-DELETED = "deleted"
-FAILED = "failed"
-NODE_STATES = (BUILDING, READY, IN_USE, USED, HOLD, DELETING, DELETED, FAILED)
-LIVE_STATES = tuple(s for s in NODE_STATES if s != DELETED)
-
-# Image states (BUILDING, READY, FAILED, DELETING, DELETED shared with nodes).
-IMAGE_STATES = (BUILDING, READY, FAILED, DELETING, DELETED)
-
+# Every node state but the last (deleted rows are kept for history).
+LIVE_STATES = tuple(s for s in NodeState if s != NodeState.DELETED)
 
 class Base(DeclarativeBase):
     pass
@@ -102,7 +90,7 @@ class Node:
     id: int
     label: str
     provider: str
-    state: str
+    state: NodeState
     state_time: float
     created: float
     image: str = ""
@@ -128,7 +116,7 @@ class Image:
     provider: str
     image: str
     version: int
-    state: str
+    state: ImageState
     state_time: float
     created: float
     external_id: str | None = None
@@ -146,8 +134,13 @@ class Autohold:
     created: float
 
 
-def _snap(cls, row):
-    return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
+def _snap(cls: Any, row: Any) -> Any:
+    values = {f.name: getattr(row, f.name) for f in fields(cls)}
+    if cls is Node:
+        values["state"] = NodeState(values["state"])
+    elif cls is Image:
+        values["state"] = ImageState(values["state"])
+    return cls(**values)
 
 
 def _inserted_id(res: CursorResult[Any]) -> int:
@@ -165,7 +158,7 @@ class PoolStore:
         create_schema(Base.metadata, engine)
 
     # -- nodes ------------------------------------------------------------
-    def create_node(self, label: str, provider: str, now: float, state: str = BUILDING,
+    def create_node(self, label: str, provider: str, now: float, state: NodeState = NodeState.BUILDING,
                     **values: object) -> Node:
         with self.engine.begin() as conn:
             res = conn.execute(sa.insert(NodeRow).values(
@@ -181,7 +174,7 @@ class PoolStore:
             row = conn.execute(sa.select(NodeRow.__table__).where(NodeRow.id == node_id)).first()
         return _snap(Node, row) if row else None
 
-    def list_nodes(self, states: Iterable[str] | None = None, label: str | None = None,
+    def list_nodes(self, states: Iterable[NodeState] | None = None, label: str | None = None,
                    provider: str | None = None) -> list[Node]:
         q = sa.select(NodeRow.__table__).order_by(NodeRow.id)
         if states is not None:
@@ -197,8 +190,8 @@ class PoolStore:
         with self.engine.begin() as conn:
             conn.execute(sa.update(NodeRow).where(NodeRow.id == node_id).values(**values))
 
-    def transition(self, node_id: int, from_states: Iterable[str], to_state: str, now: float,
-                   **values: object) -> bool:
+    def transition(self, node_id: int, from_states: Iterable[NodeState], to_state: NodeState,
+                   now: float, **values: object) -> bool:
         """Move the node to ``to_state`` only if it is in one of
         ``from_states``; True if this call did it."""
         with self.engine.begin() as conn:
@@ -228,7 +221,7 @@ class PoolStore:
                 if row is not None:
                     return _snap(Node, row)
                 left = conn.execute(sa.select(sa.func.count()).where(
-                    NodeRow.label == label, NodeRow.state == READY)).scalar()
+                    NodeRow.label == label, NodeRow.state == NodeState.READY)).scalar()
             if not left:
                 return None
         return None
@@ -240,7 +233,7 @@ class PoolStore:
                 sa.select(sa.func.max(ImageRow.version))
                 .where(ImageRow.provider == provider, ImageRow.image == image)).scalar()
             res = conn.execute(sa.insert(ImageRow).values(
-                provider=provider, image=image, version=(top or 0) + 1, state=BUILDING,
+                provider=provider, image=image, version=(top or 0) + 1, state=ImageState.BUILDING,
                 state_time=now, created=now))
             image_id = _inserted_id(res)
         img = self.get_image(image_id)
@@ -253,7 +246,7 @@ class PoolStore:
                 sa.select(ImageRow.__table__).where(ImageRow.id == image_id)).first()
         return _snap(Image, row) if row else None
 
-    def list_images(self, states: Iterable[str] | None = None, provider: str | None = None,
+    def list_images(self, states: Iterable[ImageState] | None = None, provider: str | None = None,
                     image: str | None = None) -> list[Image]:
         q = sa.select(ImageRow.__table__).order_by(ImageRow.id)
         if states is not None:
@@ -265,8 +258,8 @@ class PoolStore:
         with self.engine.connect() as conn:
             return [_snap(Image, r) for r in conn.execute(q)]
 
-    def transition_image(self, image_id: int, from_states: Iterable[str], to_state: str,
-                         now: float, **values: object) -> bool:
+    def transition_image(self, image_id: int, from_states: Iterable[ImageState],
+                         to_state: ImageState, now: float, **values: object) -> bool:
         with self.engine.begin() as conn:
             res = conn.execute(
                 sa.update(ImageRow)
@@ -330,12 +323,12 @@ def claim_statement(label: str, build: str, now: float, project: str = "",
     RETURNING *``. SQLite has no row locks; its compiler leaves the FOR
     UPDATE clause out (its writers are serialized anyway)."""
     oldest = (sa.select(NodeRow.id)
-              .where(NodeRow.label == label, NodeRow.state == READY)
+              .where(NodeRow.label == label, NodeRow.state == NodeState.READY)
               .order_by(NodeRow.state_time, NodeRow.id).limit(1)
               .with_for_update(skip_locked=True).scalar_subquery())
     return (sa.update(NodeRow)
-            .where(NodeRow.id == oldest, NodeRow.state == READY)
-            .values(state=IN_USE, state_time=now, build=build, project=project, job=job)
+            .where(NodeRow.id == oldest, NodeRow.state == NodeState.READY)
+            .values(state=NodeState.IN_USE, state_time=now, build=build, project=project, job=job)
             .returning(*NodeRow.__table__.columns))
 
 

@@ -27,6 +27,7 @@ from gatekeeper.gearman.protocol import (
     encode,
     node_claim_function,
 )
+from gatekeeper.model.states import NodeState
 from gatekeeper.nodes.service import PoolService
 
 log = logging.getLogger("gatekeeper.nodes.gearsvc")
@@ -100,7 +101,7 @@ class PoolGearmanWorker:
         if name == NODE_RELEASE_FUNCTION:
             hold_for = args.get("hold_for")
             err = self.service.release(
-                str(args.get("node_id", "")), str(args.get("state", "used")),
+                str(args.get("node_id", "")), str(args.get("state", NodeState.USED)),
                 float(hold_for) if isinstance(hold_for, int | float) else None,
                 str(args.get("reason", "")), str(args.get("build", "")),
                 str(args.get("result", "")))

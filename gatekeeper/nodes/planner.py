@@ -15,18 +15,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from gatekeeper.nodes.db import (
-    BUILDING,
-    DELETED,
-    DELETING,
-    FAILED,
-    HOLD,
-    IN_USE,
-    READY,
-    USED,
-    Image,
-    Node,
-)
+from gatekeeper.model.states import ImageState, NodeState
+from gatekeeper.nodes.db import Image, Node
 
 CLOUD = "cloud"
 STATIC = "static"
@@ -96,7 +86,7 @@ class Plan:
 def current_image(images: Iterable[Image], provider: str, image: str) -> Image | None:
     """The newest ready snapshot of ``image`` on ``provider``."""
     ready = [i for i in images if i.provider == provider and i.image == image
-             and i.state == READY]
+             and i.state == ImageState.READY]
     return max(ready, key=lambda i: (i.version, i.created), default=None)
 
 
@@ -104,8 +94,8 @@ def plan(snap: Snapshot) -> Plan:
     deletes, resets, reasons = _reap_nodes(snap)
     # Servers each provider has: every live node (including those being
     # deleted: the cloud still has them) and every image build's template.
-    used: Counter[str] = Counter(n.provider for n in snap.nodes if n.state != DELETED)
-    used.update(i.provider for i in snap.images if i.state == BUILDING)
+    used: Counter[str] = Counter(n.provider for n in snap.nodes if n.state != NodeState.DELETED)
+    used.update(i.provider for i in snap.images if i.state == ImageState.BUILDING)
     builds, image_deletes = _images(snap, used)
     used.update(p for p, _ in builds)
     launches = _launches(snap, set(deletes) | set(resets), used)
@@ -127,27 +117,27 @@ def _reap_nodes(snap: Snapshot) -> tuple[list[int], list[int], dict[int, str]]:
         prov = providers.get(n.provider)
         static = prov is not None and prov.kind == STATIC
         why = ""
-        if n.state == USED and not busy:
+        if n.state == NodeState.USED and not busy:
             why = "used"
-        elif n.state == HOLD and n.hold_until is not None and n.hold_until <= snap.now \
+        elif n.state == NodeState.HOLD and n.hold_until is not None and n.hold_until <= snap.now \
                 and not busy:
             why = "hold expired"
-        elif n.state == BUILDING and (not busy or snap.now - n.state_time >= t.building):
+        elif n.state == NodeState.BUILDING and (not busy or snap.now - n.state_time >= t.building):
             why = "stuck building" if busy else "building without a launcher"
-        elif n.state == DELETING and not busy and (
+        elif n.state == NodeState.DELETING and not busy and (
                 snap.now - n.state_time >= t.delete_retry or n.external_id is None):
             why = "delete retry"
-        elif n.state == IN_USE and t.in_use and snap.now - n.state_time >= t.in_use \
+        elif n.state == NodeState.IN_USE and t.in_use and snap.now - n.state_time >= t.in_use \
                 and not busy:
             why = "in use too long (lost claim?)"
-        elif n.state == FAILED and not busy and not static:
+        elif n.state == NodeState.FAILED and not busy and not static:
             why = "failed"
-        elif n.state == READY and not busy and (n.label not in labels or prov is None):
+        elif n.state == NodeState.READY and not busy and (n.label not in labels or prov is None):
             why = "label or provider removed"
         if not why:
             continue
-        if static and n.state != DELETING:
-            if prov is not None and n.state != FAILED:
+        if static and n.state != NodeState.DELETING:
+            if prov is not None and n.state != NodeState.FAILED:
                 resets.append(n.id)
                 reasons[n.id] = why
         else:
@@ -161,7 +151,7 @@ def _reap_nodes(snap: Snapshot) -> tuple[list[int], list[int], dict[int, str]]:
 def _launches(snap: Snapshot, leaving: set[int], used: Counter[str]) -> list[Launch]:
     have: Counter[str] = Counter(
         n.label for n in snap.nodes
-        if n.state in (READY, BUILDING) and n.id not in leaving)
+        if n.state in (NodeState.READY, NodeState.BUILDING) and n.id not in leaving)
     launches: list[Launch] = []
     for label in sorted(snap.labels, key=lambda lb: lb.name):
         want = label.min_ready + max(0, snap.demand.get(label.name, 0))
@@ -215,13 +205,13 @@ def _images(snap: Snapshot, used: Counter[str]) -> tuple[list[tuple[str, str]], 
     builds: list[tuple[str, str]] = []
     deletes: list[int] = []
     in_use_images = {n.image_id for n in snap.nodes
-                     if n.state in (BUILDING, READY, IN_USE) and n.image_id is not None}
+                     if n.state in (NodeState.BUILDING, NodeState.READY, NodeState.IN_USE) and n.image_id is not None}
     for p in snap.providers:
         for name in p.needs_image_build:
             recs = [i for i in snap.images if i.provider == p.name and i.image == name
-                    and i.state != DELETED]
-            building = [i for i in recs if i.state == BUILDING]
-            ready = sorted((i for i in recs if i.state == READY),
+                    and i.state != ImageState.DELETED]
+            building = [i for i in recs if i.state == ImageState.BUILDING]
+            ready = sorted((i for i in recs if i.state == ImageState.READY),
                            key=lambda i: (i.version, i.created), reverse=True)
             # Every attempt counts, including failed ones already cleaned up,
             # so a failing build is retried after image_retry, not each tick.
@@ -245,8 +235,8 @@ def _images(snap: Snapshot, used: Counter[str]) -> tuple[list[tuple[str, str]], 
             for i in recs:
                 if i.id in snap.busy_images:
                     continue
-                if i.state == FAILED:
+                if i.state == ImageState.FAILED:
                     deletes.append(i.id)
-                elif i.state == DELETING and snap.now - i.state_time >= t.delete_retry:
+                elif i.state == ImageState.DELETING and snap.now - i.state_time >= t.delete_retry:
                     deletes.append(i.id)
     return builds, sorted(set(deletes))

@@ -24,21 +24,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from gatekeeper.model.states import BuildResult, NodeState
 from gatekeeper.nodes.actions import Actions
-from gatekeeper.nodes.db import (
-    BUILDING,
-    DELETED,
-    DELETING,
-    FAILED,
-    HOLD,
-    IN_USE,
-    LIVE_STATES,
-    READY,
-    USED,
-    Image,
-    Node,
-    PoolStore,
-)
+from gatekeeper.nodes.db import LIVE_STATES, Image, Node, PoolStore
 from gatekeeper.nodes.holdcap import DEFAULT_MAX_HELD, hold_refusal
 from gatekeeper.nodes.metrics import PoolMetrics
 from gatekeeper.nodes.planner import STATIC, Plan, Snapshot, Timeouts, plan
@@ -81,7 +69,7 @@ class PoolConfig:
 
 
 # Nodes of a label that are, or will be, in rotation (in-use counts: it returns).
-IN_SERVICE = (BUILDING, READY, IN_USE, USED, HOLD)
+IN_SERVICE = (NodeState.BUILDING, NodeState.READY, NodeState.IN_USE, NodeState.USED, NodeState.HOLD)
 
 
 class PoolService:
@@ -190,7 +178,7 @@ class PoolService:
                 # A launch hung past building_timeout: take the node off
                 # building; the launcher deletes its server when it returns,
                 # else the delete retry does.
-                if self.store.transition(node_id, [BUILDING], DELETING, self.clock()):
+                if self.store.transition(node_id, [NodeState.BUILDING], NodeState.DELETING, self.clock()):
                     log.warning("node %d stuck building; deleting it", node_id)
                 continue
             log.info("deleting node %d: %s", node_id, decided.reasons.get(node_id, ""))
@@ -240,7 +228,7 @@ class PoolService:
             self._executor.submit(job)
 
     def _gauges(self, snap: Snapshot) -> None:
-        counts = Counter((n.state, n.label, n.provider) for n in snap.nodes)
+        counts = Counter((n.state.value, n.label, n.provider) for n in snap.nodes)
         self.metrics.node_states(counts)
         reg = self.metrics.registry
         reg.set_gauges("claims_waiting", {(("label", lb),): float(n)
@@ -266,8 +254,8 @@ class PoolService:
                 # A host removed from the config leaves service (in-use ones
                 # when their build releases them: their reset finds no host).
                 if n.provider == prov.name and n.static_name not in names and \
-                        self.store.transition(n.id, [READY, USED, HOLD, FAILED, BUILDING],
-                                              DELETED, self.clock()):
+                        self.store.transition(n.id, [NodeState.READY, NodeState.USED, NodeState.HOLD, NodeState.FAILED, NodeState.BUILDING],
+                                              NodeState.DELETED, self.clock()):
                     log.info("static node %s is no longer configured", n.static_name)
             for h in prov.static.hosts:
                 mine = [n for n in live if n.provider == prov.name and n.static_name == h.name]
@@ -277,7 +265,7 @@ class PoolService:
                     continue
                 # A new host is reset before its first use, like after a build.
                 node = self.store.create_node(
-                    h.label, prov.name, self.clock(), state=USED, static_name=h.name,
+                    h.label, prov.name, self.clock(), state=NodeState.USED, static_name=h.name,
                     host=h.host, port=h.port, username=h.username, key_ref=h.private_key,
                     host_key=h.host_key)
                 log.info("static node %s registered as node %d", h.name, node.id)
@@ -324,7 +312,7 @@ class PoolService:
                 node = _get_node(self.store, s.metadata[META_NODE])
                 if node is not None and node.id in busy_n:
                     continue
-                if node is None or node.state == DELETED or node.provider != prov.name:
+                if node is None or node.state == NodeState.DELETED or node.provider != prov.name:
                     leak = "unknown node"
                 elif node.external_id != s.id:
                     leak = f"not node {node.id}'s server"
@@ -343,10 +331,10 @@ class PoolService:
                 except ProviderError as e:
                     log.warning("reaper: %s: %s", prov.name, e)
         # Servers the cloud no longer has: their records are done.
-        for n in self.store.list_nodes([READY, USED, HOLD, FAILED, DELETING],
+        for n in self.store.list_nodes([NodeState.READY, NodeState.USED, NodeState.HOLD, NodeState.FAILED, NodeState.DELETING],
                                        provider=prov.name):
             if n.external_id and n.external_id not in listed and n.id not in busy_n:
-                if self.store.transition(n.id, [n.state], DELETED, self.clock()):
+                if self.store.transition(n.id, [n.state], NodeState.DELETED, self.clock()):
                     log.warning("node %d (%s): server %s vanished from %s", n.id, n.state,
                                 n.external_id, prov.name)
         self.wake()
@@ -408,7 +396,7 @@ class PoolService:
         except Exception:
             # The build never got it: return the node to the pool as used.
             log.exception("could not hand node %d to build %s", node.id, node.build)
-            self.store.transition(node.id, [IN_USE], USED, self.clock())
+            self.store.transition(node.id, [NodeState.IN_USE], NodeState.USED, self.clock())
 
     def lease(self, node: Node) -> dict[str, Any]:
         extra = {"workdir": node.workdir} if node.workdir else {}
@@ -422,41 +410,41 @@ class PoolService:
         node = _get_node(self.store, node_id)
         if node is None:
             return f"unknown node {node_id!r}"
-        if node.state != IN_USE:
+        if node.state != NodeState.IN_USE:
             return f"node {node_id} is {node.state}, not in use"
         if build and node.build and build != node.build:
             return f"node {node_id} is claimed by another build"
         now = self.clock()
-        if state not in ("used", "hold"):
+        if state not in (NodeState.USED, NodeState.HOLD):
             return f"bad release state {state!r}"
-        failed = state == "hold" or (result not in ("", "SUCCESS"))
+        failed = state == NodeState.HOLD or (result not in ("", BuildResult.SUCCESS))
         autoheld = False
         if failed and node.project and node.job:
             ah = self.store.consume_autohold(node.project, node.job)
             if ah is not None:
-                state, hold_for = "hold", ah.hold_for if ah.hold_for is not None else -1.0
+                state, hold_for = NodeState.HOLD, ah.hold_for if ah.hold_for is not None else -1.0
                 reason = f"autohold {ah.id}: {ah.reason}".strip()
                 autoheld = True  # an operator asked for it: not capped
-        if state == "hold" and not autoheld:
+        if state == NodeState.HOLD and not autoheld:
             refused = self._hold_refusal(node)
             if refused is not None:
                 log.info("node %d not held: %s", node.id, refused)
-                state = "used"
-        if state == "hold":
+                state = NodeState.USED
+        if state == NodeState.HOLD:
             until = None if hold_for is not None and hold_for < 0 else \
                 now + (hold_for if hold_for is not None else self.config.hold_time)
-            ok = self.store.transition(node.id, [IN_USE], HOLD, now, hold_until=until,
+            ok = self.store.transition(node.id, [NodeState.IN_USE], NodeState.HOLD, now, hold_until=until,
                                        hold_reason=reason[:1000])
             log.info("node %d held (%s) until %s", node.id, reason or "no reason",
                      "forever" if until is None else f"{until:.0f}")
         else:
-            ok = self.store.transition(node.id, [IN_USE], USED, now)
+            ok = self.store.transition(node.id, [NodeState.IN_USE], NodeState.USED, now)
         self.wake()
         return "" if ok else f"node {node_id} changed state meanwhile"
 
     def _hold_refusal(self, node: Node) -> str | None:
         same = self.store.list_nodes(IN_SERVICE, label=node.label)
-        held = sum(1 for n in same if n.state == HOLD)
+        held = sum(1 for n in same if n.state == NodeState.HOLD)
         return hold_refusal(node.label, len(same), held, self.config.max_held)
 
     # -- operator actions (also used by the CLI through the database) ---------

@@ -15,6 +15,7 @@ from gatekeeper.config import Config
 from gatekeeper.errors import UserError
 from gatekeeper.layout.loader import load_layout
 from gatekeeper.layout.model import Layout
+from gatekeeper.model.events import ResultEvent
 from gatekeeper.store.journal import StateJournal
 from gatekeeper.store.lock import SchedulerLock
 from gatekeeper.store.migrate import open_store
@@ -79,7 +80,7 @@ class SchedulerService:
     def _on_trigger(self, event: object) -> None:
         self.scheduler.add_trigger_event(event)  # type: ignore[arg-type]
 
-    def _on_result(self, event: object) -> None:
+    def _on_result(self, event: ResultEvent) -> None:
         self.scheduler.add_result_event(event)
 
     def start(self) -> SchedulerService:

@@ -37,6 +37,7 @@ from gatekeeper.model.runtime import (
     PipelineState,
     QueueItem,
 )
+from gatekeeper.model.states import MergeState
 from gatekeeper.store import schema
 from gatekeeper.store.outbox import OutboxEntry
 from gatekeeper.store.recorder import HistoryRecorder
@@ -343,7 +344,7 @@ def reindex(core: CoreEngine) -> None:
             for b in bs.builds.values():
                 if b.result is None:
                     ctx.builds[b.uuid] = (it, bs)
-            if bs.merge_state == "pending" and bs.merge_request:
+            if bs.merge_state == MergeState.PENDING and bs.merge_request:
                 ctx.merges[bs.merge_request] = (it, bs)
 
 

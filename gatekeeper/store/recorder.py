@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 
 from gatekeeper.model.change import Change
 from gatekeeper.model.runtime import Build, BuildSet, QueueItem
+from gatekeeper.model.states import BuildResult
 from gatekeeper.store import schema
 
 log = logging.getLogger("gatekeeper.store.recorder")
@@ -101,7 +102,7 @@ class HistoryRecorder:
         """A build set left behind: what never finished was cancelled."""
         b, s = schema.builds, schema.buildsets
         conn.execute(sa.update(b).where(b.c.buildset == bs_uuid, b.c.result.is_(None))
-                     .values(result="CANCELED", end_time=now))
+                     .values(result=BuildResult.CANCELED, end_time=now))
         conn.execute(sa.update(s).where(s.c.uuid == bs_uuid, s.c.result.is_(None))
                      .values(result=result, completed=now))
         conn.execute(sa.update(s).where(s.c.uuid == bs_uuid, s.c.completed.is_(None))

@@ -19,6 +19,7 @@ from gatekeeper.model.runtime import (
     QueueItem,
     SpeculativeChange,
 )
+from gatekeeper.model.states import BuildResult, BuildSetResult, MergeState
 
 _CHANGE_FIELDS = tuple(f.name for f in fields(Change) if f.name != "approvals")
 _REF_FIELDS = tuple(f.name for f in fields(Ref))
@@ -59,6 +60,7 @@ def build_to_dict(b: Build) -> dict[str, Any]:
 
 def build_from_dict(d: dict[str, Any]) -> Build:
     b = Build(**_pick(Build, {k: v for k, v in d.items() if k != "progress"}))
+    b.result = BuildResult(b.result) if b.result is not None else None
     p = d.get("progress")
     b.progress = (int(p[0]), int(p[1])) if p else None
     return b
@@ -81,6 +83,8 @@ def build_set_from_dict(d: dict[str, Any]) -> BuildSet:
     bs.changes = tuple(SpeculativeChange(**_pick(SpeculativeChange, x))
                        for x in d.get("changes") or ())
     bs.commits = dict(d.get("commits") or {})
+    bs.merge_state = MergeState(bs.merge_state)
+    bs.result = BuildSetResult(bs.result) if bs.result is not None else None
     for b in d.get("builds") or ():
         build = build_from_dict(b)
         bs.builds[build.job] = build

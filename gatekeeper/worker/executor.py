@@ -5,7 +5,7 @@ rsync the workspace to the node -> run the job's script over ssh (console
 streamed to console.txt) -> enforce the timeout / honour a stop request ->
 collect the logs -> release (or hold) the node -> publish the logs -> result.
 
-Results: SUCCESS / FAILURE (the script's exit status), TIMED_OUT, ABORTED
+Results: SUCCESS / FAILURE (the script's exit status), TIMED_OUT, CANCELED
 (stop request), NODE_FAILURE (no node, or the node could not be reached
 before or while the script ran: the scheduler may retry elsewhere) and
 ERROR (the workspace could not be prepared)."""
@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Protocol
 
 from gatekeeper.interfaces import NodeClaimer, NodeLease
+from gatekeeper.model.states import BuildResult, NodeState
 from gatekeeper.worker import logs
 from gatekeeper.worker.buildargs import BuildSpec
 from gatekeeper.worker.ssh import SSH_FAILED, SshError, SshNode
@@ -62,7 +63,7 @@ class ExecutorSettings:
 
 @dataclass
 class BuildOutcome:
-    result: str
+    result: BuildResult
     log_url: str | None = None
     log_path: str | None = None
     node: str | None = None
@@ -123,7 +124,7 @@ class BuildExecutor:
         if build_dir.exists():
             shutil.rmtree(build_dir)
         build_dir.mkdir(parents=True)
-        out = BuildOutcome("ERROR", log_path=spec.log_path)
+        out = BuildOutcome(BuildResult.ERROR, log_path=spec.log_path)
         self._started[spec.uuid] = self._clock()
         try:
             return self._run(spec, reporter, stop, build_dir, out)
@@ -136,22 +137,22 @@ class BuildExecutor:
              build_dir: Path, out: BuildOutcome) -> BuildOutcome:
         s = self.settings
         if not spec.label:
-            out.result, out.message = "ERROR", f"job {spec.job} has no node label"
+            out.result, out.message = BuildResult.ERROR, f"job {spec.job} has no node label"
             out.retry = False
             return out
         try:
             lease = self._claim(spec, stop)
         except Exception as e:  # any claimer failure: the scheduler retries the build
             log.warning("build %s: cannot claim a %s node: %s", spec.uuid, spec.label, e)
-            out.result, out.message = "NODE_FAILURE", f"no node: {e}"
+            out.result, out.message = BuildResult.NODE_FAILURE, f"no node: {e}"
             return out
         if lease is None:
-            out.result, out.message = "ABORTED", "stopped while waiting for a node"
+            out.result, out.message = BuildResult.CANCELED, "stopped while waiting for a node"
             return out
         out.node, out.provider = lease.node_id, lease.provider
         out.log_url = self.log_url_for(spec.log_path)
         console = self._open_console(spec, build_dir)
-        release_state = "used"
+        release_state = NodeState.USED
         try:
             reporter.data({"worker": s.worker_name, "node": lease.node_id,
                            "provider": lease.provider, "url": out.log_url})
@@ -161,10 +162,10 @@ class BuildExecutor:
             except Exception as e:  # a bug of ours: still release the node and publish
                 log.exception("build %s: internal error", spec.uuid)
                 console(f"ERROR: internal error of the worker: {type(e).__name__}: {e}")
-                out.result, out.message = "ERROR", f"internal error: {type(e).__name__}"
-            if (out.result in ("FAILURE", "TIMED_OUT") and spec.hold_on_failure
+                out.result, out.message = BuildResult.ERROR, f"internal error: {type(e).__name__}"
+            if (out.result in (BuildResult.FAILURE, BuildResult.TIMED_OUT) and spec.hold_on_failure
                     and s.hold_for > 0):
-                release_state = "hold"
+                release_state = NodeState.HOLD
             console(f"Build {spec.uuid}: {out.result}")
         finally:
             console.close()
@@ -215,7 +216,7 @@ class BuildExecutor:
                 done.set()
                 orphan = abandoned[0]
             if orphan and isinstance(got, NodeLease):
-                self._release(got, "used", spec, "ABORTED")
+                self._release(got, NodeState.USED, spec, BuildResult.CANCELED)
 
         threading.Thread(target=claim, name=f"claim-{spec.uuid[:7]}", daemon=True).start()
         while not done.wait(self.settings.poll_interval):
@@ -239,7 +240,7 @@ class BuildExecutor:
     def _release(self, lease: NodeLease, state: str, spec: BuildSpec, result: str) -> None:
         try:
             self.claimer.release(lease, state,
-                                 hold_for=self.settings.hold_for if state == "hold" else None,
+                                 hold_for=self.settings.hold_for if state == NodeState.HOLD else None,
                                  reason=f"build {spec.uuid} ({spec.job}) {result}",
                                  build=spec.uuid, result=result)
         except Exception:  # the pool reaps leaked claims; the build result stands
@@ -247,7 +248,7 @@ class BuildExecutor:
 
     def _on_node(self, spec: BuildSpec, lease: NodeLease, reporter: BuildReporter,
                  stop: threading.Event, build_dir: Path, console: Console,
-                 out: BuildOutcome) -> str:
+                 out: BuildOutcome) -> BuildResult:
         s = self.settings
         console(f"NODE_PROVIDER={lease.provider}")
         console(f"NODE_NAME={lease.node_id}")
@@ -256,14 +257,14 @@ class BuildExecutor:
                 f"{spec.params.get('ZUUL_CHANGE', '')},{spec.params.get('ZUUL_PATCHSET', '')}")
         if stop.is_set():
             console("Build aborted before it started")
-            return "ABORTED"
+            return BuildResult.CANCELED
         workspace = build_dir / "workspace"
         try:
             heads = self.workspace.prepare(workspace, spec, console)
         except WorkspaceError as e:
             console(f"ERROR preparing the workspace: {e}")
             out.message = str(e)
-            return "ERROR"
+            return BuildResult.ERROR
         console("Git heads:")
         for h in heads:
             console(f"  {h.line()}")
@@ -274,14 +275,14 @@ class BuildExecutor:
         self._step(spec, reporter, STEP_PREPARED)
         if stop.is_set():
             console("Build aborted before it started")
-            return "ABORTED"
+            return BuildResult.CANCELED
         try:
             node = self._connect(lease, build_dir / "ssh")
         except (ValueError, OSError) as e:
             console(f"NODE_FAILURE: bad node details: {e}")
             out.retry = False  # the same node details next time
             out.message = str(e)
-            return "NODE_FAILURE"
+            return BuildResult.NODE_FAILURE
         try:
             try:
                 console(f"Copying the workspace to {lease.node_id}:{node.workdir}")
@@ -289,11 +290,11 @@ class BuildExecutor:
             except (SshError, OSError) as e:
                 console(f"NODE_FAILURE: cannot copy the workspace to the node: {e}")
                 out.message = str(e)
-                return "NODE_FAILURE"
+                return BuildResult.NODE_FAILURE
             self._step(spec, reporter, STEP_PUSHED)
             result = self._run_script(spec, lease, node, stop, console, out)
             self._step(spec, reporter, STEP_RAN)
-            if result != "NODE_FAILURE" or node_reachable(node):
+            if result != BuildResult.NODE_FAILURE or node_reachable(node):
                 console("Collecting logs")
                 logs.collect(node, build_dir / "collected", spec.artifacts, console)
             self._step(spec, reporter, STEP_COLLECTED)
@@ -302,12 +303,12 @@ class BuildExecutor:
             node.close()
 
     def _run_script(self, spec: BuildSpec, lease: NodeLease, node: SshNode,
-                    stop: threading.Event, console: Console, out: BuildOutcome) -> str:
+                    stop: threading.Event, console: Console, out: BuildOutcome) -> BuildResult:
         s = self.settings
         if not spec.run:
             console(f"Job {spec.job} has no script to run")
             out.message, out.retry = "the job has no run script", False
-            return "ERROR"
+            return BuildResult.ERROR
         env = dict(spec.params)
         env.update(NODE_PROVIDER=lease.provider, NODE_NAME=lease.node_id)
         env.pop("WORKSPACE", None)  # set by the job wrapper on the node (absolute path)
@@ -315,31 +316,32 @@ class BuildExecutor:
         console(f"Running {spec.run} (timeout {timeout:g}s)")
         started = self._clock()
         proc = node.start_job([f"./{spec.run}"], env, console)
-        why = ""
+        why: BuildResult | None = None
         while True:
             rc = proc.wait(s.poll_interval)
             if rc is not None:
                 break
             if stop.is_set():
-                why = "ABORTED"
+                why = BuildResult.CANCELED
             elif self._clock() - started > timeout:
-                why = "TIMED_OUT"
+                why = BuildResult.TIMED_OUT
             if why:
                 break
         elapsed = self._clock() - started
         if why:
-            console(f"*** {'Stop requested' if why == 'ABORTED' else 'Build timed out'} "
+            stopped = why == BuildResult.CANCELED
+            console(f"*** {'Stop requested' if stopped else 'Build timed out'} "
                     f"after {elapsed:.0f}s: killing the job's process group")
             try:
                 console(f"*** {node.kill_job(s.kill_grace)}")
             except SshError as e:
                 console(f"*** could not kill the remote job: {e}")
             proc.terminate(grace=s.kill_grace)
-            out.message = "stopped" if why == "ABORTED" else f"timed out after {timeout:g}s"
+            out.message = "stopped" if stopped else f"timed out after {timeout:g}s"
             return why
         console(f"Script exited with status {rc} after {elapsed:.0f}s")
         if rc == 0:
-            return "SUCCESS"
+            return BuildResult.SUCCESS
         if rc == SSH_FAILED:
             # Also ssh's status when the connection broke: ask the node what the job did.
             try:
@@ -349,12 +351,12 @@ class BuildExecutor:
             except SshError as e:
                 console(f"NODE_FAILURE: lost the node during the build: {e}")
                 out.message = str(e)
-                return "NODE_FAILURE"
+                return BuildResult.NODE_FAILURE
             if status is None:
                 console("NODE_FAILURE: lost the connection to the node during the build")
                 out.message = "lost the connection to the node"
-                return "NODE_FAILURE"
-        return "FAILURE"
+                return BuildResult.NODE_FAILURE
+        return BuildResult.FAILURE
 
 
 def node_reachable(node: SshNode) -> bool:

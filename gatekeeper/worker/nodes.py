@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from gatekeeper.interfaces import NodeClaimError, NodeLease
+from gatekeeper.model.states import NodeState
 from gatekeeper.nodes.holdcap import DEFAULT_MAX_HELD, hold_refusal
 
 __all__ = ["NodeClaimError", "StaticNode", "StaticNodeClaimer"]
@@ -110,7 +111,7 @@ class StaticNodeClaimer:
 
     def release(self, lease: NodeLease, state: str, hold_for: float | None = None,
                 reason: str = "", build: str = "", result: str = "") -> None:
-        if state not in ("used", "hold"):
+        if state not in (NodeState.USED, NodeState.HOLD):
             raise ValueError(f"release state must be 'used' or 'hold', not {state!r}")
         with self._cond:
             slot = self._slots.get(lease.node_id)
@@ -118,11 +119,11 @@ class StaticNodeClaimer:
                 log.warning("release of node %s that is not claimed", lease.node_id)
                 return
             build, slot.build = slot.build, None
-            refused = self._hold_refusal(slot) if state == "hold" else None
+            refused = self._hold_refusal(slot) if state == NodeState.HOLD else None
             if refused is not None:
                 log.info("node %s not held: %s; released by build %s", lease.node_id,
                          refused, build)
-            elif state == "hold" and (hold_for is None or hold_for > 0):
+            elif state == NodeState.HOLD and (hold_for is None or hold_for > 0):
                 slot.held_until = (self._clock() + hold_for if hold_for is not None
                                    else float("inf"))
                 slot.hold_reason = reason or f"build {build}"

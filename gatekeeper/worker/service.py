@@ -135,7 +135,7 @@ class WorkerService:
         return self
 
     def stop(self, abort: bool = False, timeout: float | None = None) -> None:
-        """Stop taking builds; ``abort`` running ones (ABORTED) or let them finish."""
+        """Stop taking builds; ``abort`` running ones (CANCELED) or let them finish."""
         if self._stopping.is_set():
             return
         self._stopping.set()

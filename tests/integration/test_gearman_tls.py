@@ -13,8 +13,8 @@ from gatekeeper.gearman.launcher import GearmanLauncher
 from gatekeeper.gearman.server import EmbeddedGearmanServer
 from gatekeeper.interfaces import BuildRequest
 from gatekeeper.model.events import BuildCompleted
+from gatekeeper.model.states import NodeState
 from gatekeeper.nodes.claimer import GearmanNodeClaimer, NodeClaimError
-from gatekeeper.nodes.db import IN_USE, READY
 from gatekeeper.nodes.fakecloud import FakeCloud
 from gatekeeper.nodes.gearsvc import PoolGearmanWorker
 from gatekeeper.nodes.service import PoolService
@@ -84,11 +84,11 @@ def test_node_claim_over_tls(pki, pool_store, pool_services):
                                ssl_ca=ca).start(timeout=10)
         target = admin.AdminTarget("127.0.0.1", server.port, *pki["client"])
         assert admin.registered(target, "node:claim:deb")
-        wait_for(lambda: len(pool_store.list_nodes([READY])) == 1)
+        wait_for(lambda: len(pool_store.list_nodes([NodeState.READY])) == 1)
         claimer = GearmanNodeClaimer("127.0.0.1", server.port, connect_timeout=10,
                                      ssl_key=key, ssl_cert=cert, ssl_ca=ca)
         lease = claimer.claim("deb", "tls-build", timeout=20)
-        assert pool_store.get_node(int(lease.node_id)).state == IN_USE
+        assert pool_store.get_node(int(lease.node_id)).state == NodeState.IN_USE
         claimer.release(lease, "used")
         with pytest.raises(NodeClaimError, match="not in use"):
             claimer.release(lease, "used")

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from gatekeeper.model.states import NodeState
 from gatekeeper.netutil import free_port
 from gatekeeper.nodes.claimer import GearmanNodeClaimer
-from gatekeeper.nodes.db import IN_USE, READY, PoolStore
+from gatekeeper.nodes.db import PoolStore
 from gatekeeper.store.db import create_engine
 from tests.fixtures.pool import wait_for
 
@@ -66,7 +67,7 @@ pool:
     proc = start(cfg)
     out = ""
     try:
-        wait_for(lambda: len(store.list_nodes([READY])) == 2 or proc.poll() is not None,
+        wait_for(lambda: len(store.list_nodes([NodeState.READY])) == 2 or proc.poll() is not None,
                  timeout=60, what="2 ready nodes")
         assert proc.poll() is None
         claimer = GearmanNodeClaimer(gear_server.host, gear_server.port)
@@ -92,8 +93,8 @@ pool:
         finally:
             claimer.close()
         assert second.node_id != lease.node_id
-        assert store.get_node(int(lease.node_id)).state == IN_USE
-        assert store.get_node(int(second.node_id)).state == IN_USE
-        wait_for(lambda: len(store.list_nodes([READY])) == 1, timeout=60)  # max_servers 3
+        assert store.get_node(int(lease.node_id)).state == NodeState.IN_USE
+        assert store.get_node(int(second.node_id)).state == NodeState.IN_USE
+        wait_for(lambda: len(store.list_nodes([NodeState.READY])) == 1, timeout=60)  # max_servers 3
     finally:
         stop(proc)

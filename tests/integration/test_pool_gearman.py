@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
+from gatekeeper.model.states import NodeState
 from gatekeeper.nodes.claimer import GearmanNodeClaimer, NodeClaimError
-from gatekeeper.nodes.db import HOLD, IN_USE, READY
 from gatekeeper.nodes.fakecloud import FakeCloud
 from gatekeeper.nodes.gearsvc import PoolGearmanWorker
 from gatekeeper.nodes.service import PoolService
@@ -39,7 +39,7 @@ def pool(gearman_server, pool_store, pool_services):
 
 def test_concurrent_claims_over_gearman_never_share(pool, pool_store):
     svc, claimer = pool
-    wait_for(lambda: len(pool_store.list_nodes([READY])) == 6)
+    wait_for(lambda: len(pool_store.list_nodes([NodeState.READY])) == 6)
     clients = [claimer() for _ in range(3)]
     leases, errors = [], []
     lock = threading.Lock()
@@ -69,9 +69,9 @@ def test_release_over_gearman(pool, pool_store):
     svc, claimer = pool
     c = claimer()
     lease = c.claim("deb", "b1", timeout=20)
-    assert pool_store.get_node(int(lease.node_id)).state == IN_USE
+    assert pool_store.get_node(int(lease.node_id)).state == NodeState.IN_USE
     c.release(lease, "hold", hold_for=60, reason="failed")
-    assert pool_store.get_node(int(lease.node_id)).state == HOLD
+    assert pool_store.get_node(int(lease.node_id)).state == NodeState.HOLD
     with pytest.raises(NodeClaimError, match="not in use"):
         c.release(lease, "used")
     # No pool serves the label: nobody answers, the claim times out.

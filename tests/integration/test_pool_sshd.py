@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from gatekeeper.nodes.db import DELETED, FAILED, READY, USED
+from gatekeeper.model.states import ImageState, NodeState
 from gatekeeper.nodes.fakecloud import FakeCloud
 from gatekeeper.nodes.planner import Timeouts
 from gatekeeper.nodes.providers.static import ResetCommand, StaticHost, StaticProvider
@@ -56,15 +56,15 @@ def test_sshd_nodes_ready_check_and_image_rotation(tmp_path, client_key, pool_st
     pool_services.append(svc.start())
 
     def ready_images():
-        return sorted(i.version for i in pool_store.list_images([READY]))
+        return sorted(i.version for i in pool_store.list_images([ImageState.READY]))
 
     wait_for(lambda: ready_images() == [1], what="first image")
-    node = wait_for(lambda: pool_store.list_nodes([READY]), what="a node")[0]
+    node = wait_for(lambda: pool_store.list_nodes([NodeState.READY]), what="a node")[0]
     # The node booted from the snapshot, passed a real SSH ready check and
     # recorded its host key, which verifies on a second connection.
-    assert node.image_id == pool_store.list_images([READY])[0].id
+    assert node.image_id == pool_store.list_images([ImageState.READY])[0].id
     booted = next(s for s in cloud.live_servers() if s.id == node.external_id)
-    assert booted.image_id == pool_store.list_images([READY])[0].external_id
+    assert booted.image_id == pool_store.list_images([ImageState.READY])[0].external_id
     target = SshTarget(node.host, node.port, node.username, node.key_ref, node.host_key)
     assert run(target, "echo hi")[:2] == (0, "hi\n")
     # No template server left behind.
@@ -75,7 +75,7 @@ def test_sshd_nodes_ready_check_and_image_rotation(tmp_path, client_key, pool_st
     wait_for(lambda: ready_images() == [1, 2], what="second image")
     clock.offset += 86400 + 1  # v3's setup fails: v2 stays current, v1 kept as previous
     wait_for(lambda: [i.state for i in pool_store.list_images()
-                      if i.version == 3] in ([FAILED], [DELETED], ["deleting"]),
+                      if i.version == 3] in ([ImageState.FAILED], [ImageState.DELETED], ["deleting"]),
              what="third build failed")
     wait_for(lambda: svc.idle())
     assert ready_images() == [1, 2]
@@ -85,8 +85,8 @@ def test_sshd_nodes_ready_check_and_image_rotation(tmp_path, client_key, pool_st
     svc.claim("deb", "b1", 30, lambda lz, err: (lease.update(lz or {}), done.set()))
     assert done.wait(30) and lease
     svc.release(lease["node_id"], "used")
-    v2 = next(i for i in pool_store.list_images([READY]) if i.version == 2)
-    wait_for(lambda: any(n.image_id == v2.id for n in pool_store.list_nodes([READY])),
+    v2 = next(i for i in pool_store.list_images([NodeState.READY]) if i.version == 2)
+    wait_for(lambda: any(n.image_id == v2.id for n in pool_store.list_nodes([NodeState.READY])),
              what="a node from image v2")
     clock.offset += 3600 + 1  # retry after the failure: v4 works; v1 is rotated out
     wait_for(lambda: ready_images() == [2, 4], timeout=30, what="rotation to v2, v4")
@@ -133,23 +133,23 @@ def test_static_reset_sequence(tmp_path, client_key, pool_store, pool_services, 
         wait_for(lambda: not sshd_node.running, what="sshd down for the reboot")
         node = pool_store.list_nodes()[0]
         assert node.state == "building" and node.static_name == "m1"
-        assert not pool_store.list_nodes([READY])
+        assert not pool_store.list_nodes([NodeState.READY])
         wait_for(lambda: "m1 went down for the reboot" in caplog.text, what="pool saw it down")
         assert pool_store.list_nodes()[0].state == "building"
         gate.set()
-        wait_for(lambda: pool_store.list_nodes([READY]), what="ready after the reboot")
+        wait_for(lambda: pool_store.list_nodes([NodeState.READY]), what="ready after the reboot")
         assert log_file.read_text().split() == ["lvremove", "lvrename", "lvcreate",
                                                 "kexec-load", "kexec-exec"]
-        node = pool_store.list_nodes([READY])[0]
+        node = pool_store.list_nodes([NodeState.READY])[0]
         assert node.host_key == sshd_node.host_key_line()
         # A failed reset marks the node failed and raises the alert.
         static.reset_commands = (ResetCommand("exit 3"),)
-        pool_store.transition(node.id, [READY], USED, time.time())
-        wait_for(lambda: pool_store.get_node(node.id).state == FAILED, what="failed reset")
+        pool_store.transition(node.id, [NodeState.READY], NodeState.USED, time.time())
+        wait_for(lambda: pool_store.get_node(node.id).state == NodeState.FAILED, what="failed reset")
         assert svc.metrics.registry.value("resets_total",
                                           {"provider": "rack", "result": "failed"}) == 1
         svc.tick()  # failed static nodes stay failed (no reset loop)
-        assert pool_store.get_node(node.id).state == FAILED
+        assert pool_store.get_node(node.id).state == NodeState.FAILED
     finally:
         stop.set()
         gate.set()
@@ -168,8 +168,8 @@ def test_local_provider_nodes(tmp_path, client_key, pool_store, pool_services):
     svc = PoolService(pool_store, pool_config([prov], min_ready=2), ready_check=ReadyCheck())
     pool_services.append(svc.start())
     try:
-        nodes = wait_for(lambda: len(pool_store.list_nodes([READY])) == 2
-                         and pool_store.list_nodes([READY]))
+        nodes = wait_for(lambda: len(pool_store.list_nodes([NodeState.READY])) == 2
+                         and pool_store.list_nodes([NodeState.READY]))
         lease = svc.lease(nodes[0])
         assert lease["extra"]["workdir"].endswith("/work")
         assert Path(lease["extra"]["workdir"]).is_dir()

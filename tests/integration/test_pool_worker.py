@@ -10,8 +10,8 @@ import threading
 import pytest
 
 from gatekeeper.gearman.protocol import build_function
+from gatekeeper.model.states import NodeState
 from gatekeeper.nodes.claimer import GearmanNodeClaimer
-from gatekeeper.nodes.db import DELETED, HOLD, READY
 from gatekeeper.nodes.gearsvc import PoolGearmanWorker
 from gatekeeper.nodes.providers import BootSpec
 from gatekeeper.nodes.providers.local import LocalProvider
@@ -65,9 +65,9 @@ def test_worker_builds_on_a_pool_node(worker_env, gear_server, pool_store, pool_
         console = (env.settings.log_root / out.log_path / "console.txt").read_text()
         assert console.splitlines()[0] == "NODE_PROVIDER=local"
         # Used: deleted (its sshd stopped), and min-ready restored.
-        wait_for(lambda: pool_store.get_node(node.id).state == DELETED, what="node deleted")
+        wait_for(lambda: pool_store.get_node(node.id).state == NodeState.DELETED, what="node deleted")
         assert node.external_id not in {s.id for s in api.list_servers()}
-        wait_for(lambda: pool_store.list_nodes([READY], label=LABEL), what="min-ready again")
+        wait_for(lambda: pool_store.list_nodes([NodeState.READY], label=LABEL), what="min-ready again")
         # A failing build holds its node.
         ref, sha = env.sources.make_change({"FAIL_GATE": "broken\n"})
         fail = build_args(env, "feedc0de02", ref, sha)
@@ -75,7 +75,7 @@ def test_worker_builds_on_a_pool_node(worker_env, gear_server, pool_store, pool_
                                 threading.Event())
         assert out2.result == "FAILURE"
         held = pool_store.get_node(int(out2.node))
-        assert held.state == HOLD and "feedc0de02" in held.hold_reason
+        assert held.state == NodeState.HOLD and "feedc0de02" in held.hold_reason
         assert held.external_id in {s.id for s in api.list_servers()}
     finally:
         claimer.close()
@@ -110,7 +110,7 @@ def test_worker_builds_on_a_fake_cloud_node(worker_env, gear_server, pool_store,
         assert out.provider == "cloud-x"
         node = pool_store.get_node(int(out.node))
         assert node.workdir and node.workdir.startswith(str(tmp_path / "cloud"))
-        wait_for(lambda: pool_store.get_node(node.id).state == DELETED, what="node deleted")
+        wait_for(lambda: pool_store.get_node(node.id).state == NodeState.DELETED, what="node deleted")
         assert node.external_id not in {s.id for s in cloud.live_servers()}
     finally:
         claimer.close()

@@ -243,7 +243,7 @@ def test_stop_request_aborts_with_logs(worker_env: WorkerEnv) -> None:
     t.join(60)
     assert not t.is_alive()
     out = result[0]
-    assert out.result == "ABORTED"
+    assert out.result == "CANCELED"
     pids = [int(p) for f in pidfiles if f.exists() for p in f.read_text().split()]
     wait_for(lambda: pids_gone(pids), 10, "remote processes to die")
     pub = env.settings.log_root / out.log_path

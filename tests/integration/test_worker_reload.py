@@ -125,7 +125,7 @@ def test_reload_never_unregisters_a_function_while_its_build_runs(
         # The result is accepted: the build was not taken from this worker.
         wait_for(lambda: job.complete, 60, "the build's result")
         assert not job.failure
-        assert json.loads(job.data[-1])["result"] == "ABORTED"
+        assert json.loads(job.data[-1])["result"] == "CANCELED"
         wait_for(lambda: svc.registered_functions == [other], 30, "the idle worker to retire")
         wait_for(lambda: not registered(gearman_server, fn), 30, "CANT_DO to reach the server")
         # Re-adding works, and the worker still takes builds.

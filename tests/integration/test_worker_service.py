@@ -141,13 +141,13 @@ def test_concurrent_builds_get_distinct_nodes_and_stop_request_aborts(
     assert json.loads(stop.data[-1]) == {"uuid": "conc0000001", "stopping": True}
     wait_for(lambda: jobs["conc0000001"].complete, 60, "aborted build")
     res = json.loads(jobs["conc0000001"].data[-1])
-    assert res["result"] == "ABORTED" and res["worker"] == "w1"
+    assert res["result"] == "CANCELED" and res["worker"] == "w1"
     assert (env.settings.log_root / res["log_path"] / "console.txt").exists()
     assert not jobs["conc0000002"].complete
     # Clean stop with abort: the other build is aborted, reported, and the worker leaves.
     service.stop(abort=True, timeout=60)
     wait_for(lambda: jobs["conc0000002"].complete, 30, "second build")
-    assert json.loads(jobs["conc0000002"].data[-1])["result"] == "ABORTED"
+    assert json.loads(jobs["conc0000002"].data[-1])["result"] == "CANCELED"
     for pid_file in pidfiles:
         pids = [int(p) for p in pid_file.read_text().split()]
         wait_for(lambda pids=pids: all(_gone(p) for p in pids), 10, "remote processes gone")

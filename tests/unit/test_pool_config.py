@@ -12,8 +12,9 @@ import pytest
 from gatekeeper.cli import main
 from gatekeeper.config import load_config
 from gatekeeper.errors import UserError
+from gatekeeper.model.states import NodeState
 from gatekeeper.nodes.config import build_pool, read_secret, validate_pool
-from gatekeeper.nodes.db import HOLD, IN_USE, READY, USED, PoolStore
+from gatekeeper.nodes.db import PoolStore
 from gatekeeper.nodes.fakecloud import FakeCloud, add_cloud, remove_cloud
 from gatekeeper.nodes.planner import STATIC
 from gatekeeper.store.db import create_engine
@@ -149,18 +150,18 @@ def test_read_secret_from_file(tmp_path):
 def test_operator_commands(tmp_path, capsys):
     path = write(tmp_path)
     store = PoolStore(create_engine(f"sqlite:///{tmp_path / 'gk.db'}"))
-    a = store.create_node("deb", "fake", 1.0, state=READY, host="127.0.0.1", port=2222)
-    b = store.create_node("deb", "fake", 1.0, state=IN_USE, build="b1")
+    a = store.create_node("deb", "fake", 1.0, state=NodeState.READY, host="127.0.0.1", port=2222)
+    b = store.create_node("deb", "fake", 1.0, state=NodeState.IN_USE, build="b1")
     assert main(["nodes", "-c", path, "list"]) == 0
     out = capsys.readouterr().out
     assert f"{a.id:>6} deb" in out and "in-use" in out
     assert main(["nodes", "-c", path, "hold", str(a.id), "--reason", "look"]) == 0
     n = store.get_node(a.id)
-    assert n.state == HOLD and n.hold_until is None and n.hold_reason == "look"
+    assert n.state == NodeState.HOLD and n.hold_until is None and n.hold_reason == "look"
     assert main(["nodes", "-c", path, "delete", str(b.id)]) == 2  # in use
     assert "--force" in capsys.readouterr().err
     assert main(["nodes", "-c", path, "delete", str(b.id), "--force"]) == 0
-    assert store.get_node(b.id).state == USED
+    assert store.get_node(b.id).state == NodeState.USED
     assert main(["nodes", "-c", path, "delete", "999"]) == 2
     assert main(["autohold", "-c", path, "org/p", "unit", "--count", "2", "--for", "60"]) == 0
     assert [(x.project, x.count, x.hold_for) for x in store.list_autoholds()] == [

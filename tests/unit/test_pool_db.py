@@ -7,17 +7,8 @@ import threading
 
 import pytest
 
-from gatekeeper.nodes.db import (
-    BUILDING,
-    DELETED,
-    DELETING,
-    FAILED,
-    HOLD,
-    IN_USE,
-    READY,
-    USED,
-    PoolStore,
-)
+from gatekeeper.model.states import ImageState, NodeState
+from gatekeeper.nodes.db import PoolStore
 from gatekeeper.store.db import create_engine, redact_url
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.integration)]
@@ -39,13 +30,13 @@ def store(db_url):
 
 def test_node_lifecycle(store):
     n = store.create_node("deb", "a", now=1.0, image="debian", key_ref="/k")
-    assert n.state == BUILDING and n.id > 0
-    assert store.transition(n.id, [BUILDING], READY, 2.0, host="127.0.0.1", port=2222)
-    assert not store.transition(n.id, [BUILDING], READY, 3.0)
+    assert n.state == NodeState.BUILDING and n.id > 0
+    assert store.transition(n.id, [NodeState.BUILDING], NodeState.READY, 2.0, host="127.0.0.1", port=2222)
+    assert not store.transition(n.id, [NodeState.BUILDING], NodeState.READY, 3.0)
     got = store.get_node(n.id)
-    assert (got.state, got.state_time, got.port) == (READY, 2.0, 2222)
-    assert [x.id for x in store.list_nodes([READY], label="deb")] == [n.id]
-    assert store.list_nodes([READY], provider="other") == []
+    assert (got.state, got.state_time, got.port) == (NodeState.READY, 2.0, 2222)
+    assert [x.id for x in store.list_nodes([NodeState.READY], label="deb")] == [n.id]
+    assert store.list_nodes([NodeState.READY], provider="other") == []
     with pytest.raises(TypeError):
         store.create_node("deb", "a", now=1.0, bogus=1)
 
@@ -53,7 +44,7 @@ def test_node_lifecycle(store):
 def test_concurrent_claims_never_share_a_node(store):
     for _ in range(5):
         n = store.create_node("deb", "a", now=1.0)
-        store.transition(n.id, [BUILDING], READY, 1.0)
+        store.transition(n.id, [NodeState.BUILDING], NodeState.READY, 1.0)
     got: list[int] = []
     lock = threading.Lock()
 
@@ -69,28 +60,28 @@ def test_concurrent_claims_never_share_a_node(store):
     for t in threads:
         t.join(10)
     assert len(got) == 5 and len(set(got)) == 5
-    assert {n.state for n in store.list_nodes()} == {IN_USE}
+    assert {n.state for n in store.list_nodes()} == {NodeState.IN_USE}
 
 
 def test_every_node_transition_is_conditional(store):
     # Each move the pool, the service and the CLI make, from the right state
     # only; the wrong from-state leaves the record as it was.
-    moves = [(BUILDING, READY), (READY, IN_USE), (IN_USE, HOLD), (HOLD, USED),
-             (USED, DELETING), (DELETING, DELETED)]
+    moves = [(NodeState.BUILDING, NodeState.READY), (NodeState.READY, NodeState.IN_USE), (NodeState.IN_USE, NodeState.HOLD), (NodeState.HOLD, NodeState.USED),
+             (NodeState.USED, NodeState.DELETING), (NodeState.DELETING, NodeState.DELETED)]
     n = store.create_node("deb", "a", now=1.0)
     for i, (src, dst) in enumerate(moves, start=2):
-        wrong = [s for s in (BUILDING, READY, IN_USE, HOLD, USED, DELETING) if s != src]
+        wrong = [s for s in (NodeState.BUILDING, NodeState.READY, NodeState.IN_USE, NodeState.HOLD, NodeState.USED, NodeState.DELETING) if s != src]
         assert not store.transition(n.id, wrong, dst, float(i))
         assert store.get_node(n.id).state == src
         assert store.transition(n.id, [src], dst, float(i))
-    assert store.get_node(n.id).state == DELETED
-    assert store.list_nodes([DELETED]) == [store.get_node(n.id)]
-    other = [(BUILDING, FAILED), (FAILED, HOLD), (HOLD, DELETING)]
+    assert store.get_node(n.id).state == NodeState.DELETED
+    assert store.list_nodes([NodeState.DELETED]) == [store.get_node(n.id)]
+    other = [(NodeState.BUILDING, NodeState.FAILED), (NodeState.FAILED, NodeState.HOLD), (NodeState.HOLD, NodeState.DELETING)]
     m = store.create_node("deb", "a", now=1.0)
     for src, dst in other:
         assert store.transition(m.id, [src], dst, 5.0)
-    assert not store.transition(m.id, [READY, IN_USE], DELETED, 6.0)
-    assert store.get_node(m.id).state == DELETING
+    assert not store.transition(m.id, [NodeState.READY, NodeState.IN_USE], NodeState.DELETED, 6.0)
+    assert store.get_node(m.id).state == NodeState.DELETING
 
 
 def test_values_round_trip_exactly(store):
@@ -99,9 +90,9 @@ def test_values_round_trip_exactly(store):
     t = 1763900000.123456
     reason = "why " * 600
     n = store.create_node("deb", "a", now=t, host_key="ssh-ed25519 " + "A" * 3000)
-    assert store.transition(n.id, [BUILDING], READY, t + 0.5, host="127.0.0.1", port=2200)
+    assert store.transition(n.id, [NodeState.BUILDING], NodeState.READY, t + 0.5, host="127.0.0.1", port=2200)
     assert store.claim_ready("deb", "b1", t + 1.25, project="org/p", job="j").id == n.id
-    assert store.transition(n.id, [IN_USE], HOLD, t + 2, hold_until=t + 3600.75,
+    assert store.transition(n.id, [NodeState.IN_USE], NodeState.HOLD, t + 2, hold_until=t + 3600.75,
                             hold_reason=reason)
     got = store.get_node(n.id)
     assert (got.created, got.state_time, got.hold_until) == (t, t + 2, t + 3600.75)
@@ -115,12 +106,12 @@ def test_claim_takes_the_longest_ready_of_its_label(store):
     ids = {}
     for t, label in ((3.0, "deb"), (1.0, "deb"), (2.0, "deb"), (0.5, "other")):
         n = store.create_node(label, "a", now=0.0)
-        store.transition(n.id, [BUILDING], READY, t)
+        store.transition(n.id, [NodeState.BUILDING], NodeState.READY, t)
         ids[(label, t)] = n.id
     order = [store.claim_ready("deb", f"b{i}", 9.0).id for i in range(3)]
     assert order == [ids[("deb", 1.0)], ids[("deb", 2.0)], ids[("deb", 3.0)]]
     assert store.claim_ready("deb", "b9", 9.0) is None
-    assert store.get_node(ids[("other", 0.5)]).state == READY
+    assert store.get_node(ids[("other", 0.5)]).state == NodeState.READY
 
 
 def test_contended_claims_hand_out_every_node_once(store):
@@ -130,7 +121,7 @@ def test_contended_claims_hand_out_every_node_once(store):
     nodes, threads, per_thread = 24, 8, 3
     for _ in range(nodes):
         n = store.create_node("deb", "a", now=1.0)
-        store.transition(n.id, [BUILDING], READY, 1.0)
+        store.transition(n.id, [NodeState.BUILDING], NodeState.READY, 1.0)
     got: dict[int, str] = {}
     dup: list[int] = []
     empty: list[str] = []
@@ -157,7 +148,7 @@ def test_contended_claims_hand_out_every_node_once(store):
         t.join(30)
     assert not any(t.is_alive() for t in ts)
     assert (dup, empty, len(got)) == ([], [], nodes)
-    assert {n.id: n.build for n in store.list_nodes([IN_USE])} == got
+    assert {n.id: n.build for n in store.list_nodes([NodeState.IN_USE])} == got
 
 
 def test_concurrent_autohold_consumption_counts_down_once(store):
@@ -187,14 +178,14 @@ def test_images_versioned(store):
     b = store.create_image("p", "debian", 2.0)
     c = store.create_image("q", "debian", 2.0)
     assert (a.version, b.version, c.version) == (1, 2, 1)
-    assert store.transition_image(a.id, [BUILDING], READY, 3.0, external_id="img-1")
+    assert store.transition_image(a.id, [ImageState.BUILDING], ImageState.READY, 3.0, external_id="img-1")
     assert store.get_image(a.id).external_id == "img-1"
-    assert [i.id for i in store.list_images([READY], provider="p")] == [a.id]
-    assert not store.transition_image(b.id, [READY], DELETING, 4.0)
-    assert store.transition_image(b.id, [BUILDING], FAILED, 4.0)
-    for src, dst in ((READY, DELETING), (DELETING, DELETED)):
+    assert [i.id for i in store.list_images([ImageState.READY], provider="p")] == [a.id]
+    assert not store.transition_image(b.id, [ImageState.READY], ImageState.DELETING, 4.0)
+    assert store.transition_image(b.id, [ImageState.BUILDING], ImageState.FAILED, 4.0)
+    for src, dst in ((ImageState.READY, ImageState.DELETING), (ImageState.DELETING, ImageState.DELETED)):
         assert store.transition_image(a.id, [src], dst, 5.0)
-    assert [i.id for i in store.list_images([DELETED, FAILED])] == [a.id, b.id]
+    assert [i.id for i in store.list_images([ImageState.DELETED, ImageState.FAILED])] == [a.id, b.id]
 
 
 def test_autohold_consumed(store):
@@ -211,13 +202,13 @@ def test_restart_keeps_records(db_url):
     e1 = create_engine(db_url)
     s1 = PoolStore(e1)
     n = s1.create_node("deb", "a", now=1.0)
-    s1.transition(n.id, [BUILDING], USED, 2.0)
+    s1.transition(n.id, [NodeState.BUILDING], NodeState.USED, 2.0)
     s1.add_autohold("org/p", "j", 2, None, "keep", 1.0)
     img = s1.create_image("p", "debian", 1.0)
     e1.dispose()  # the first process is gone
     e2 = create_engine(db_url)
     s2 = PoolStore(e2)  # creating the schema again is a no-op
-    assert s2.get_node(n.id).state == USED
+    assert s2.get_node(n.id).state == NodeState.USED
     assert [(a.project, a.count, a.hold_for) for a in s2.list_autoholds()] == [
         ("org/p", 2, None)]
     assert s2.create_image("p", "debian", 2.0).version == img.version + 1

@@ -8,7 +8,7 @@ import time
 import pytest
 from libcloud.compute.providers import get_driver
 
-from gatekeeper.nodes.db import BUILDING, DELETED, DELETING, FAILED, HOLD, IN_USE, READY, USED
+from gatekeeper.model.states import NodeState
 from gatekeeper.nodes.fakecloud import PROVIDER_NAME, FakeCloud
 from gatekeeper.nodes.providers import META_IMAGE, META_NODE, META_POOL
 from gatekeeper.nodes.service import PoolService
@@ -36,28 +36,28 @@ def test_restart_with_nodes_in_every_state(pool_store, pool_services):
     cfg = pool_config([prov], min_ready=2, reap_interval=0.2)
     first = PoolService(pool_store, cfg, ready_check=FakeReadyCheck([cloud]))
     pool_services.append(first.start())
-    wait_for(lambda: len(pool_store.list_nodes([READY])) == 2)
+    wait_for(lambda: len(pool_store.list_nodes([NodeState.READY])) == 2)
     first.stop()  # the pool goes away; its servers stay
 
     now = time.time()
-    ready_nodes = pool_store.list_nodes([READY])
+    ready_nodes = pool_store.list_nodes([NodeState.READY])
     in_use, held = ready_nodes
-    pool_store.transition(in_use.id, [READY], IN_USE, now, build="b1")
-    pool_store.transition(held.id, [READY], HOLD, now, hold_until=now + 3600)
+    pool_store.transition(in_use.id, [NodeState.READY], NodeState.IN_USE, now, build="b1")
+    pool_store.transition(held.id, [NodeState.READY], NodeState.HOLD, now, hold_until=now + 3600)
 
     def node_with_server(state: str, **kw):
-        n = pool_store.create_node("deb", "c1", now, state=BUILDING)
+        n = pool_store.create_node("deb", "c1", now, state=NodeState.BUILDING)
         sid = boot(cloud, {META_POOL: "test-pool", META_NODE: str(n.id)})
-        pool_store.transition(n.id, [BUILDING], state, now, external_id=sid,
+        pool_store.transition(n.id, [NodeState.BUILDING], state, now, external_id=sid,
                               host="127.0.0.1", **kw)
         return n.id, sid
 
-    building, building_sid = node_with_server(BUILDING)
-    used, used_sid = node_with_server(USED)
-    expired, expired_sid = node_with_server(HOLD, hold_until=now - 1)
-    deleting, deleting_sid = node_with_server(DELETING)
-    failed, failed_sid = node_with_server(FAILED)
-    vanished, vanished_sid = node_with_server(READY)
+    building, building_sid = node_with_server(NodeState.BUILDING)
+    used, used_sid = node_with_server(NodeState.USED)
+    expired, expired_sid = node_with_server(NodeState.HOLD, hold_until=now - 1)
+    deleting, deleting_sid = node_with_server(NodeState.DELETING)
+    failed, failed_sid = node_with_server(NodeState.FAILED)
+    vanished, vanished_sid = node_with_server(NodeState.READY)
     cloud.servers.pop(vanished_sid)  # the cloud lost it
     leaked_sid = boot(cloud, {META_POOL: "test-pool", META_NODE: "99999"})
     template_sid = boot(cloud, {META_POOL: "test-pool", META_IMAGE: "4242"})
@@ -73,20 +73,20 @@ def test_restart_with_nodes_in_every_state(pool_store, pool_services):
     def settled() -> bool:
         live = {s.id for s in cloud.live_servers()}
         return not (gone & live) and all(
-            pool_store.get_node(i).state == DELETED
+            pool_store.get_node(i).state == NodeState.DELETED
             for i in (building, used, expired, deleting, failed, vanished))
 
     wait_for(settled, what="restart reconciled")
     live = {s.id for s in cloud.live_servers()}
     assert {foreign_sid, untagged_sid} <= live  # not ours: untouched
-    assert pool_store.get_node(in_use.id).state == IN_USE  # a build still has it
-    assert pool_store.get_node(held.id).state == HOLD
+    assert pool_store.get_node(in_use.id).state == NodeState.IN_USE  # a build still has it
+    assert pool_store.get_node(held.id).state == NodeState.HOLD
     assert in_use.external_id in live and held.external_id in live
     # min-ready is restored around the in-use and held nodes.
-    wait_for(lambda: len(pool_store.list_nodes([READY])) == 2)
+    wait_for(lambda: len(pool_store.list_nodes([NodeState.READY])) == 2)
     # The build that had its node before the restart can still release it.
     assert second.release(str(in_use.id), "used", build="b1") == ""
-    wait_for(lambda: pool_store.get_node(in_use.id).state == DELETED)
+    wait_for(lambda: pool_store.get_node(in_use.id).state == NodeState.DELETED)
     assert second.metrics.registry.value("leaks_total", {"provider": "c1"}) >= 2
 
 
@@ -108,7 +108,7 @@ def test_verified_delete_survives_silent_delete_failures(pool_store, pool_servic
                       ready_check=FakeReadyCheck([cloud]))
     svc.actions.redelete = 0.05
     pool_services.append(svc.start())
-    node = wait_for(lambda: pool_store.list_nodes([READY]))[0]
-    pool_store.transition(node.id, [READY], USED, time.time())
-    wait_for(lambda: pool_store.get_node(node.id).state == DELETED, timeout=30)
+    node = wait_for(lambda: pool_store.list_nodes([NodeState.READY]))[0]
+    pool_store.transition(node.id, [NodeState.READY], NodeState.USED, time.time())
+    wait_for(lambda: pool_store.get_node(node.id).state == NodeState.DELETED, timeout=30)
     assert node.external_id not in {s.id for s in cloud.live_servers()}

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from gatekeeper.nodes.db import DELETED, DELETING, HOLD, IN_USE, READY, USED
+from gatekeeper.model.states import NodeState
 from gatekeeper.nodes.fakecloud import FakeCloud
 from gatekeeper.nodes.runtime import Health
 from gatekeeper.nodes.service import PoolService
@@ -21,7 +21,7 @@ from tests.fixtures.pool import (
 
 
 def ready(store, label="deb"):
-    return [n for n in store.list_nodes([READY]) if n.label == label]
+    return [n for n in store.list_nodes([NodeState.READY]) if n.label == label]
 
 
 def start(pool_services, store, clouds, providers, **kw):
@@ -51,7 +51,7 @@ def test_min_ready_reached_and_restored_after_claims(pool_store, pool_services):
     assert len({lease["node_id"] for lease in leases}) == 2
     assert leases[0]["provider"] == "c1" and leases[0]["host"] == "127.0.0.1"
     wait_for(lambda: len(ready(pool_store)) == 2, what="min-ready restored")
-    assert {n.state for n in pool_store.list_nodes()} == {READY, IN_USE}
+    assert {n.state for n in pool_store.list_nodes()} == {NodeState.READY, NodeState.IN_USE}
 
 
 @pytest.mark.parametrize("pool_store", POOL_BACKENDS, indirect=True)
@@ -65,9 +65,9 @@ def test_release_used_deletes_and_hold_keeps(pool_store, pool_services):
     assert svc.release(a["node_id"], "used", build="ba") == ""
     assert svc.release(b["node_id"], "hold", hold_for=3600, reason="tests failed") == ""
     assert svc.release(b["node_id"], "used") != ""  # not in use any more
-    wait_for(lambda: pool_store.get_node(int(a["node_id"])).state == DELETED)
+    wait_for(lambda: pool_store.get_node(int(a["node_id"])).state == NodeState.DELETED)
     held = pool_store.get_node(int(b["node_id"]))
-    assert held.state == HOLD and held.hold_reason == "tests failed"
+    assert held.state == NodeState.HOLD and held.hold_reason == "tests failed"
     gone = pool_store.get_node(int(a["node_id"])).external_id
     assert gone not in {s.id for s in cloud.live_servers()}
 
@@ -79,7 +79,7 @@ def test_claim_waits_for_a_node_and_demand_launches(pool_store, pool_services):
     assert err == "" and lease is not None
     # The address is the one the server has once RUNNING (unknown at create).
     assert lease["host"] == "127.0.0.1" and cloud.alive("127.0.0.1", lease["port"])
-    assert pool_store.get_node(int(lease["node_id"])).state == IN_USE
+    assert pool_store.get_node(int(lease["node_id"])).state == NodeState.IN_USE
 
 
 def test_claim_timeout_and_unknown_label(pool_store, pool_services):
@@ -196,11 +196,11 @@ def test_autohold(pool_store, pool_services):
     a, _ = claim_sync(svc, build="x", project="org/p", job="unit")
     assert svc.release(a["node_id"], "used", result="FAILURE") == ""
     n = pool_store.get_node(int(a["node_id"]))
-    assert n.state == HOLD and n.hold_until is None and "debug flake" in n.hold_reason
+    assert n.state == NodeState.HOLD and n.hold_until is None and "debug flake" in n.hold_reason
     wait_for(lambda: len(ready(pool_store)) == 2)
     b, _ = claim_sync(svc, build="y", project="org/p", job="unit")
     svc.release(b["node_id"], "used", result="FAILURE")
-    assert pool_store.get_node(int(b["node_id"])).state in (USED, DELETED, "deleting")
+    assert pool_store.get_node(int(b["node_id"])).state in (NodeState.USED, NodeState.DELETED, "deleting")
 
 
 def test_hold_expires_and_node_is_deleted(pool_store, pool_services):
@@ -211,8 +211,8 @@ def test_hold_expires_and_node_is_deleted(pool_store, pool_services):
     wait_for(lambda: ready(pool_store), what="the replacement (the held node is not the last)")
     assert svc.release(lease["node_id"], "hold", hold_for=0.2, reason="debug") == ""
     node = pool_store.get_node(int(lease["node_id"]))
-    assert node.state == HOLD
-    wait_for(lambda: pool_store.get_node(node.id).state == DELETED, what="hold expired")
+    assert node.state == NodeState.HOLD
+    wait_for(lambda: pool_store.get_node(node.id).state == NodeState.DELETED, what="hold expired")
     assert node.external_id not in {s.id for s in cloud.live_servers()}
 
 
@@ -255,7 +255,7 @@ def test_provider_outage_mid_run(pool_store, pool_services):
     stuck = [n for n in pool_store.list_nodes(provider="a") if n.state == "deleting"]
     assert stuck, "a's used node cannot be deleted during the outage"
     a.down = False  # recovery: the delete is retried and verified
-    wait_for(lambda: all(pool_store.get_node(n.id).state == DELETED for n in stuck))
+    wait_for(lambda: all(pool_store.get_node(n.id).state == NodeState.DELETED for n in stuck))
     assert not [s for s in a.live_servers() if s.id in {n.external_id for n in stuck}]
 
 
@@ -273,14 +273,14 @@ def test_static_hosts_registered_and_removed(pool_store):
 
     service(["m1", "m2"]).register_static()
     nodes = {n.static_name: n for n in pool_store.list_nodes()}
-    assert set(nodes) == {"m1", "m2"} and {n.state for n in nodes.values()} == {USED}
-    pool_store.transition(nodes["m1"].id, [USED], READY, 1.0)
-    pool_store.transition(nodes["m2"].id, [USED], IN_USE, 1.0)
+    assert set(nodes) == {"m1", "m2"} and {n.state for n in nodes.values()} == {NodeState.USED}
+    pool_store.transition(nodes["m1"].id, [NodeState.USED], NodeState.READY, 1.0)
+    pool_store.transition(nodes["m2"].id, [NodeState.USED], NodeState.IN_USE, 1.0)
     service(["m1", "m2"]).register_static()  # a restart: nothing new
     assert len(pool_store.list_nodes()) == 2
     service(["m2"]).register_static()  # m1 removed from the config
-    assert pool_store.get_node(nodes["m1"].id).state == DELETED
-    assert pool_store.get_node(nodes["m2"].id).state == IN_USE
+    assert pool_store.get_node(nodes["m1"].id).state == NodeState.DELETED
+    assert pool_store.get_node(nodes["m2"].id).state == NodeState.IN_USE
 
 
 def test_a_build_cannot_hold_the_last_node_of_a_label(pool_store, pool_services):
@@ -292,9 +292,9 @@ def test_a_build_cannot_hold_the_last_node_of_a_label(pool_store, pool_services)
     a, err = claim_sync(svc, build="ba")
     assert not err
     assert svc.release(a["node_id"], "hold", hold_for=3600, reason="tests failed") == ""
-    assert pool_store.get_node(int(a["node_id"])).state in (USED, DELETING, DELETED)
+    assert pool_store.get_node(int(a["node_id"])).state in (NodeState.USED, NodeState.DELETING, NodeState.DELETED)
     pool_store.add_autohold("org/p", "unit", 1, None, "debug", 0.0)
     b, err = claim_sync(svc, build="bb", project="org/p", job="unit")
     assert not err
     assert svc.release(b["node_id"], "used", result="FAILURE") == ""
-    assert pool_store.get_node(int(b["node_id"])).state == HOLD
+    assert pool_store.get_node(int(b["node_id"])).state == NodeState.HOLD

@@ -67,7 +67,7 @@ def test_stop_before_start_aborts_releases_and_publishes(tmp_path: Path) -> None
     c, r, stop = Claimer(), Reporter(), threading.Event()
     stop.set()
     out = make(tmp_path, c).run(spec(), r, stop)
-    assert out.result == "ABORTED"
+    assert out.result == "CANCELED"
     assert c.released == [("n1", "used")]
     assert r.seen[0] == {"worker": "w", "node": "n1", "provider": "rax",
                          "url": "http://logs/5/5/1/check/j/uuid000/"}
@@ -103,7 +103,7 @@ def test_stop_while_waiting_for_a_node_aborts_and_releases_the_late_lease(
     assert c.waiting.wait(30)
     stop.set()
     t.join(30)
-    assert result[0].result == "ABORTED" and result[0].node is None
+    assert result[0].result == "CANCELED" and result[0].node is None
     assert c.released == []
     c.grant.set()  # the pool answers after all: the node goes straight back
     deadline = threading.Event()

@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from gatekeeper.interfaces import BuildRequest, MergeRequest, ReportResult
+from gatekeeper.interfaces import BuildRequest, EventSink, MergeRequest, ReportResult
 from gatekeeper.model.change import Approval, Change, Ref
 from gatekeeper.model.events import (
     BuildCompleted,
@@ -25,6 +25,7 @@ from gatekeeper.model.events import (
     MergeCompleted,
     TriggerEvent,
 )
+from gatekeeper.model.states import BuildResult
 from gatekeeper.sim.gate.workload import Duration, Workload
 
 START = 1_700_000_000.0  # virtual epoch of minute 0
@@ -34,7 +35,7 @@ START = 1_700_000_000.0  # virtual epoch of minute 0
 class SimBuild:
     request: BuildRequest
     changes: tuple[int, ...]  # change numbers in the tested state
-    result: str
+    result: BuildResult
     minutes: float
     start: float | None = None
     state: str = "waiting"  # waiting | running | done | cancelled
@@ -67,7 +68,7 @@ class World:
         self.now = START
         self._heap: list[tuple[float, int, Callable[[object], None], object]] = []
         self._seq = 0
-        self.results: Callable[[object], None] = lambda ev: None
+        self.results: EventSink = lambda ev: None
         self.triggers: Callable[[TriggerEvent], None] = lambda ev: None
         self.final_builds: Callable[[Change], list[str]] = lambda c: []
         self.changes: dict[int, Change] = {}
@@ -187,7 +188,7 @@ class World:
         ev = MergeCompleted(request.uuid, True, commits=commits, ref=request.ref_name,
                             url="sim://merger")
         if self.wl.merge_time:
-            self.at(self.now + self.wl.merge_time * 60.0, self.results, ev)
+            self.at(self.now + self.wl.merge_time * 60.0, lambda _: self.results(ev))
         else:
             self.results(ev)
 
@@ -228,7 +229,7 @@ class World:
         if fails and self.wl.early_failure < 1.0:
             minutes *= self.wl.early_failure
             self.c.early_ends += 1
-        b = SimBuild(request, nums, "FAILURE" if fails else "SUCCESS", minutes,
+        b = SimBuild(request, nums, BuildResult.FAILURE if fails else BuildResult.SUCCESS, minutes,
                      flake=flaky and not broken)
         self.builds[request.uuid] = b
         if not self.wl.nodes or self._busy < self.wl.nodes:

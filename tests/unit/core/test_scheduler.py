@@ -75,7 +75,7 @@ def test_cancelled_build_completion_ignored(h: Harness):
     a = h.upload("org/alone")
     first = h.running()[0]
     h.new_patchset(a)
-    h.sched.add_result_event(BuildCompleted(first.request.uuid, "ABORTED"))
+    h.sched.add_result_event(BuildCompleted(first.request.uuid, "CANCELED"))
     h.settle()
     assert len(h.running()) == 1
     assert not h.reports_for(a)
