@@ -348,9 +348,13 @@ def test_connection_or_node_lost_mid_build_is_node_failure(worker_env: WorkerEnv
     node = node_of(env, busy)
     pgid = int((node.workdir / ".gatekeeper/job.pid").read_text())
     try:
+        master = _mux_master(made[0])  # before node.stop(), which ends the sessions
         if node_down:
             node.stop()  # no new connections; the running job is left behind
-        os.kill(_mux_master(made[0]), signal.SIGKILL)  # the connection breaks
+        try:
+            os.kill(master, signal.SIGKILL)  # the connection breaks
+        except ProcessLookupError:
+            pass  # node.stop() broke it already
         t.join(60)
         out, claimer = result[0]
         assert out.result == "NODE_FAILURE", out
