@@ -113,6 +113,17 @@ class WorkerConfig:
 
 
 @dataclass(frozen=True)
+class SmtpConfig:
+    server: str
+    port: int = 25
+    sender: str = "gatekeeper@localhost"  # config key "from": default From: of mails
+    starttls: bool = False
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)  # never logged or shown
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
 class WebConfig:
     host: str = "127.0.0.1"
     port: int = 8001
@@ -133,6 +144,7 @@ class Config:
     merger: MergerConfig
     worker: WorkerConfig
     web: WebConfig
+    smtp: SmtpConfig | None = None  # None: no mail reports
     # Node pool settings are designed by the node-pool issue; kept as the raw
     # mapping (a LineDict, so its validator can report lines) until then.
     pool: dict[str, Any] = field(default_factory=dict, repr=False)  # may hold cloud credentials
@@ -327,10 +339,20 @@ SCHEMA = vol.Schema(
         # Open until the node-pool issue defines it: any mapping is accepted.
         "pool": vol.Any(None, dict, msg="expected a mapping"),
         "web": {"listen": _listen, "admin_token": _str},
+        "smtp": {
+            vol.Required("server"): _str,
+            "port": _port,
+            "from": _str,
+            "starttls": bool,
+            "username": _str,
+            "password": _str,
+            "timeout": _nonneg_number,
+        },
     }
 )
 
-_SECTIONS = ("gerrit", "gearman", "scheduler", "database", "merger", "worker", "pool", "web")
+_SECTIONS = ("gerrit", "gearman", "scheduler", "database", "merger", "worker", "pool", "web",
+             "smtp")
 
 
 def load_config(path: str) -> Config:
@@ -464,9 +486,19 @@ def _build(path: str, data: dict[str, Any]) -> Config:
         worker=worker,
         web=web,
         pool=data.get("pool") or {},
+        smtp=_smtp(data.get("smtp")),
     )
     log.debug("loaded config %s", path)
     return config
+
+
+def _smtp(s: dict[str, Any] | None) -> SmtpConfig | None:
+    if s is None:
+        return None
+    return SmtpConfig(server=s["server"], port=s.get("port", 25),
+                      sender=s.get("from", f"gatekeeper@{socket.getfqdn()}"),
+                      starttls=s.get("starttls", False), username=s.get("username"),
+                      password=s.get("password"), timeout=s.get("timeout", 30.0))
 
 
 def _sqlite_relative(base: str, url: str) -> str:

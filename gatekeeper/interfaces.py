@@ -70,6 +70,23 @@ class Reporter(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class MailReport:
+    """One digest mail: every job of an item's build set in one message."""
+
+    to: tuple[str, ...]
+    sender: str | None  # None: the mailer's default From:
+    subject: str  # one line
+    body: str
+
+
+class Mailer(Protocol):
+    def send(self, mail: MailReport) -> None:
+        """Queue ``mail`` and return at once (sending happens on the mailer's
+        own thread, never on the scheduler's); failures are logged."""
+        ...
+
+
 # --- build launcher and merger --------------------------------------------
 
 

@@ -31,6 +31,8 @@ from gatekeeper.interfaces import (
     BuildRequest,
     EventSink,
     Launcher,
+    Mailer,
+    MailReport,
     Merger,
     MergeRequest,
     Reporter,
@@ -96,6 +98,7 @@ class AdapterEffects:
         self.merger = merger
         self.results = results
         self.clock = clock
+        self.mailer: Mailer | None = None  # smtp: in the config
         # With a store: reports go through the durable outbox (see store/outbox.py).
         self.journal: StateJournal | None = None
         self.outbox: Outbox | None = None
@@ -125,6 +128,13 @@ class AdapterEffects:
         except Exception as e:
             log.exception("merge request %s failed", request.uuid)
             self.results(MergeCompleted(request.uuid, False, error=f"merger unavailable: {e}"))
+
+    def mail(self, mail: MailReport) -> None:
+        if self.mailer is None:
+            log.warning("mail to %s not sent: the config has no smtp section",
+                        ", ".join(mail.to))
+            return
+        self.mailer.send(mail)  # queued: sent on the mailer's thread
 
     def report(self, change: Change, message: str, labels: dict[str, int],
                submit: bool) -> ReportResult:

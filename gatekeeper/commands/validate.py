@@ -44,7 +44,8 @@ def site_facts(config: Any) -> Any:
     from gatekeeper.layout.checks import SiteFacts
     from gatekeeper.worker.workspace import available_job_scripts
 
-    return SiteFacts(job_scripts=available_job_scripts(config.worker.jobs_dir))
+    return SiteFacts(job_scripts=available_job_scripts(config.worker.jobs_dir),
+                     mail=config.smtp is not None)
 
 
 def run(args: argparse.Namespace) -> int:

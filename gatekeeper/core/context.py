@@ -11,7 +11,7 @@ from typing import Protocol
 from gatekeeper.core.deps import ChangeLookup
 from gatekeeper.core.door import Door
 from gatekeeper.core.strategy import Learned
-from gatekeeper.interfaces import BuildRequest, MergeRequest, ReportResult
+from gatekeeper.interfaces import BuildRequest, MailReport, MergeRequest, ReportResult
 from gatekeeper.layout.model import Layout
 from gatekeeper.model.change import Change
 from gatekeeper.model.runtime import BuildSet, QueueItem
@@ -34,6 +34,8 @@ class Effects(Protocol):
 
     def report(self, change: Change, message: str, labels: dict[str, int],
                submit: bool) -> ReportResult: ...
+
+    def mail(self, mail: MailReport) -> None: ...
 
 
 @dataclass

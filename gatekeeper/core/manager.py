@@ -8,9 +8,9 @@ import logging
 from gatekeeper.core import jobs as jobsel
 from gatekeeper.core.context import Context
 from gatekeeper.core.params import build_parameters
-from gatekeeper.core.report import base_fields, compose, job_lines
-from gatekeeper.interfaces import BuildRequest, MergeItem, MergeRequest, ReportResult
-from gatekeeper.layout.model import Job, Pipeline, ReporterAction
+from gatekeeper.core.report import MAIL_RESULT, base_fields, compose, job_lines, render
+from gatekeeper.interfaces import BuildRequest, MailReport, MergeItem, MergeRequest, ReportResult
+from gatekeeper.layout.model import Job, MailAction, Pipeline, ReporterAction
 from gatekeeper.model.change import Change, Ref
 from gatekeeper.model.events import BuildCompleted, BuildStarted, MergeCompleted, TriggerEvent
 from gatekeeper.model.runtime import (
@@ -459,8 +459,10 @@ class PipelineManager:
     def report(self, item: QueueItem, kind: str, action: ReporterAction | None,
                reason: str) -> ReportResult:
         c = item.change
+        if action is not None and action.smtp is not None:
+            self.mail(item, kind, action, action.smtp, reason)
         if action is None or not action.send or not isinstance(c, Change):
-            self.door.note(item, "report", f"{kind}: nothing to report")
+            self.door.note(item, "report", f"{kind}: nothing to report to Gerrit")
             return ReportResult(True)
         self.door.decide_report(item, kind)
         fields = base_fields(self.pipeline, item, self.ctx.status_url)
@@ -472,6 +474,21 @@ class PipelineManager:
         self.door.note(item, "report", f"{kind} reported{' ' + votes if votes else ''}"
                        + ("" if result.ok else f"; Gerrit said: {result.error}"))
         return result
+
+    def mail(self, item: QueueItem, kind: str, action: ReporterAction, smtp: MailAction,
+             reason: str) -> None:
+        """One digest for the item's build set: each job's line in one mail."""
+        fields = base_fields(self.pipeline, item, self.ctx.status_url)
+        jobs = "" if kind == "start" else job_lines(self.selected(item), item, fields)
+        body = compose(self.pipeline, kind, action, fields, jobs, reason)
+        subject = " ".join(render(smtp.subject, dict(fields, result=MAIL_RESULT[kind],
+                                                     jobs="", reason=reason)).split())
+        try:
+            self.ctx.effects.mail(MailReport(smtp.to, smtp.sender, subject, body + "\n"))
+        except Exception:  # a mailer must not take the scheduler down
+            log.exception("mailing the %s report of %s failed", kind, item.label)
+            return
+        self.door.note(item, "report", f"{kind} mailed to {', '.join(smtp.to)}")
 
     def _send(self, change: Change, message: str, labels: dict[str, int],
               submit: bool) -> ReportResult:

@@ -19,6 +19,10 @@ MERGE_FAILURE_TEXT = (
     "change and upload a new patchset.")
 
 
+# {result} of a mail's subject, per report point.
+MAIL_RESULT = {"start": "STARTED", "success": "SUCCESS", "failure": "FAILURE",
+               "merge-failure": "MERGE FAILURE", "not-enqueued": "NOT ENQUEUED"}
+
 DEFAULT_TEMPLATES = {
     "start": "Starting {pipeline} jobs.",
     "success": "Build succeeded ({pipeline} pipeline).",

@@ -34,6 +34,18 @@ class SiteFacts:
     """What the site's worker provides; ``job_scripts`` None: not known here."""
 
     job_scripts: frozenset[str] | None = None
+    mail: bool = True  # the config has an smtp section
+
+
+def check_mail(raw: dict[str, Any], src: Source, facts: SiteFacts, problems: Problems) -> None:
+    """A pipeline that mails needs the config's smtp server."""
+    if facts.mail:
+        return
+    for key in ("start", "success", "failure", "merge-failure"):
+        action = raw.get(key)
+        if isinstance(action, dict) and "smtp" in action:
+            problems.add(src, [key, "smtp"], "mail reports need the config's smtp section "
+                         "(smtp.server), which is missing")
 
 
 def check_job(job: Job, origin: dict[str, Source], own: Source | None,

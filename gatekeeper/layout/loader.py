@@ -17,7 +17,13 @@ from typing import Any
 import voluptuous as vol
 
 from gatekeeper.errors import UserError
-from gatekeeper.layout.checks import SiteFacts, check_job, check_project_name, check_site
+from gatekeeper.layout.checks import (
+    SiteFacts,
+    check_job,
+    check_mail,
+    check_project_name,
+    check_site,
+)
 from gatekeeper.layout.jobs import JobRegistry
 from gatekeeper.layout.model import Job, JobTree, Layout, Pipeline, Project
 from gatekeeper.layout.pipelines import build_pipeline
@@ -169,6 +175,8 @@ def _compile(docs: list[Doc], problems: Problems, known_labels: set[str] | None,
             used = f" (used by {shown})"
         problems.add(src, ["label"], f"unknown label {label!r}{used}; known labels: {known}")
     if site is not None:
+        for raw, src in _entries(docs, "pipelines"):
+            check_mail(raw, src, site, problems)
         raw_keys = {n: list(_raw(s)) for n, s in project_src.items()}
         check_site(jobs, origins, projects, project_src, raw_keys, site, problems)
     return Layout(

@@ -67,14 +67,28 @@ class TimerTrigger:
     cron: str  # five-field cron expression, validated with croniter
 
 
+DEFAULT_SUBJECT = "{pipeline}: {result} for {project} {branch}"
+
+
+@dataclass(frozen=True)
+class MailAction:
+    """A digest mail at one point of an item's life: one mail for the item's
+    whole build set (every job in it), never one per job."""
+
+    to: tuple[str, ...]
+    sender: str | None = None  # From:; None: the config's smtp.from
+    subject: str = DEFAULT_SUBJECT  # template: MESSAGE_VARIABLES and {result}
+
+
 @dataclass(frozen=True)
 class ReporterAction:
-    """What to tell Gerrit at one point of an item's life."""
+    """What to tell Gerrit (and whom to mail) at one point of an item's life."""
 
     labels: dict[str, int] = field(default_factory=dict)  # {"Verified": 2}
     submit: bool = False
     message: str | None = None  # template; see doc/layout.md for the variables
-    send: bool = True  # False: report nothing (no comment, no vote)
+    send: bool = True  # False: nothing to Gerrit (no comment, no vote)
+    smtp: MailAction | None = None  # also (or only, for ref items) a mail
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,10 @@ import re
 from typing import Any
 
 from gatekeeper.layout.model import (
+    DEFAULT_SUBJECT,
     ApprovalMatch,
     GerritTrigger,
+    MailAction,
     Pipeline,
     PipelineRequire,
     ReporterAction,
@@ -92,7 +94,16 @@ def reporter(raw: dict[str, Any], key: str) -> ReporterAction | None:
         submit=value.get("submit", False),
         message=value.get("message"),  # None: the core's default text for this point
         send=value.get("send", True),
+        smtp=_mail(value.get("smtp")),
     )
+
+
+def _mail(value: dict[str, Any] | None) -> MailAction | None:
+    if value is None:
+        return None
+    to = value["to"]
+    return MailAction(to=tuple(to if isinstance(to, list) else [to]), sender=value.get("from"),
+                      subject=value.get("subject", DEFAULT_SUBJECT))
 
 
 def build_pipeline(raw: dict[str, Any]) -> Pipeline:

@@ -300,6 +300,29 @@ REQUIRE = vol.Schema(
     }
 )
 
+def mail_address(value: Any) -> str:
+    """One address, ``user@host``: no spaces, no newlines (header injection), no commas."""
+    if (not isinstance(value, str) or value.count("@") != 1 or value.startswith("@")
+            or value.endswith("@") or any(c in value for c in " \t\r\n,;<>\"")):
+        raise vol.Invalid(f"expected a mail address like ci@example.org, not {value!r}")
+    return value
+
+
+def subject_template(value: Any) -> str:
+    text = _template(value, (*MESSAGE_VARIABLES, "result"), "a subject template")
+    if "\n" in text or "\r" in text:
+        raise vol.Invalid("a subject is one line")
+    return text
+
+
+SMTP = vol.Schema(
+    {
+        vol.Required("to"): one_or_many(mail_address),
+        "from": mail_address,
+        "subject": subject_template,
+    }
+)
+
 REPORTER = vol.Any(
     None,
     vol.Schema(
@@ -308,6 +331,7 @@ REPORTER = vol.Any(
             "submit": bool,
             "message": message_template,
             "send": bool,
+            "smtp": SMTP,
         }
     ),
 )

@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from gatekeeper.config import Config
 from gatekeeper.errors import UserError
@@ -73,6 +74,8 @@ class SchedulerService:
         self.scheduler.attach_store(
             StateJournal(self.db, HistoryRecorder(config.scheduler.history_days)),
             self.outbox, self.sender)
+        self.mailer = mailer_from_config(config)  # smtp: reports, on their own thread
+        self.scheduler.effects.mailer = self.mailer
         self._stopping = threading.Event()
         self._takeover: threading.Thread | None = None
         self.active = threading.Event()  # set once this process runs the pipelines
@@ -120,6 +123,8 @@ class SchedulerService:
             self.gerrit.catchup.resume(self.scheduler.resume_time,
                                        self.scheduler.handled_events())
         self.sender.start()
+        if self.mailer is not None:
+            self.mailer.start()
         self.scheduler.start()
         self.rpc = self._start_rpc()
         self.gerrit.start()
@@ -159,6 +164,8 @@ class SchedulerService:
             self.rpc = None
         self.scheduler.stop()
         self.sender.stop()
+        if self.mailer is not None:
+            self.mailer.stop()
         self.merger.stop()
         self.launcher.stop()
         if self.gearman_server is not None:
@@ -167,6 +174,16 @@ class SchedulerService:
         self.active.clear()
         self.lock.release()
         log.info("scheduler stopped")
+
+
+def mailer_from_config(config: Config) -> Any:  # -> MailSender | None
+    if config.smtp is None:
+        return None
+    from gatekeeper.mail.sender import MailSender, SmtpSettings
+
+    s = config.smtp
+    return MailSender(SmtpSettings(s.server, s.port, s.sender, s.starttls, s.username,
+                                   s.password, s.timeout))
 
 
 def check_config_files(config: Config) -> None:

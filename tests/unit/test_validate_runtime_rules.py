@@ -176,3 +176,42 @@ def test_site_job_scripts_come_from_jobs_dir(tmp_path, capsys):
     (jobs / "site/unit.sh").unlink()
     assert main(["validate", "--config", str(cfg)]) == 2
     assert "no job script 'site/unit.sh'" in capsys.readouterr().err
+
+
+MAIL_LAYOUT = """\
+pipelines:
+  - name: nightly
+    manager: independent
+    trigger: {timer: [{time: "0 2 * * *"}]}
+    success:
+      smtp: {to: ci@example.org}
+    failure:
+      smtp:
+        to: [ci@example.org, "x@example.org\\nBcc: evil@example.org"]
+        subject: "{pipeline} {nope}"
+jobs:
+  - name: unit
+    label: small
+    run: org/p/run.sh
+projects:
+  - name: org/p
+    nightly: [unit]
+"""
+
+
+def test_mail_reports_are_validated(tmp_path, capsys):
+    cfg = _write(tmp_path, RIGHT)
+    (tmp_path / "layout.yaml").write_text(MAIL_LAYOUT)
+    assert main(["validate", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    lay = tmp_path / "layout.yaml"
+    assert f"{lay}:9: pipelines[0].failure.smtp.to[1]: expected a mail address" in err, err
+    assert f"{lay}:10: pipelines[0].failure.smtp.subject: " in err and "{nope}" in err, err
+    # A valid mailing layout, but the config has no smtp section.
+    lay.write_text(MAIL_LAYOUT.replace('"x@example.org\\nBcc: evil@example.org"', "qa@example.org")
+                   .replace("{nope}", "{result}"))
+    assert main(["validate", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert f"{lay}:6: pipelines[0].success.smtp: mail reports need the config's smtp" in err
+    cfg.write_text(cfg.read_text() + "smtp: {server: 127.0.0.1, port: 2525, from: ci@x.org}\n")
+    assert main(["validate", "--config", str(cfg)]) == 0, capsys.readouterr().err

@@ -1,0 +1,2 @@
+"""Mail reports over SMTP (``smtp:`` in the config, ``smtp:`` in a pipeline's
+reporter actions): the sender thread that talks to the mail server."""
