@@ -101,7 +101,7 @@ def _check_trigger(t: GerritTrigger, event: TriggerEvent, change: Change | Ref |
         return [f"event type {event.type} is not one of {', '.join(t.events)}"]
     if t.branches:
         branch = event.branch
-        if branch is None and isinstance(change, (Change, Ref)):
+        if branch is None and change is not None:
             branch = change.branch
         if branch is None or not any(p.match(branch) for p in t.branches):
             pats = ", ".join(p.pattern for p in t.branches)

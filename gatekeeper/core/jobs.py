@@ -37,7 +37,7 @@ def select_jobs(layout: Layout, pipeline: str, change: Change | Ref) -> list[Sel
 
     Remembered per layout (the managers ask for every item on every pass);
     callers must not change the list."""
-    files = change.files if isinstance(change, Change) else None
+    files = change.files
     key = (pipeline, change.project, change.branch, None if files is None else tuple(files))
     memo = layout.selections
     hit = memo.get(key)
@@ -53,7 +53,7 @@ def _select(layout: Layout, pipeline: str, change: Change | Ref) -> list[Selecte
     if project is None or pipeline not in project.pipelines:
         return []
     branch = change.branch
-    files = change.files if isinstance(change, Change) else None
+    files = change.files
     out: list[SelectedJob] = []
 
     def walk(tree: JobTree, parent: str | None) -> None:

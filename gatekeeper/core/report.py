@@ -102,8 +102,8 @@ def base_fields(pipeline: Pipeline, item: QueueItem, status_url: str) -> dict[st
         "project": c.project,
         "branch": c.branch or "",
         "status_url": status_url,
-        "patchset": str(c.patchset) if isinstance(c, Change) else "",
-        "number": str(c.number) if isinstance(c, Change) else "",
+        "patchset": "" if c.patchset is None else str(c.patchset),
+        "number": "" if c.number is None else str(c.number),
     }
 
 

@@ -6,7 +6,6 @@ from typing import Any
 
 from gatekeeper.core import jobs as jobsel
 from gatekeeper.core.engine import Engine
-from gatekeeper.model.change import Change
 from gatekeeper.model.runtime import QueueItem
 
 
@@ -30,8 +29,7 @@ def _item(engine: Engine, item: QueueItem) -> dict[str, Any]:
         })
     return {
         "id": item.uuid, "change": item.label, "project": c.project, "branch": c.branch,
-        "number": c.number if isinstance(c, Change) else None,
-        "patchset": c.patchset if isinstance(c, Change) else None,
+        "number": c.number, "patchset": c.patchset,
         "url": c.url, "live": item.live, "active": item.active,
         "enqueue_time": item.enqueue_time,
         "item_ahead": item.item_ahead.uuid if item.item_ahead else None,

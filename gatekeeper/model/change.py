@@ -1,12 +1,56 @@
 """What the source (Gerrit) tells us about changes and refs.
 
 These are plain values produced by the Gerrit adapter and consumed by the
-pure core. A queue item holds either a ``Change`` or a ``Ref``; the core tells
-them apart with ``isinstance``, never by probing attributes."""
+pure core. A queue item holds either a ``Change`` or a ``Ref``. What both
+answer is the ``Subject`` protocol; where they differ (approvals, patchsets,
+reporting to Gerrit) the core tells them apart with ``isinstance``, never by
+probing attributes."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from gatekeeper.model.runtime import SpeculativeChange
+
+
+class Subject(Protocol):
+    """What a queue item tests, change or ref alike."""
+
+    @property
+    def project(self) -> str: ...
+    @property
+    def branch(self) -> str | None: ...
+    @property
+    def ref(self) -> str: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def number(self) -> int | None: ...
+    @property
+    def patchset(self) -> int | None: ...
+    @property
+    def files(self) -> list[str] | None: ...
+
+    @property
+    def key(self) -> str:
+        """Identity across patchsets: items of the same key supersede each other."""
+        ...
+
+    @property
+    def display_name(self) -> str:
+        """How people name it: ``N,PS`` or ``project ref@rev``."""
+        ...
+
+    def log_path(self, pipeline: str, job: str, uuid: str) -> str:
+        """Where a build's logs go under the log root (Zuul's layout)."""
+        ...
+
+    def build_parameters(self, changes: Sequence[SpeculativeChange]) -> dict[str, str]:
+        """The ZUUL_* parameters that describe it (``changes``: the speculative state)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -61,6 +105,25 @@ class Change:
         return f"{self.number},{self.patchset}"
 
     @property
+    def display_name(self) -> str:
+        return self.id_string
+
+    def log_path(self, pipeline: str, job: str, uuid: str) -> str:
+        n = str(self.number)
+        return f"{n[-2:]}/{n}/{self.patchset}/{pipeline}/{job}/{uuid[:7]}"
+
+    def build_parameters(self, changes: Sequence[SpeculativeChange]) -> dict[str, str]:
+        ahead = [x for x in changes if x.number is not None]
+        return {
+            "ZUUL_BRANCH": self.branch,
+            "ZUUL_CHANGE": str(self.number),
+            "ZUUL_PATCHSET": str(self.patchset),
+            # project:branch:ref of every change in the speculative state, ^-joined
+            "ZUUL_CHANGES": "^".join(f"{x.project}:{x.branch}:{x.ref}" for x in ahead),
+            "ZUUL_CHANGE_IDS": " ".join(x.id_string for x in ahead),
+        }
+
+    @property
     def is_open(self) -> bool:
         return self.status in ("NEW", "DRAFT")
 
@@ -100,5 +163,35 @@ class Ref:
         return f"{self.ref}@{self.newrev[:7]}" if self.newrev else self.ref
 
     @property
-    def is_deletion(self) -> bool:
-        return bool(self.newrev) and set(self.newrev) == {"0"}
+    def number(self) -> None:
+        return None
+
+    @property
+    def patchset(self) -> None:
+        return None
+
+    @property
+    def files(self) -> None:
+        return None  # unknown: file matchers match
+
+    @property
+    def display_name(self) -> str:
+        return f"{self.project} {self.id_string}"
+
+    def log_path(self, pipeline: str, job: str, uuid: str) -> str:
+        if self.newrev:
+            return f"{self.newrev[:2]}/{self.newrev}/{pipeline}/{job}/{uuid[:7]}"
+        return f"{pipeline}/{self.project}/{self.branch or self.ref}/{job}/{uuid[:7]}"
+
+    def build_parameters(self, changes: Sequence[SpeculativeChange]) -> dict[str, str]:
+        return {
+            "ZUUL_BRANCH": self.branch or "",
+            "ZUUL_REFNAME": self.ref,
+            "ZUUL_OLDREV": self.oldrev,
+            "ZUUL_NEWREV": self.newrev,
+            "ZUUL_SHORT_OLDREV": self.oldrev[:7],
+            "ZUUL_SHORT_NEWREV": self.newrev[:7],
+            # A ref is tested as it is: no speculative ref or commit of its own.
+            "ZUUL_REF": self.ref,
+            "ZUUL_COMMIT": self.newrev,
+        }

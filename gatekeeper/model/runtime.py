@@ -134,9 +134,7 @@ class QueueItem:
     @property
     def label(self) -> str:
         """How people name this item: ``N,PS`` or ``project ref@rev``."""
-        if isinstance(self.change, Change):
-            return self.change.id_string
-        return f"{self.change.project} {self.change.id_string}"
+        return self.change.display_name
 
 
 @dataclass(eq=False)

@@ -71,8 +71,7 @@ class HistoryRecorder:
                     "patchset": x.patchset, "revision": x.revision} for x in bs.changes]
         values: dict[str, Any] = dict(
             item=item.uuid, pipeline=item.pipeline, project=c.project, branch=c.branch or "",
-            change=c.number if isinstance(c, Change) else None,
-            patchset=c.patchset if isinstance(c, Change) else None,
+            change=c.number, patchset=c.patchset,
             ref=c.ref, newrev="" if isinstance(c, Change) else c.newrev,
             result=bs.result, message=bs.merge_error or "",
             changes=json.dumps(changes), base_item=bs.base_item)
@@ -90,8 +89,7 @@ class HistoryRecorder:
         c = item.change
         values = dict(buildset=bs.uuid, pipeline=item.pipeline, project=c.project,
                       branch=c.branch or "",
-                      change=c.number if isinstance(c, Change) else None,
-                      patchset=c.patchset if isinstance(c, Change) else None,
+                      change=c.number, patchset=c.patchset,
                       ref=c.ref, job=b.job, result=b.result, attempt=b.attempt,
                       voting=b.voting, launch_time=b.launch_time, start_time=b.start_time,
                       end_time=b.end_time, node=b.node, provider=b.provider, worker=b.worker,
