@@ -20,7 +20,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.mergesetup import CliMerger, GitCounter, items, make_upstream, median_of, new_merger
+from bench.mergesetup import (
+    PROJECT,
+    CliMerger,
+    GitCounter,
+    items,
+    make_upstream,
+    medians,
+    new_merger,
+)
 
 
 def main() -> int:
@@ -37,6 +45,8 @@ def main() -> int:
         runs = iter(range(10_000))
 
         def ours() -> None:
+            # Nothing remembered from the run before: every state is new.
+            merger.repo(PROJECT).forget()
             res = merger.merge(items(numbers), uuid=f"chain{next(runs)}")
             assert res.merged, res
 
@@ -52,8 +62,7 @@ def main() -> int:
             ours()
         with GitCounter() as c_cli:
             theirs()
-        t_cli = median_of(theirs, args.repeat)
-        t_ours = median_of(ours, args.repeat)
+        t_cli, t_ours = medians(theirs, ours, args.repeat)
     print(f"one {args.changes}-change chain, median of {args.repeat}")
     print(f"{'':24} {'ms':>8} {'git processes':>14}")
     print(f"{'git CLI (baseline)':24} {t_cli * 1e3:8.1f} {c_cli.count:14d}")

@@ -96,10 +96,13 @@ class CliMerger:
         self._git("push", "--quiet", "--force", str(self.pub), f"HEAD:{ref}")
 
 
-def median_of(fn: Callable[[], object], repeat: int) -> float:
-    times = []
+def medians(a: Callable[[], object], b: Callable[[], object], repeat: int) -> tuple[float, float]:
+    """Median seconds of ``a`` and of ``b``, run alternately (the machine's
+    load then weighs on both alike)."""
+    ta, tb = [], []
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for fn, out in ((a, ta), (b, tb)):
+            t0 = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t0)
+    return statistics.median(ta), statistics.median(tb)

@@ -4,10 +4,17 @@ For each project: the branch tip, then every change ahead of the item in
 queue order, then the item's own change(s), each applied with its merge
 mode. The result is pushed as one ref name (``refs/gatekeeper/<branch>/Z<uuid>``
 unless the request names it) into the publish repository of every project
-touched; workers fetch it from there."""
+touched; workers fetch it from there.
+
+A queue asks for item k's state (tip + changes 1..k) right after item k-1's
+(tip + 1..k-1): each state built is remembered under a key made of the
+branch tip and the chain of commits applied to it, so item k starts from
+item k-1's commit and merges one change. A moved tip or a reset chain makes
+a different key, so nothing stale is reused."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -36,6 +43,12 @@ log = logging.getLogger("gatekeeper.merger.merger")
 
 _PROJECT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*(/[A-Za-z0-9_][A-Za-z0-9_.+-]*)*$")
 _ZERO = "0" * 40
+MIRROR = "+refs/remotes/origin/*:refs/heads/*"  # branches into the publish repository
+
+
+def _step(key: str, *parts: str) -> str:
+    """The key of a state: the key of the state below it plus what was applied."""
+    return hashlib.sha1("\0".join((key, *parts)).encode()).hexdigest()
 
 
 def check_project_name(project: str) -> str:
@@ -84,14 +97,20 @@ class Merger:
         self.git_timeout = git_timeout
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
+        self._repos: dict[str, Repo] = {}  # set up once per process
+        self._heads: dict[str, str] = {}  # publish repo -> the HEAD we set
 
     # --- repositories -------------------------------------------------------
 
     def repo(self, project: str) -> Repo:
+        """The clone of ``project``; set up on its first use in this process."""
         check_project_name(project)
-        repo = Repo(self.git_dir / project, project_url(self.git_url_base, project), self.env,
-                    self.user_name, self.user_email, self.git_timeout)
-        repo.ensure()
+        repo = self._repos.get(project)
+        if repo is None or not (repo.path / ".git").is_dir():
+            repo = Repo(self.git_dir / project, project_url(self.git_url_base, project),
+                        self.env, self.user_name, self.user_email, self.git_timeout)
+            repo.ensure()
+            self._repos[project] = repo
         return repo
 
     def publish_repo(self, project: str) -> PublishRepo:
@@ -125,11 +144,15 @@ class Merger:
                 result[project] = repo.branches()
         return result
 
-    def _mirror_branches(self, repo: Repo, pub: PublishRepo) -> None:
-        repo.push(pub.path, ["+refs/remotes/origin/*:refs/heads/*"])
+    def _mirror_branches(self, repo: Repo, pub: PublishRepo, refspecs: Sequence[str] = ()) -> None:
+        """Push the branches (and ``refspecs``, in the same push) to ``pub``."""
+        repo.push(pub.path, [MIRROR, *refspecs])
         default = repo.default_branch
-        if default:  # so a plain clone from the publish repo checks it out
+        key = str(pub.path)
+        if default and self._heads.get(key) != default:
+            # so a plain clone from the publish repo checks it out
             pub.git("symbolic-ref", "HEAD", f"refs/heads/{default}")
+            self._heads[key] = default
 
     def merge(self, items: Sequence[MergeItem], ref_name: str = "",
               merge_mode: str | None = None, uuid: str = "") -> MergeCompleted:
@@ -173,18 +196,21 @@ class Merger:
                 for ref, sha in repos[project].update(refs).items():
                     fetched[(project, ref)] = sha
             states: dict[tuple[str, str], str] = {}
+            keys: dict[tuple[str, str], str] = {}
             for item in items:
-                self._apply(repos[item.project], item, states, merge_mode, fetched)
+                self._apply(repos[item.project], item, states, keys, merge_mode, fetched)
             return self._publish(repos, states, ref_name, uuid)
 
     def _apply(self, repo: Repo, item: MergeItem, states: dict[tuple[str, str], str],
-               merge_mode: str | None, fetched: dict[tuple[str, str], str]) -> None:
+               keys: dict[tuple[str, str], str], merge_mode: str | None,
+               fetched: dict[tuple[str, str], str]) -> None:
         key = (item.project, item.branch)
         if key not in states:
             tip = repo.branch_tip(item.branch)
             if tip is None:
                 raise MergeFailure(f"{item.project} has no branch {item.branch!r}")
             states[key] = tip
+            keys[key] = _step(item.project, item.branch, tip)
         if item.number is None:
             # A ref item (branch tip / ref-updated): test exactly newrev.
             if item.newrev and item.newrev != _ZERO:
@@ -195,20 +221,28 @@ class Merger:
                 if not repo.has_commit(item.newrev):
                     raise MergeFailure(f"{item.project}: commit {item.newrev} not found")
                 states[key] = item.newrev
+                keys[key] = _step(keys[key], "rev", item.newrev)
             return
         change = f"{item.number},{item.patchset}"
         if not item.ref:
             raise ValueError(f"change {change} has no ref to fetch")
         sha = fetched.get((item.project, item.ref)) or repo.fetch(item.ref)
         mode = merge_mode or item.merge_mode or "merge-resolve"
+        message = f"Merge change {change} ({item.ref})"
+        state_key = _step(keys[key], sha, mode, message)
+        known = repo.built(state_key)
+        if known is not None:  # built before (for the item ahead): start from there
+            states[key], keys[key] = known, state_key
+            return
         repo.reset_to(states[key])
-        outcome = repo.apply(sha, mode, message=f"Merge change {change} ({item.ref})")
+        outcome = repo.apply(sha, mode, message=message)
         if not outcome.ok:
             files = outcome.conflict_files
             what = f"conflicts in {', '.join(files)}" if files else outcome.detail
             raise MergeFailure(f"change {change} does not merge into {item.project} "
                                f"{item.branch}: {what}", files, change)
-        states[key] = repo.head()
+        states[key], keys[key] = repo.head(), state_key
+        repo.remember(state_key, states[key])
         log.debug("applied %s (%s) to %s %s -> %s", change, mode, item.project, item.branch,
                   states[key])
 
@@ -217,17 +251,18 @@ class Merger:
         commits: dict[str, str] = {}
         published: dict[str, list[str]] = {}
         last_ref = ""
+        specs: dict[str, list[str]] = {}
         for (project, branch), sha in states.items():
             ref = ref_name or f"refs/gatekeeper/{branch}/Z{uuid}"
-            pub = self.publish_repo(project)
-            self._mirror_branches(repos[project], pub)
-            repos[project].push(pub.path, [f"{sha}:{ref}"])
+            specs.setdefault(project, []).append(f"{sha}:{ref}")
             published.setdefault(project, []).append(ref)
             commits[project] = sha
             last_ref = ref
         now = time.time()
         for project, refs in published.items():
-            self.publish_repo(project).record(refs, now)
+            pub = self.publish_repo(project)
+            self._mirror_branches(repos[project], pub, specs[project])  # one push per project
+            pub.record(refs, now)
         log.info("merge %s: published %s for %s", uuid, last_ref, ", ".join(commits))
         return MergeCompleted(uuid, True, commits=commits, ref=last_ref)
 
@@ -243,6 +278,10 @@ class Merger:
                 deleted += len(pub.prune(self.keep_refs, self.max_ref_age, now))
                 self._gc(path)
                 if (self.git_dir / project / ".git").is_dir():
+                    # gc may drop commits only remembered here: forget them.
+                    repo = self._repos.get(project)
+                    if repo is not None:
+                        repo.forget()
                     self._gc(self.git_dir / project)
         return deleted
 

@@ -1,8 +1,11 @@
 """One project's local git clone, driven through ``git`` subprocesses.
 
 Every command is an argv list (no shell). The working clone is private to
-the merger: it is reset before each use, so a crashed merge never leaks
-into the next one."""
+the merger. It remembers the commit its worktree is a clean checkout of:
+the first use in a process resets and cleans it (a crashed merge never
+leaks into the next one), later ones check out only when the base differs,
+and a failed merge is reset at once. Commits of fetched patchset refs
+(immutable in Gerrit) are remembered, so a ref is fetched once."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import os
 import re
 import shlex
 import subprocess
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +23,12 @@ from gatekeeper.model.states import MergeMode
 log = logging.getLogger("gatekeeper.merger.repo")
 
 _SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
-_FETCHED = "refs/gatekeeper-fetched/"  # temporary names of fetched change refs
+# Gerrit's patchset refs never move: their commit is fetched once.
+_PATCHSET_REF = re.compile(r"^refs/changes/[0-9]{2}/[0-9]+/[0-9]+$")
+# git-check-ref-format(1): no control characters, space, ~ ^ : ? * [ or backslash.
+_REF_BAD_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
+KNOWN_LIMIT = 100_000  # patchset refs remembered per repository
+STATES_KEPT = 20_000  # speculative states remembered per repository (LRU)
 _BOILERPLATE = ("Please make sure you have the correct access rights",
                 "and the repository exists.", "fatal: Could not read from remote repository.")
 _CREDENTIALS = re.compile(r"(://[^/@\s:]+):[^/@\s]*@")
@@ -78,25 +87,23 @@ def run_git(args: list[str], cwd: Path | None, env: dict[str, str],
     return proc
 
 
-def run_git_stdin(args: list[str], cwd: Path, env: dict[str, str], stdin: str,
-                  timeout: float = 600) -> str:
-    try:
-        proc = subprocess.run(["git", *args], cwd=cwd, env=env, input=stdin,
-                              capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired as e:
-        raise GitError(f"git {args[0]} timed out after {timeout:.0f}s") from e
-    if proc.returncode != 0:
-        raise GitError(scrub(f"git {args[0]} failed: {proc.stderr.strip()[-300:]}"))
-    return proc.stdout
+def valid_ref_format(ref: str) -> bool:
+    """What ``git check-ref-format REF`` accepts (its rules 1-9, without
+    --allow-onelevel or --normalize), decided without a process."""
+    if ref == "@" or "@{" in ref or ".." in ref or "//" in ref:
+        return False
+    if ref.endswith(("/", ".")) or _REF_BAD_CHARS.search(ref):
+        return False
+    parts = ref.split("/")
+    return len(parts) > 1 and all(
+        p and not p.startswith(".") and not p.endswith(".lock") for p in parts)
 
 
 def check_ref_name(ref: str) -> str:
     """``ref`` if it is a valid full ref name (refs/...), else ValueError."""
     if not ref.startswith("refs/") or ref.startswith("-"):
         raise ValueError(f"not a full ref name: {ref!r}")
-    ok = subprocess.run(["git", "check-ref-format", ref], capture_output=True,
-                        check=False).returncode == 0
-    if not ok:
+    if not valid_ref_format(ref):
         raise ValueError(f"invalid ref name: {ref!r}")
     return ref
 
@@ -126,6 +133,15 @@ class Repo:
         self.user_name = user_name
         self.user_email = user_email
         self.timeout = timeout
+        # The commit the worktree is a clean checkout of; None: not known
+        # (first use in this process, or a command failed half-way).
+        self.clean_at: str | None = None
+        self._fresh = False  # cloned by us without a checkout: nothing to clean
+        self._known: dict[str, str] = {}  # patchset ref -> commit
+        self._tips: dict[str, str] = {}  # branch -> commit, from the last fetch
+        self._default: str | None = None
+        # speculative states built: key (the merger's) -> commit
+        self._states: OrderedDict[str, str] = OrderedDict()
 
     def git(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return run_git(list(args), self.path, self.env, self.timeout, check)
@@ -136,6 +152,7 @@ class Repo:
             log.info("cloning %s into %s", scrub(self.url), self.path)
             run_git(["clone", "--quiet", "--no-checkout", "--", self.url, str(self.path)],
                     None, self.env, self.timeout)
+            self._fresh = True
         elif self.git("remote", "get-url", "origin").stdout.strip() != self.url:
             self.git("remote", "set-url", "origin", self.url)
         # origin/HEAD would be mirrored as a branch named "HEAD": remember
@@ -150,35 +167,69 @@ class Repo:
         # Never open an editor or run gc in the middle of a merge.
         self.git("config", "core.editor", "true")
         self.git("config", "gc.auto", "0")
+        proc = self.git("config", "--get", "gatekeeper.defaultbranch", check=False)
+        self._default = proc.stdout.strip() or None
 
     def update(self, refs: list[str] | None = None) -> dict[str, str]:
-        """Fetch every branch and tag of the project, and ``refs`` (change
-        refs) in the same round trip; returns {ref: commit} for ``refs``."""
+        """Fetch every branch and tag of the project, and those of ``refs``
+        (change refs) not fetched before, in one round trip; returns
+        {ref: commit} for ``refs``."""
         refs = list(dict.fromkeys(refs or ()))
         for ref in refs:
             check_ref_name(ref)
-        # Forced tag refspec: a moved tag must not fail the fetch.
-        specs = ["+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"]
-        specs += [f"+{ref}:{_FETCHED}{ref[len('refs/'):]}" for ref in refs]
-        self.git("fetch", "--quiet", "--prune", "origin", *specs)
-        if not refs:
+        new = [ref for ref in refs if ref not in self._known]
+        # Forced tag refspec: a moved tag must not fail the fetch. Change
+        # refs get no local name: their commits are read from FETCH_HEAD.
+        self._tips = {}
+        self.git("fetch", "--quiet", "--prune", "origin", "+refs/heads/*:refs/remotes/origin/*",
+                 "+refs/tags/*:refs/tags/*", *new)
+        heads = self._fetch_head()
+        self._tips = {name[len("branch "):]: sha for name, sha in heads.items()
+                      if name.startswith("branch ")}
+        out: dict[str, str] = {}
+        for ref in refs:
+            sha = self._known.get(ref) or heads.get(ref) or self.fetch(ref)
+            if _PATCHSET_REF.match(ref):
+                if len(self._known) >= KNOWN_LIMIT:
+                    self._known.clear()
+                self._known[ref] = sha
+            out[ref] = sha
+        return out
+
+    def _fetch_head(self) -> dict[str, str]:
+        """FETCH_HEAD's lines as {"branch NAME" or REF: commit}; a name that
+        is not unambiguous (quotes in names) is left out: callers fetch it alone."""
+        try:
+            text = (self.path / ".git" / "FETCH_HEAD").read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
             return {}
-        locals_ = [f"{_FETCHED}{ref[len('refs/'):]}" for ref in refs]
-        shas = self.git("rev-parse", *(f"{r}^{{commit}}" for r in locals_)).stdout.split()
-        # Drop the temporary refs: the commits stay until gc, we need no names.
-        run_git_stdin(["update-ref", "--stdin"], self.path, self.env,
-                      "".join(f"delete {r}\n" for r in locals_), self.timeout)
-        return dict(zip(refs, shas, strict=True))
+        seen: dict[str, str] = {}
+        clash: set[str] = set()
+        for line in text.splitlines():
+            sha, _, rest = line.partition("\t")
+            desc = rest.partition("\t")[2]
+            kind = "branch " if desc.startswith("branch '") else ""
+            quoted = desc[len(kind):]
+            end = quoted.rfind("' of ")
+            if not is_sha(sha) or not quoted.startswith("'") or end < 1:
+                continue
+            name = kind + quoted[1:end]
+            if "'" in name or name in seen:
+                clash.add(name)
+            seen[name] = sha
+        return {k: v for k, v in seen.items() if k not in clash}
 
     @property
     def default_branch(self) -> str | None:
-        proc = self.git("config", "--get", "gatekeeper.defaultbranch", check=False)
-        return proc.stdout.strip() or None
+        return self._default
 
     def branch_tip(self, branch: str) -> str | None:
+        check_branch_name(branch)
+        tip = self._tips.get(branch)
+        if tip is not None:
+            return tip
         proc = self.git("rev-parse", "--verify", "--quiet",
-                        f"refs/remotes/origin/{check_branch_name(branch)}^{{commit}}",
-                        check=False)
+                        f"refs/remotes/origin/{branch}^{{commit}}", check=False)
         return proc.stdout.strip() if proc.returncode == 0 else None
 
     def branches(self) -> dict[str, str]:
@@ -196,15 +247,50 @@ class Repo:
         self.git("fetch", "--quiet", "origin", ref)
         return self.git("rev-parse", "FETCH_HEAD^{commit}").stdout.strip()
 
+    def built(self, key: str) -> str | None:
+        """The commit of the state remembered under ``key``, if any."""
+        sha = self._states.get(key)
+        if sha is not None:
+            self._states.move_to_end(key)
+        return sha
+
+    def remember(self, key: str, sha: str) -> None:
+        self._states[key] = sha
+        if len(self._states) > STATES_KEPT:
+            self._states.popitem(last=False)
+
+    def forget(self) -> None:
+        """Forget remembered commits (before gc may drop unreachable ones)."""
+        self._known.clear()
+        self._states.clear()
+
     def reset_to(self, sha: str) -> None:
-        """A clean detached checkout of ``sha``, whatever state we left before."""
-        for abort in (("merge", "--abort"), ("cherry-pick", "--abort")):
-            self.git(*abort, check=False)
+        """A clean detached checkout of ``sha``, whatever state we left before:
+        nothing to do when the worktree is known to be a clean ``sha``, one
+        checkout when it is known clean, the full reset otherwise."""
+        if self.clean_at == sha:
+            return
+        trusted = self.clean_at is not None
+        self.clean_at = None
+        if not trusted:
+            dot = self.path / ".git"
+            if (dot / "MERGE_HEAD").exists() or (dot / "CHERRY_PICK_HEAD").exists() \
+                    or (dot / "sequencer").exists():
+                for abort in (("merge", "--abort"), ("cherry-pick", "--abort")):
+                    self.git(*abort, check=False)
         self.git("checkout", "--quiet", "--force", "--detach", sha)
-        self.git("reset", "--quiet", "--hard", sha)
-        self.git("clean", "-qxdff")
+        if not trusted and not self._fresh:
+            self.git("clean", "-qxdff")
+        self._fresh = False
+        self.clean_at = sha
 
     def head(self) -> str:
+        try:
+            text = (self.path / ".git" / "HEAD").read_text(encoding="utf-8").strip()
+        except OSError:
+            text = ""
+        if is_sha(text):  # detached, as we always are after reset_to
+            return text
         return self.git("rev-parse", "HEAD").stdout.strip()
 
     def apply(self, sha: str, mode: str, message: str = "") -> ApplyOutcome:
@@ -219,13 +305,18 @@ class Repo:
             raise ValueError(f"unknown merge mode {mode!r} (one of {', '.join(MergeMode)})")
         if message and mode != MergeMode.CHERRY_PICK:
             args[1:1] = ["-m", message]
+        self.clean_at = None
         proc = self.git(*args, check=False)
         if proc.returncode == 0:
+            self.clean_at = self.head()
             return ApplyOutcome(True)
         conflicts = self.conflict_files()
         detail = scrub((proc.stdout + proc.stderr).strip().splitlines()[-1:][0]
                        if (proc.stdout + proc.stderr).strip() else f"git {args[0]} failed")
-        self.reset_to(self.head())
+        # reset drops the merge/cherry-pick state; clean what the merge left.
+        self.git("reset", "--quiet", "--hard")
+        self.git("clean", "-qxdff")
+        self.clean_at = self.head()
         return ApplyOutcome(False, conflicts, detail)
 
     def conflict_files(self) -> tuple[str, ...]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from gatekeeper.interfaces import MergeItem
@@ -214,3 +216,75 @@ def test_one_fetch_leaves_no_temporary_refs_and_survives_moved_tags(upstream, me
     clone = tmp_path / "git" / "org/demo"
     assert git(clone, "for-each-ref", "refs/gatekeeper-fetched/") == ""
     assert git(clone, "rev-parse", "refs/tags/v1") == git(work, "rev-parse", "HEAD")
+
+
+def _count_git(monkeypatch):
+    import gatekeeper.merger.repo as repo_mod
+    calls: list[list[str]] = []
+    real = repo_mod.run_git
+
+    def counting(args, *a, **kw):
+        calls.append(list(args))
+        return real(args, *a, **kw)
+    monkeypatch.setattr(repo_mod, "run_git", counting)
+    return calls
+
+
+def test_queue_builds_each_state_on_the_one_ahead(upstream, merger, monkeypatch):
+    for n in range(1, 5):
+        upstream.add_change("org/demo", n, 1, {f"f{n}.txt": f"{n}\n"})
+    first = merger.merge([change(1), change(2), change(3)], uuid="q3")
+    calls = _count_git(monkeypatch)
+    nxt = merger.merge([change(1), change(2), change(3), change(4)], uuid="q4")
+    assert nxt.merged
+    verbs = [c[0] for c in calls]
+    # One fetch (only the new ref), one merge on top of the state for q3, one push.
+    assert verbs.count("merge") == 1 and verbs.count("fetch") == 1, verbs
+    assert "clean" not in verbs and "checkout" not in verbs and len(calls) <= 4, calls
+    pub = merger.publish_root / "org/demo"
+    assert git(pub, "rev-parse", f"{nxt.ref}^1") == first.commits["org/demo"]
+    assert published(merger, "org/demo", nxt.ref) == {
+        **BASE, **{f"f{n}.txt": f"{n}\n" for n in range(1, 5)}}
+    # A moved tip is a different state: everything is merged again on it.
+    calls.clear()
+    upstream.advance("org/demo", {"tip.txt": "t\n"})
+    again = merger.merge([change(1), change(2), change(3), change(4)], uuid="q4b")
+    assert [c[0] for c in calls].count("merge") == 4
+    assert published(merger, "org/demo", again.ref)["tip.txt"] == "t\n"
+    # A reset chain (change 2 left) reuses only the common prefix.
+    calls.clear()
+    merger.merge([change(1), change(3)], uuid="q13")
+    assert [c[0] for c in calls].count("merge") == 1
+
+
+def test_trees_match_the_git_cli(upstream, merger, tmp_path):
+    """The reused states are the trees plain git merges give, change by change."""
+    upstream.add_change("org/demo", 1, 1, {"a.txt": "zero\none\ntwo\nthree\n"})
+    upstream.add_change("org/demo", 2, 1, {"a.txt": "one\ntwo\nthree\nfour\n"})
+    upstream.add_change("org/demo", 3, 1, {"b.txt": "b\n"})
+    results = [merger.merge([change(n) for n in range(1, k + 1)], uuid=f"t{k}")
+               for k in (1, 2, 3)]
+    cli = tmp_path / "cli"
+    git(tmp_path, "clone", "--quiet", str(upstream.bare("org/demo")), str(cli))
+    git(cli, "checkout", "--quiet", "--detach", "origin/master")
+    pub = merger.publish_root / "org/demo"
+    for k, res in zip((1, 2, 3), results, strict=True):
+        git(cli, "fetch", "--quiet", "origin", change_ref(k, 1))
+        git(cli, "-c", "user.name=x", "-c", "user.email=x@example.com", "merge", "-s",
+            "resolve", "--no-edit", "--quiet", "FETCH_HEAD")
+        assert git(pub, "rev-parse", f"{res.ref}^{{tree}}") == git(cli, "rev-parse", "HEAD^{tree}")
+
+
+def test_ref_format_rules_are_gits():
+    from gatekeeper.merger.repo import valid_ref_format
+    names = ["refs/heads/master", "refs/changes/34/1234/2", "refs/heads/a.b", "refs/heads/.a",
+             "refs/heads/a.lock", "refs/heads/a..b", "refs/heads//a", "refs/heads/a/",
+             "refs/heads/a.", "refs/heads/a@{b", "@", "refs/heads/@", "refs/heads/a b",
+             "refs/heads/a~1", "refs/heads/a^", "refs/heads/a:b", "refs/heads/a?",
+             "refs/heads/a*", "refs/heads/a[b", "refs/heads/a\\b", "refs/heads/a\x01",
+             "refs/heads/a\x7f", "refs/heads/é", "refs/heads/a'b", "master", "refs/x/-y",
+             "refs/heads/a.lock/b", "refs/heads/-", "refs/heads/a@b", "refs/.heads/x"]
+    for name in names:
+        want = subprocess.run(["git", "check-ref-format", name], capture_output=True,
+                              check=False).returncode == 0
+        assert valid_ref_format(name) == want, name
