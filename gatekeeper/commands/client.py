@@ -54,12 +54,37 @@ def configure(parser: argparse.ArgumentParser) -> None:
     ah.add_argument("--list", action="store_true")
     ah.add_argument("--delete", type=int, metavar="ID")
     sub.add_parser("nodes", help="pool nodes")
+    co = sub.add_parser("console", help="a running build's console, as it is written")
+    co.add_argument("build", help="build uuid (the status shows it)")
+    co.add_argument("--no-follow", action="store_true", help="print what there is and exit")
 
 
 class Api:
     def __init__(self, url: str, token: str | None):
         self.url = url if url.endswith("/") else url + "/"
         self.token = token
+
+    def stream(self, path: str) -> int:
+        """Copy a streaming text answer to stdout as it arrives."""
+        req = urllib.request.Request(urllib.parse.urljoin(self.url, path))
+        try:
+            with urllib.request.urlopen(req, timeout=600) as resp:
+                out = sys.stdout.buffer
+                while True:
+                    chunk = resp.read1(65536)
+                    if not chunk:
+                        return 0
+                    out.write(chunk)
+                    out.flush()
+        except urllib.error.HTTPError as e:
+            try:
+                why = json.loads(e.read()).get("error") or e.reason
+            except ValueError:
+                why = e.reason
+            raise UserError(f"client: {why}") from None
+        except (urllib.error.URLError, OSError) as e:
+            raise UserError(f"client: cannot reach the web service at {self.url}: "
+                            f"{getattr(e, 'reason', e)}") from None
 
     def call(self, path: str, body: dict[str, Any] | None = None, method: str | None = None,
              admin: bool = False) -> dict[str, Any]:
@@ -145,6 +170,9 @@ def run(args: argparse.Namespace) -> int:
         return _out(args, api.call("api/admin/promote", body, admin=True), show.done(a))
     if a == "reconfigure":
         return _out(args, api.call("api/admin/reconfigure", {}, admin=True), show.done(a))
+    if a == "console":
+        return api.stream(f"api/console/{urllib.parse.quote(args.build)}"
+                          f"?follow={0 if args.no_follow else 1}")
     if a == "nodes":
         return _out(args, api.call("api/nodes"), show.nodes)
     if a == "autohold":

@@ -26,6 +26,11 @@ All payloads are UTF-8 JSON objects. Function names:
     provider, node id) or waits; release takes ``{"node_id", "state":
     "used"|"hold", "hold_for", "reason", "build"}``.
 
+``console:WORKER``
+    A running build's console: ``{"uuid", "offset"}``; WORK_DATA chunks of
+    the text as the node prints, WORK_COMPLETE ``{"end"}`` when the build
+    ends, or ``{"error"}`` (see ``gatekeeper.worker.console_stream``).
+
 ``gatekeeper:status`` / ``gatekeeper:explain`` / ``gatekeeper:manage``
     The scheduler's RPC face for the web service (Zuul v3's zuul-web reached
     its scheduler the same way). ``status``: no arguments; returns the status

@@ -31,7 +31,7 @@ FUNCTIONS = (STATUS_FUNCTION, EXPLAIN_FUNCTION, MANAGE_FUNCTION)
 
 
 class SchedulerLike(Protocol):
-    def last_status(self) -> dict[str, Any]: ...
+    def status(self) -> dict[str, Any]: ...
     def explain(self, change: int | str) -> str: ...
     def add_management_event(self, event: object) -> None: ...
 
@@ -150,7 +150,9 @@ class RPCListener:
             _send(job, {"error": f"bad request: {e}"})
             return
         if name == STATUS_FUNCTION:
-            _send(job, self.scheduler.last_status())  # never waits for the loop
+            # The current state, not the last persisted snapshot (written at most once
+            # a second, and not again until the next change): the web caches it 1 s.
+            _send(job, self.scheduler.status())
         elif name == EXPLAIN_FUNCTION:
             _send(job, {"text": self.scheduler.explain(str(args.get("change", "")))})
         elif name == MANAGE_FUNCTION:

@@ -21,6 +21,7 @@ from gatekeeper.config import Config
 from gatekeeper.errors import UserError
 from gatekeeper.gearman.rpcclient import RPCClient
 from gatekeeper.web.app import WebData, create_app
+from gatekeeper.web.console import ConsoleHub
 from gatekeeper.web.sources import PoolDatabase, SchedulerRPC
 
 log = logging.getLogger("gatekeeper.services.web")
@@ -70,6 +71,7 @@ class WebProcess:
     def __init__(self, config: Config, data: WebData | None = None):
         self.config = config
         self.rpc: RPCClient | None = None
+        self.console: ConsoleHub | None = None
         if data is None:
             g = config.gearman
             self.rpc = RPCClient(g.server, g.port, g.ssl_key, g.ssl_cert, g.ssl_ca)
@@ -80,7 +82,8 @@ class WebProcess:
                 from gatekeeper.commands.pool import database_url
 
                 pool = PoolDatabase(database_url(config))
-            data = WebData(status=source, manager=source, pool=pool,
+            self.console = ConsoleHub(g.server, g.port, g.ssl_key, g.ssl_cert, g.ssl_ca)
+            data = WebData(status=source, manager=source, pool=pool, console=self.console,
                            log_root=Path(log_root) if os.path.isdir(log_root) else None,
                            admin_token=config.web.admin_token)
         self.data = data
@@ -98,6 +101,8 @@ class WebProcess:
                             f"{self.server.host}:{self.server.port}: {e.strerror or e}") from e
         if self.rpc is not None:
             self.rpc.start()
+        if self.console is not None:
+            self.console.start()
         log.info("web on %s", self.url)
         return self
 
@@ -105,6 +110,8 @@ class WebProcess:
         log.info("SIGHUP: the web has nothing to reload")
 
     def stop(self) -> None:
+        if self.console is not None:
+            self.console.stop()  # ends the streams, so the server can stop
         self.server.stop()
         if self.rpc is not None:
             self.rpc.stop()

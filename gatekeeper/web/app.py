@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Route
 
 from gatekeeper.web import logs, page
 from gatekeeper.web.admin import admin_routes
+from gatekeeper.web.consolepage import routes_for as console_routes
 from gatekeeper.web.openapi import spec
 from gatekeeper.web.sources import (
     EtaSource,
@@ -41,6 +42,7 @@ class WebData:
     status: StatusSource
     manager: Manager | None = None
     pool: PoolRecords | None = None
+    console: Any = None  # a ConsoleHub: live consoles from the workers
     etas: EtaSource = field(default_factory=NoHistory)
     log_root: Path | None = None
     admin_token: str | None = field(default=None, repr=False)
@@ -190,6 +192,7 @@ def routes(data: WebData) -> list[BaseRoute]:
         Route("/autoholds", p.autoholds),
         Route("/api/autoholds", p.autoholds),
         *admin_routes(data),
+        *console_routes(data),
     ]
     return out
 

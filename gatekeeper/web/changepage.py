@@ -34,14 +34,20 @@ def render(data: dict[str, Any]) -> str:
                          + item_html(i, False))
     else:
         parts.append('<p class="muted">not in any pipeline now</p>')
-    parts.append('<h2>Decisions</h2><ul class="timeline">')
+    parts.append('<h2>Decisions</h2><div class="decisions">')
+    opened = False
     for entry in timeline(str(data.get("explain", ""))):
         if "heading" in entry:
-            parts.append(f'</ul><h3>{e(entry["heading"])}</h3><ul class="timeline">')
-        else:
-            parts.append(f'<li><span class="muted">{e(entry["time"])}</span> '
-                         f'<span class="kind">{e(entry["kind"])}</span> {e(entry["text"])}</li>')
-    parts.append("</ul>")
+            parts.append(("</ul>" if opened else "") +
+                         f'<h3>{e(entry["heading"])}</h3><ul class="timeline">')
+            opened = True
+            continue
+        if not opened:
+            parts.append('<ul class="timeline">')
+            opened = True
+        parts.append(f'<li><span class="muted">{e(entry["time"])}</span> '
+                     f'<span class="kind">{e(entry["kind"])}</span> {e(entry["text"])}</li>')
+    parts.append(("</ul>" if opened else "") + "</div>")
     builds = data.get("builds")
     if builds:
         parts.append("<h2>Builds</h2><table><tr><th>job</th><th>pipeline</th><th>patch set</th>"

@@ -70,6 +70,15 @@ def spec() -> dict[str, Any]:
                 "summary": "Every decision about a change, where it is now, its builds",
                 "parameters": [_p("change", "change number")],
                 "responses": _ok("explain text, current items, builds")}},
+            "/api/console/{uuid}": {"get": {
+                "summary": "A running build's console as it is written on the node "
+                           "(chunked text/plain from byte `offset`; `follow=1`, the default, "
+                           "streams until the build ends); 404 when not running",
+                "parameters": [_p("uuid", "build uuid"), _q("offset", "byte offset", "integer"),
+                               _q("follow", "0: what there is now", "integer")],
+                "responses": {"200": {"description": "console text",
+                                      "content": {"text/plain": {}}},
+                              "404": {"description": "{error, log_url}: not running"}}}},
             "/api/nodes": {"get": {"summary": "Pool nodes (what `gatekeeper nodes list` shows)",
                                    "responses": _ok("{nodes: [...]}")}},
             "/api/autoholds": {"get": {"summary": "Autohold requests",

@@ -15,7 +15,7 @@ from urllib.parse import quote
 from gatekeeper.web.statusview import Filters
 
 FAILED = {"FAILURE", "TIMED_OUT", "NODE_FAILURE", "ERROR", "LOST", "NOT_REGISTERED",
-          "MERGE_FAILURE", "ABORTED"}
+          "MERGE_FAILURE", "ABORTED", "CANCELED"}
 
 
 def e(value: object) -> str:

@@ -24,6 +24,7 @@ import gear
 from gatekeeper.gearman import protocol
 from gatekeeper.gearman.nodelay import NoDelayTextWorker
 from gatekeeper.worker.buildargs import BadBuildArgs, parse_build_args
+from gatekeeper.worker.console_stream import ConsoleStreamer
 from gatekeeper.worker.executor import BuildExecutor
 
 log = logging.getLogger("gatekeeper.worker.service")
@@ -79,6 +80,7 @@ class _Running:
     job: gear.WorkerJob
     stop: threading.Event
     thread: threading.Thread
+    log_path: str = ""  # where its console is written (under log_root)
 
 
 class WorkerService:
@@ -104,6 +106,7 @@ class WorkerService:
         self._stopping = threading.Event()
         self._build_worker: gear.Worker | None = None
         self._stop_worker: gear.Worker | None = None
+        self._console: ConsoleStreamer | None = None  # live console for the web
         self._threads: list[threading.Thread] = []
         self._on_stop = on_stop  # e.g. closing the pool claimer's Gearman client
 
@@ -126,6 +129,8 @@ class WorkerService:
                 self._build_worker.registerFunction(fn)
             self._registered = list(self.functions)
         self._stop_worker.registerFunction(protocol.stop_function(self.name))
+        self._console = ConsoleStreamer(self.name, self.executor.settings.log_root,
+                                        self.servers, self._log_path_of).start(connect_timeout)
         for target, tname in ((self._serve_builds, "builds"), (self._serve_stops, "stops")):
             t = threading.Thread(target=target, name=f"worker-{tname}", daemon=True)
             t.start()
@@ -133,6 +138,12 @@ class WorkerService:
         log.info("worker %s serving %d functions with %d executors: %s", self.name,
                  len(self.functions), self.max_builds, ", ".join(self.functions))
         return self
+
+    def _log_path_of(self, uuid: str) -> str | None:
+        """LOG_PATH of build ``uuid`` while it runs here (None: not running)."""
+        with self._lock:
+            r = self._running.get(uuid)
+            return r.log_path if r is not None else None
 
     def stop(self, abort: bool = False, timeout: float | None = None) -> None:
         """Stop taking builds; ``abort`` running ones (CANCELED) or let them finish."""
@@ -166,6 +177,8 @@ class WorkerService:
         for w in (bw, sw):
             if w is not None:
                 w.shutdown()
+        if self._console is not None:
+            self._console.stop()
         for t in self._threads:
             t.join(timeout=10)
         if self._on_stop is not None:
@@ -281,7 +294,7 @@ class WorkerService:
                 return False
             r = _Running(spec.uuid, job, threading.Event(), threading.Thread(
                 target=self._build, args=(spec, job), name=f"build-{spec.uuid[:7]}",
-                daemon=True))
+                daemon=True), spec.log_path)
             self._running[spec.uuid] = r
         r.thread.start()
         return True
