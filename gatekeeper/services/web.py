@@ -22,6 +22,7 @@ from gatekeeper.errors import UserError
 from gatekeeper.gearman.rpcclient import RPCClient
 from gatekeeper.web.app import WebData, create_app
 from gatekeeper.web.console import ConsoleHub
+from gatekeeper.web.history import HistoryDatabase
 from gatekeeper.web.sources import PoolDatabase, SchedulerRPC
 
 log = logging.getLogger("gatekeeper.services.web")
@@ -83,7 +84,9 @@ class WebProcess:
 
                 pool = PoolDatabase(database_url(config))
             self.console = ConsoleHub(g.server, g.port, g.ssl_key, g.ssl_cert, g.ssl_ca)
+            history = HistoryDatabase(config.database.url)
             data = WebData(status=source, manager=source, pool=pool, console=self.console,
+                           history=history, etas=history,
                            log_root=Path(log_root) if os.path.isdir(log_root) else None,
                            admin_token=config.web.admin_token)
         self.data = data

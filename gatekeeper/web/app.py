@@ -22,6 +22,7 @@ from starlette.routing import BaseRoute, Route
 from gatekeeper.web import logs, page
 from gatekeeper.web.admin import admin_routes
 from gatekeeper.web.consolepage import routes_for as console_routes
+from gatekeeper.web.historypages import routes_for as history_routes
 from gatekeeper.web.openapi import spec
 from gatekeeper.web.sources import (
     EtaSource,
@@ -43,6 +44,7 @@ class WebData:
     manager: Manager | None = None
     pool: PoolRecords | None = None
     console: Any = None  # a ConsoleHub: live consoles from the workers
+    history: Any = None  # a HistoryDatabase: builds and buildsets
     etas: EtaSource = field(default_factory=NoHistory)
     log_root: Path | None = None
     admin_token: str | None = field(default=None, repr=False)
@@ -110,7 +112,14 @@ class Pages:
         v = view(status, Filters(change=key), self.data.etas, self.data.clock())
         items = [{**i, "pipeline": p["name"]} for p in v["pipelines"]
                  for q in p["queues"] for i in q["items"]]
-        return {"change": key, "explain": self.data.status.explain(key), "items": items}
+        builds = []
+        if self.data.history is not None and key.isdigit():
+            try:
+                builds = self.data.history.builds_of_change(int(key))
+            except Unavailable:
+                builds = []  # the decisions still show
+        return {"change": key, "explain": self.data.status.explain(key), "items": items,
+                "builds": builds}
 
     def explain_text(self, request: Request) -> Response:
         key = request.path_params["change"]
@@ -193,6 +202,7 @@ def routes(data: WebData) -> list[BaseRoute]:
         Route("/api/autoholds", p.autoholds),
         *admin_routes(data),
         *console_routes(data),
+        *history_routes(data),
     ]
     return out
 

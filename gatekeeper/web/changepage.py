@@ -50,14 +50,8 @@ def render(data: dict[str, Any]) -> str:
     parts.append(("</ul>" if opened else "") + "</div>")
     builds = data.get("builds")
     if builds:
-        parts.append("<h2>Builds</h2><table><tr><th>job</th><th>pipeline</th><th>patch set</th>"
-                     "<th>result</th><th>duration</th><th>node</th><th>logs</th></tr>")
-        for b in builds:
-            log = f'<a href="{e(b["log_url"])}">logs</a>' if b.get("log_url") else ""
-            parts.append(f'<tr><td>{e(b.get("job"))}</td><td>{e(b.get("pipeline"))}</td>'
-                         f'<td>{e(b.get("patchset"))}</td><td>{e(b.get("result"))}</td>'
-                         f'<td>{e(b.get("duration"))}</td><td>{e(b.get("node"))}</td>'
-                         f"<td>{log}</td></tr>")
-        parts.append("</table>")
+        from gatekeeper.web.historypages import builds_table
+
+        parts.append("<h2>Builds</h2>" + builds_table(builds))
     parts.append(f'<p class="muted"><a href="/api/change/{e(key)}">JSON</a></p>')
     return frame(f"Change {key}", "".join(parts))

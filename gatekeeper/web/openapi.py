@@ -70,6 +70,20 @@ def spec() -> dict[str, Any]:
                 "summary": "Every decision about a change, where it is now, its builds",
                 "parameters": [_p("change", "change number")],
                 "responses": _ok("explain text, current items, builds")}},
+            "/api/builds": {"get": {
+                "summary": "Build history, newest first", "parameters": HISTORY_FILTERS,
+                "responses": _ok("{builds: [...], limit, skip, more}: `more` says whether "
+                                 "an older page exists")}},
+            "/api/build/{uuid}": {"get": {
+                "summary": "One build: what it tested, where it ran, its result and logs",
+                "parameters": [_p("uuid", "build uuid")], "responses": _ok("the build")}},
+            "/api/buildsets": {"get": {
+                "summary": "Buildset history, newest first",
+                "parameters": [f for f in HISTORY_FILTERS if f["name"] != "job"],
+                "responses": _ok("{buildsets: [...], limit, skip, more}")}},
+            "/api/buildset/{uuid}": {"get": {
+                "summary": "One buildset with the changes it tested and its builds",
+                "parameters": [_p("uuid", "buildset uuid")], "responses": _ok("the buildset")}},
             "/api/console/{uuid}": {"get": {
                 "summary": "A running build's console as it is written on the node "
                            "(chunked text/plain from byte `offset`; `follow=1`, the default, "

@@ -97,5 +97,13 @@ def test_status_console_and_change_pages_during_a_gate_run(browser: Any, site: L
     assert "enqueued by comment-added" in timeline and "submitted" in timeline, timeline
     assert "not in any pipeline now" in browser.find_element("tag name", "main").text
     browser.get(url + f"change/{b}")
-    timeline = browser.find_element("css selector", ".decisions").text
-    assert "voting job failed: gate-devstack-standin (FAILURE)" in timeline, timeline
+    main = browser.find_element("tag name", "main").text
+    assert "voting job failed: gate-devstack-standin (FAILURE)" in main, main
+    assert "Builds" in main and "FAILURE" in main  # its builds, from the history
+
+    # The build history, filtered: B's failed gate build, with its page.
+    browser.get(url + f"builds?pipeline=gate&change={b}")
+    rows = browser.find_elements("css selector", "table tr")
+    assert len(rows) == 2 and "FAILURE" in rows[1].text, [r.text for r in rows]
+    rows[1].find_element("css selector", "a").click()
+    assert "ZUUL_PIPELINE" in browser.find_element("tag name", "main").text
