@@ -32,7 +32,7 @@ DEFAULT_STATE_DIR = "/var/lib/gatekeeper"
 class GerritConfig:
     server: str
     user: str
-    sshkey: str  # path of the private key (the key itself is never loaded here)
+    private_key: str  # path of the private key (the key itself is never loaded here)
     port: int = 29418
     host_key_checking: bool = True
     known_hosts: str | None = None  # None: ~/.ssh/known_hosts
@@ -79,7 +79,7 @@ class MergerConfig:
     url: str | None = None  # where workers fetch prepared refs (ZUUL_URL); None: the git daemon
     publish_dir: str = ""  # bare repositories holding the published refs/gatekeeper/... refs
     git_daemon: tuple[str, int] | None = ("127.0.0.1", 9418)  # serves publish_dir; None: off
-    git_ssh_key: str | None = None  # for an ssh:// git_url_base (default: gerrit.sshkey)
+    git_private_key: str | None = None  # for an ssh:// git_url_base (default: gerrit.private_key)
     git_known_hosts: str | None = None  # its host key (default: gerrit.known_hosts)
 
 
@@ -108,7 +108,7 @@ class WorkerConfig:
     hold_hours: float = 24.0  # how long a failed build's node is held
     jobs_dir: str | None = None  # site job scripts, copied to WORKSPACE/.gatekeeper/jobs/
     max_held: float = DEFAULT_MAX_HELD  # failed builds hold at most this share of a label's nodes
-    git_ssh_key: str | None = None  # private key for an ssh:// git_base_url
+    git_private_key: str | None = None  # private key for an ssh:// git_base_url
     git_known_hosts: str | None = None  # known_hosts with that git server's host key
 
 
@@ -289,7 +289,7 @@ SCHEMA = vol.Schema(
             vol.Required("server"): _str,
             "port": _port,
             vol.Required("user"): _str,
-            vol.Required("sshkey"): _str,
+            vol.Required("private_key"): _str,
             "host_key_checking": bool,
             "known_hosts": _str,
             "baseurl": _url,
@@ -318,7 +318,7 @@ SCHEMA = vol.Schema(
             "url": _named(lambda u: check_git_url(u, "ZUUL_URL")),
             "publish_dir": _str,
             "git_daemon": vol.Any(False, _listen, msg="expected HOST:PORT or false"),
-            "git_ssh_key": _str,
+            "git_private_key": _str,
             "git_known_hosts": _str,
         },
         "worker": {
@@ -331,7 +331,7 @@ SCHEMA = vol.Schema(
             "executors": vol.All(int, vol.Range(min=1, msg="must be at least 1")),
             "hold_hours": _nonneg_number,
             "jobs_dir": _str,
-            "git_ssh_key": _str,
+            "git_private_key": _str,
             "git_known_hosts": _str,
             "max_held": vol.All(vol.Coerce(float), vol.Range(min=0, max=1),
                                 msg="expected a fraction of a label's nodes (0 to 1)"),
@@ -351,6 +351,35 @@ SCHEMA = vol.Schema(
     }
 )
 
+# Keys written under their first names, still read: section -> {old name: name}.
+ALIASES: dict[str, dict[str, str]] = {
+    "gerrit": {"sshkey": "private_key"},
+    "merger": {"git_ssh_key": "git_private_key"},
+    "worker": {"git_ssh_key": "git_private_key"},
+}
+
+
+def _apply_aliases(doc: LineDict, path: str) -> list[str]:
+    """Rename old keys to their names in place (keeping their lines); a
+    section that gives both names is a problem."""
+    problems = []
+    for section, names in ALIASES.items():
+        sec = doc.get(section)
+        if not isinstance(sec, LineDict):
+            continue
+        for old, new in names.items():
+            if old not in sec:
+                continue
+            if new in sec:
+                p = [section, old]
+                problems.append(located(path, sec.line_of(old), p,
+                                        f"the old name of {section}.{new}; give only {new}"))
+                continue
+            sec.lines[new] = sec.line_of(old)
+            sec[new] = sec.pop(old)
+    return problems
+
+
 _SECTIONS = ("gerrit", "gearman", "scheduler", "database", "merger", "worker", "pool", "web",
              "smtp")
 
@@ -363,6 +392,9 @@ def load_config(path: str) -> Config:
         raise UserError(f"{path}:1: empty config (expected sections: {', '.join(_SECTIONS)})")
     if not isinstance(doc, LineDict):
         raise UserError(f"{path}:1: expected a mapping of sections ({', '.join(_SECTIONS)})")
+    aliased = _apply_aliases(doc, path)
+    if aliased:
+        raise UserError(aliased)
     try:
         data = SCHEMA(doc)
     except vol.Invalid as e:
@@ -406,7 +438,7 @@ def _build(path: str, data: dict[str, Any]) -> Config:
     gerrit = GerritConfig(
         server=g["server"],
         user=g["user"],
-        sshkey=rel(g["sshkey"]) or "",
+        private_key=rel(g["private_key"]) or "",
         port=g.get("port", 29418),
         host_key_checking=g.get("host_key_checking", True),
         known_hosts=rel(g.get("known_hosts")),
@@ -445,7 +477,7 @@ def _build(path: str, data: dict[str, Any]) -> Config:
         url=m.get("url"),
         publish_dir=rel(m.get("publish_dir", os.path.join(state_dir, "publish"))) or "",
         git_daemon=m.get("git_daemon", ("127.0.0.1", 9418)) or None,
-        git_ssh_key=rel(m.get("git_ssh_key")),
+        git_private_key=rel(m.get("git_private_key")),
         git_known_hosts=rel(m.get("git_known_hosts")),
     )
     wk = data.get("worker") or {}
@@ -459,7 +491,7 @@ def _build(path: str, data: dict[str, Any]) -> Config:
         hold_hours=wk.get("hold_hours", 24.0),
         jobs_dir=rel(wk.get("jobs_dir")),
         max_held=wk.get("max_held", DEFAULT_MAX_HELD),
-        git_ssh_key=rel(wk.get("git_ssh_key")),
+        git_private_key=rel(wk.get("git_private_key")),
         git_known_hosts=rel(wk.get("git_known_hosts")),
         nodes=tuple(
             StaticNode(

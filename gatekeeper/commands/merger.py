@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         except OSError as e:
             raise UserError(f"merger: --{opt.replace('_', '-')}: {e}") from e
     merger = Merger(args.git_dir, args.git_url_base, args.publish_root, args.user_name,
-                    args.user_email, ssh_key=args.ssh_key, known_hosts=args.known_hosts,
+                    args.user_email, private_key=args.ssh_key, known_hosts=args.known_hosts,
                     keep_refs=args.keep_refs, max_ref_age=args.max_ref_age * 3600)
     daemon = None
     if not args.no_git_daemon:

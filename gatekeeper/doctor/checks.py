@@ -69,11 +69,11 @@ def check_layouts(cfg: Any) -> Iterator[Check | Layout]:
 def check_files(cfg: Any) -> Iterator[Check]:
     """Files the services read: they exist here (this host's share of the site)."""
     wk = cfg.worker
-    files = [("gerrit.sshkey", cfg.gerrit.sshkey)]
+    files = [("gerrit.private_key", cfg.gerrit.private_key)]
     if cfg.gerrit.known_hosts and cfg.gerrit.host_key_checking:
         files.append(("gerrit.known_hosts", cfg.gerrit.known_hosts))
     files += [(f"worker.nodes.{n.name}.private_key", n.private_key) for n in wk.nodes]
-    files += [(f"worker.{k}", v) for k, v in (("git_ssh_key", wk.git_ssh_key),
+    files += [(f"worker.{k}", v) for k, v in (("git_private_key", wk.git_private_key),
                                                 ("git_known_hosts", wk.git_known_hosts),
                                                 ("jobs_dir", wk.jobs_dir)) if v]
     missing = [f"{key}: {path}" for key, path in files if not os.path.exists(path)]

@@ -33,7 +33,7 @@ def voted_labels(layout: Layout) -> set[str]:
 def check_gerrit(cfg: Any, layout: Layout | None, timeout: float = 10.0) -> Iterator[Check]:
     g = cfg.gerrit
     where = f"{g.server}:{g.port}"
-    target = SSHTarget(g.server, g.port, g.user, g.sshkey, g.known_hosts, g.host_key_checking,
+    target = SSHTarget(g.server, g.port, g.user, g.private_key, g.known_hosts, g.host_key_checking,
                        connect_timeout=timeout)
     ssh = GerritSSH(target, command_timeout=30)
     try:

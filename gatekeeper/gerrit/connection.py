@@ -91,7 +91,7 @@ class GerritConnection:
     (the scheduler's trigger queue ``put``); ``on_fatal`` gets one message if
     the stream gives up (authentication/host-key failure)."""
 
-    def __init__(self, host: str, port: int, username: str, key_file: str | None,
+    def __init__(self, host: str, port: int, username: str, private_key: str | None,
                  trigger_sink: Callable[[TriggerEvent], None], *,
                  known_hosts: str | None = None, host_key_checking: bool = True,
                  event_delay: float = 0.5, keepalive: int = 15,
@@ -101,7 +101,7 @@ class GerritConnection:
                  connect_timeout: float = 10.0, command_timeout: float = 60.0,
                  on_fatal: Callable[[str], None] | None = None, name: str = "gerrit"):
         self.name = name
-        self.target = SSHTarget(host=host, port=port, username=username, key_file=key_file,
+        self.target = SSHTarget(host=host, port=port, username=username, private_key=private_key,
                                 known_hosts=known_hosts, host_key_checking=host_key_checking,
                                 connect_timeout=connect_timeout, keepalive=keepalive)
         self.ssh = GerritSSH(self.target, command_timeout=command_timeout)
@@ -110,7 +110,7 @@ class GerritConnection:
         self.catchup = CatchUp(margin=catchup_margin)
         self.delay = EventDelay(event_delay, trigger_sink, before_release=self.source.on_event)
         self.watcher = GerritWatcher(
-            host, port, username, key_file, self._on_event, known_hosts=known_hosts,
+            host, port, username, private_key, self._on_event, known_hosts=known_hosts,
             host_key_checking=host_key_checking, keepalive=keepalive, backoff=backoff,
             connect_timeout=connect_timeout, catchup=self.catchup, subscribe=subscribe,
             on_fatal=on_fatal)
@@ -125,7 +125,7 @@ class GerritConnection:
         kw: dict = dict(known_hosts=g.known_hosts, host_key_checking=g.host_key_checking,
                         event_delay=g.event_delay)
         kw.update(overrides)
-        return cls(g.server, g.port, g.user, g.sshkey, trigger_sink, **kw)
+        return cls(g.server, g.port, g.user, g.private_key, trigger_sink, **kw)
 
     def _on_event(self, event: TriggerEvent) -> None:
         self.source.on_event(event)

@@ -54,7 +54,7 @@ class SSHTarget:
     host: str
     port: int = 29418
     username: str = "gatekeeper"
-    key_file: str | None = None  # the only key used; None = nothing but the agent-less default
+    private_key: str | None = None  # the only key used; None = nothing but the agent-less default
     known_hosts: str | None = None  # None: ~/.ssh/known_hosts
     host_key_checking: bool = True
     connect_timeout: float = 10.0
@@ -78,18 +78,18 @@ class _AcceptSilently(paramiko.MissingHostKeyPolicy):
         log.debug("Not checking host key of %s (%s)", hostname, key.get_name())
 
 
-def load_key(key_file: str) -> paramiko.PKey:
+def load_key(private_key: str) -> paramiko.PKey:
     try:
-        return paramiko.PKey.from_path(key_file)
+        return paramiko.PKey.from_path(private_key)
     except FileNotFoundError as e:
-        raise GerritAuthError(f"SSH key file {key_file} does not exist") from e
+        raise GerritAuthError(f"SSH key file {private_key} does not exist") from e
     except PermissionError as e:
-        raise GerritAuthError(f"SSH key file {key_file} is not readable") from e
+        raise GerritAuthError(f"SSH key file {private_key} is not readable") from e
     except paramiko.PasswordRequiredException as e:
-        raise GerritAuthError(f"SSH key file {key_file} is encrypted; "
+        raise GerritAuthError(f"SSH key file {private_key} is encrypted; "
                               "use a key without a passphrase") from e
     except (paramiko.SSHException, ValueError, OSError) as e:
-        raise GerritAuthError(f"SSH key file {key_file} could not be loaded "
+        raise GerritAuthError(f"SSH key file {private_key} could not be loaded "
                               f"({type(e).__name__})") from e
 
 
@@ -108,7 +108,7 @@ def connect(target: SSHTarget) -> paramiko.SSHClient:
             client.set_missing_host_key_policy(_RejectUnknown())
         else:
             client.set_missing_host_key_policy(_AcceptSilently())
-        pkey = load_key(target.key_file) if target.key_file else None
+        pkey = load_key(target.private_key) if target.private_key else None
         client.connect(
             target.host, port=target.port, username=target.username, pkey=pkey,
             look_for_keys=False, allow_agent=False, timeout=target.connect_timeout,
@@ -134,7 +134,7 @@ def connect(target: SSHTarget) -> paramiko.SSHClient:
         close_client(client)
         raise GerritAuthError(
             f"Gerrit {target.describe()} rejected the SSH key"
-            f"{' ' + target.key_file if target.key_file else ''} ({type(e).__name__}); "
+            f"{' ' + target.private_key if target.private_key else ''} ({type(e).__name__}); "
             "check the username and that the public key is registered") from e
     except (OSError, EOFError, paramiko.SSHException) as e:
         close_client(client)

@@ -50,7 +50,7 @@ class GerritWatcher:
     quick (put it on a queue). ``on_fatal`` is called once with a message when
     the watcher gives up (authentication or host-key failure)."""
 
-    def __init__(self, host: str, port: int, username: str, key_file: str | None,
+    def __init__(self, host: str, port: int, username: str, private_key: str | None,
                  event_sink: Callable[[TriggerEvent], None], known_hosts: str | None = None,
                  host_key_checking: bool = True, keepalive: int = 15,
                  backoff: Backoff | None = None, stable_after: float = 30.0,
@@ -61,7 +61,7 @@ class GerritWatcher:
                  sleep: Callable[[float], None] | None = None,
                  rand: Callable[[], float] = random.random,
                  poll_interval: float = 0.5, catchup_timeout: float = 120.0):
-        self.target = SSHTarget(host=host, port=port, username=username, key_file=key_file,
+        self.target = SSHTarget(host=host, port=port, username=username, private_key=private_key,
                                 known_hosts=known_hosts, host_key_checking=host_key_checking,
                                 connect_timeout=connect_timeout, keepalive=keepalive)
         self.event_sink = event_sink

@@ -77,7 +77,7 @@ class MergeFailure(Exception):
 class Merger:
     def __init__(self, git_dir: str | Path, git_url_base: str, publish_root: str | Path,
                  user_name: str = "Gatekeeper", user_email: str = "gatekeeper@localhost",
-                 ssh_key: str | None = None, known_hosts: str | None = None,
+                 private_key: str | None = None, known_hosts: str | None = None,
                  keep_refs: int = 1000, max_ref_age: float = 3 * 86400,
                  git_timeout: float = 600):
         self.git_dir = Path(git_dir)
@@ -86,12 +86,12 @@ class Merger:
         self.user_name = user_name
         self.user_email = user_email
         tofu = None
-        if ssh_key and not known_hosts:
+        if private_key and not known_hosts:
             # No known_hosts given: pin the Gerrit host key on first use.
             tofu = str(self.git_dir / "ssh_known_hosts")
             log.warning("merger: no known_hosts for ssh fetches; trusting the host key on "
                         "first use (recorded in %s)", tofu)
-        self.env = git_env(ssh_key, known_hosts, tofu)
+        self.env = git_env(private_key, known_hosts, tofu)
         self.keep_refs = keep_refs
         self.max_ref_age = max_ref_age
         self.git_timeout = git_timeout

@@ -47,7 +47,7 @@ def is_sha(value: str) -> bool:
     return bool(_SHA.match(value or ""))
 
 
-def git_env(ssh_key: str | None = None, known_hosts: str | None = None,
+def git_env(private_key: str | None = None, known_hosts: str | None = None,
             tofu_known_hosts: str | None = None) -> dict[str, str]:
     """Environment for git: no prompts, C locale, our ssh key and known_hosts.
 
@@ -57,11 +57,11 @@ def git_env(ssh_key: str | None = None, known_hosts: str | None = None,
     env = dict(os.environ)
     env.update({"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "LANG": "C",
                 "GIT_ASKPASS": "/bin/true"})
-    if ssh_key or known_hosts or tofu_known_hosts:
+    if private_key or known_hosts or tofu_known_hosts:
         # GIT_SSH_COMMAND is run by a shell: quote every value we put in.
         ssh = ["ssh", "-o", "BatchMode=yes"]
-        if ssh_key:
-            ssh += ["-i", ssh_key, "-o", "IdentitiesOnly=yes"]
+        if private_key:
+            ssh += ["-i", private_key, "-o", "IdentitiesOnly=yes"]
         if known_hosts:
             ssh += ["-o", f"UserKnownHostsFile={known_hosts}", "-o", "StrictHostKeyChecking=yes"]
         elif tofu_known_hosts:

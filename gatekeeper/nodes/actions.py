@@ -72,7 +72,7 @@ class Actions:
             if self.store.transition(
                     node.id, [NodeState.BUILDING], NodeState.READY, self.clock(), host=server.host,
                     port=server.port, username=spec.boot.username,
-                    key_ref=spec.boot.private_key, host_key=host_key,
+                    private_key=spec.boot.private_key, host_key=host_key,
                     external_id=server.id, workdir=server.workdir):
                 prov.health.success()
                 self.metrics.launch(prov.name, req.label, "ready", self.clock() - started)
@@ -220,7 +220,7 @@ class Actions:
             return
         if self.store.transition(node_id, [NodeState.BUILDING], NodeState.READY, self.clock(), host=host.host,
                                  port=host.port, username=host.username,
-                                 key_ref=host.private_key, host_key=host_key,
+                                 private_key=host.private_key, host_key=host_key,
                                  workdir=host.workdir or None):
             self.metrics.event("resets_total", {"provider": prov.name, "result": "ok"})
             self.metrics.launch(prov.name, node.label, "ready", self.clock() - started)

@@ -41,7 +41,9 @@ class NodeRow(Base):
     host: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
     port: Mapped[int] = mapped_column(sa.Integer, default=22)
     username: Mapped[str] = mapped_column(sa.String(255), default="")
-    key_ref: Mapped[str] = mapped_column(sa.String(1024), default="")  # a path, never a key
+    # A path, never a key; the column keeps the name it was created with.
+    private_key: Mapped[str] = mapped_column("key_ref", sa.String(1024), key="private_key",
+                                             default="")
     host_key: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
     state: Mapped[str] = mapped_column(sa.String(32), index=True)
     state_time: Mapped[float] = mapped_column(sa.Float)
@@ -99,7 +101,7 @@ class Node:
     host: str | None = None
     port: int = 22
     username: str = ""
-    key_ref: str = ""
+    private_key: str = ""
     host_key: str | None = None
     hold_until: float | None = None
     hold_reason: str = ""
@@ -333,7 +335,7 @@ def claim_statement(label: str, build: str, now: float, project: str = "",
 
 
 def _defaults(values: dict[str, object]) -> dict[str, object]:
-    known = {c.name for c in NodeRow.__table__.columns}
+    known = {c.key for c in NodeRow.__table__.columns}
     bad = set(values) - known
     if bad:
         raise TypeError(f"unknown node fields: {sorted(bad)}")

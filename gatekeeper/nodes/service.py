@@ -169,7 +169,7 @@ class PoolService:
             node = self.store.create_node(launch.label, launch.provider, self.clock(),
                                           image=launch.image, image_id=launch.image_id,
                                           username=spec.boot.username,
-                                          key_ref=spec.boot.private_key)
+                                          private_key=spec.boot.private_key)
             self._submit_node(node.id, self.actions.launch, launch, node)
         for node_id in decided.deletes:
             with self._lock:
@@ -266,7 +266,7 @@ class PoolService:
                 # A new host is reset before its first use, like after a build.
                 node = self.store.create_node(
                     h.label, prov.name, self.clock(), state=NodeState.USED, static_name=h.name,
-                    host=h.host, port=h.port, username=h.username, key_ref=h.private_key,
+                    host=h.host, port=h.port, username=h.username, private_key=h.private_key,
                     host_key=h.host_key)
                 log.info("static node %s registered as node %d", h.name, node.id)
 
@@ -401,7 +401,7 @@ class PoolService:
     def lease(self, node: Node) -> dict[str, Any]:
         extra = {"workdir": node.workdir} if node.workdir else {}
         return {"node_id": str(node.id), "label": node.label, "host": node.host,
-                "port": node.port, "username": node.username, "private_key": node.key_ref,
+                "port": node.port, "username": node.username, "private_key": node.private_key,
                 "provider": node.provider, "host_key": node.host_key, "extra": extra}
 
     def release(self, node_id: str, state: str, hold_for: float | None = None,

@@ -24,7 +24,7 @@ class SshTarget:
     host: str
     port: int
     username: str
-    key_path: str
+    private_key: str
     host_key: str | None = None  # "ssh-ed25519 AAAA..." or None (record on first use)
 
 
@@ -59,7 +59,7 @@ def connect(t: SshTarget, timeout: float = 10.0) -> tuple[paramiko.SSHClient, st
     else:
         client.set_missing_host_key_policy(record)
     try:
-        client.connect(t.host, port=t.port, username=t.username, key_filename=t.key_path,
+        client.connect(t.host, port=t.port, username=t.username, key_filename=t.private_key,
                        look_for_keys=False, allow_agent=False, timeout=timeout,
                        banner_timeout=timeout, auth_timeout=timeout)
     except (paramiko.SSHException, OSError, EOFError) as e:

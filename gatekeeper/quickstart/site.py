@@ -142,7 +142,7 @@ class LocalSite:
         }
         return {
             "gerrit": {"server": "127.0.0.1", "port": self.emulator.port, "user": "gatekeeper",
-                       "sshkey": str(r / "keys" / "gatekeeper_ed25519"),
+                       "private_key": str(r / "keys" / "gatekeeper_ed25519"),
                        "known_hosts": str(r / "keys" / "gerrit_known_hosts"),
                        "baseurl": "http://127.0.0.1/gerrit", "event_delay": self.event_delay},
             "gearman": {"server": "127.0.0.1", "port": gearman_port,

@@ -29,12 +29,12 @@ class MergerProcess:
             except OSError as e:
                 raise UserError(f"{config.path}: merger: {d}: {e.strerror or e}") from e
         if m.git_url_base:
-            url_base, key, known_hosts = m.git_url_base, m.git_ssh_key, m.git_known_hosts
+            url_base, key, known_hosts = m.git_url_base, m.git_private_key, m.git_known_hosts
         else:  # straight from Gerrit over SSH, as the scheduler's account
             url_base = f"ssh://{g.user}@{g.server}:{g.port}/"
-            key, known_hosts = g.sshkey, (g.known_hosts if g.host_key_checking else None)
+            key, known_hosts = g.private_key, (g.known_hosts if g.host_key_checking else None)
         self.merger = Merger(m.git_dir, url_base, m.publish_dir, m.git_user_name,
-                             m.git_user_email, ssh_key=key, known_hosts=known_hosts)
+                             m.git_user_email, private_key=key, known_hosts=known_hosts)
         self.daemon = GitDaemon(m.publish_dir, *m.git_daemon) if m.git_daemon else None
         self.config = config
         self.name = name

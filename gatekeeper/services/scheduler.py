@@ -190,7 +190,7 @@ def check_config_files(config: Config) -> None:
     """Fail early, in words, on files the scheduler cannot run without."""
     import os
 
-    for what, path in (("gerrit.sshkey", config.gerrit.sshkey),):
+    for what, path in (("gerrit.private_key", config.gerrit.private_key),):
         if not os.path.isfile(path):
             raise UserError(f"{config.path}: {what}: {path}: no such file")
 

@@ -133,7 +133,7 @@ def worker_from_config(cfg: Any, options: WorkerOptions | None = None,
     executors = opts.executors or wk.executors or (len(wk.nodes) if wk.nodes else 2)
     if executors < 1:
         raise UserError("worker: --executors must be at least 1")
-    for key, path in (("git_ssh_key", wk.git_ssh_key), ("git_known_hosts", wk.git_known_hosts),
+    for key, path in (("git_private_key", wk.git_private_key), ("git_known_hosts", wk.git_known_hosts),
                       ("jobs_dir", wk.jobs_dir)):
         if path and not os.path.exists(path):
             raise UserError(f"{cfg.path}: worker.{key}: {path}: no such file or directory")
@@ -170,7 +170,7 @@ def worker_from_config(cfg: Any, options: WorkerOptions | None = None,
     executor = BuildExecutor(settings, claimer,
                              WorkspaceBuilder(git_base_url=opts.git_base_url or wk.git_base_url,
                                               cache_dir=cache, jobs_dir=wk.jobs_dir,
-                                              ssh_key=wk.git_ssh_key,
+                                              private_key=wk.git_private_key,
                                               known_hosts=wk.git_known_hosts))
     g = cfg.gearman
     return WorkerService(executor, functions,

@@ -47,12 +47,12 @@ class RepoHead:
         return f"{self.project}: {self.sha} {self.subject} ({self.checkout})"
 
 
-def git_ssh_command(ssh_key: str | None, known_hosts: str | None) -> str:
-    """GIT_SSH_COMMAND for ``ssh_key``; the host key must be in ``known_hosts``
+def git_ssh_command(private_key: str | None, known_hosts: str | None) -> str:
+    """GIT_SSH_COMMAND for ``private_key``; the host key must be in ``known_hosts``
     (default: the worker user's ~/.ssh/known_hosts). Values are shell-quoted."""
     argv = ["ssh", "-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"]
-    if ssh_key:
-        argv += ["-i", ssh_key, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none"]
+    if private_key:
+        argv += ["-i", private_key, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none"]
     if known_hosts:
         argv += ["-o", f"UserKnownHostsFile={known_hosts}", "-o",
                  "GlobalKnownHostsFile=/dev/null"]
@@ -74,7 +74,7 @@ class WorkspaceBuilder:
 
     def __init__(self, git_base_url: str | None = None, git: str = "git",
                  timeout: float = 900.0, cache_dir: Path | None = None,
-                 jobs_dir: str | Path | None = None, ssh_key: str | None = None,
+                 jobs_dir: str | Path | None = None, private_key: str | None = None,
                  known_hosts: str | None = None) -> None:
         self.git_base_url = git_base_url
         self.jobs_dir = Path(jobs_dir) if jobs_dir else None  # the site's job scripts
@@ -87,10 +87,10 @@ class WorkspaceBuilder:
         self._env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1",
                      "GIT_CONFIG_GLOBAL": os.devnull, "GIT_ASKPASS": "true",
                      "LC_ALL": "C"}
-        if ssh_key or known_hosts:
+        if private_key or known_hosts:
             # ssh:// git URLs: this key and host key only (the worker's ~/.ssh
             # config and agent play no part).
-            self._env["GIT_SSH_COMMAND"] = git_ssh_command(ssh_key, known_hosts)
+            self._env["GIT_SSH_COMMAND"] = git_ssh_command(private_key, known_hosts)
 
     def _run(self, argv: Sequence[str], cwd: Path | None, say: Callable[[str], None],
              check: bool = True) -> subprocess.CompletedProcess[str]:

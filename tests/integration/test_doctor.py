@@ -97,7 +97,7 @@ def test_each_planted_mistake_is_named(site: LocalSite, tmp_path: Path, capsys: 
 def test_gerrit_side_mistakes_are_named(site: LocalSite, tmp_path: Path, capsys: Any) -> None:
     # An account without Stream Events; a layout voting on a label Gerrit
     # lacks, a project Gerrit does not have, a job no worker serves.
-    key = Path(yaml.safe_load(site.config_path.read_text())["gerrit"]["sshkey"])
+    key = Path(yaml.safe_load(site.config_path.read_text())["gerrit"]["private_key"])
     site.emulator.add_user("quiet", key.with_suffix(".pub").read_text(), capabilities=())
     layout = (default_layout().replace("labels: {Verified: 2}", "labels: {Verifed: 2}")
               + "  - name: demo/absent\n    check: [gate-devstack-standin]\n"

@@ -47,7 +47,7 @@ def watch(gerrit: Gerrit):
         args = dict(known_hosts=str(gerrit.known_hosts), backoff=FAST, poll_interval=0.1)
         args.update(kw)
         w = GerritWatcher("127.0.0.1", gerrit.port, kw.pop("username", "gatekeeper"),
-                          str(args.pop("key_file", gerrit.key)), sink, **args)
+                          str(args.pop("private_key", gerrit.key)), sink, **args)
         made.append(w)
         w.start()
         return w, sink
@@ -166,7 +166,7 @@ def test_stop_leaves_no_threads(gerrit, watch):
 
 def test_wrong_key_fails_fast_with_one_clear_error(gerrit, watch, caplog):
     fatal: list[str] = []
-    w, sink = watch(key_file=gerrit.other_key, on_fatal=fatal.append)
+    w, sink = watch(private_key=gerrit.other_key, on_fatal=fatal.append)
     assert wait_until(lambda: not w.alive, 10)
     assert w.connects == 0 and len(fatal) == 1
     assert "rejected the SSH key" in fatal[0] and "gatekeeper@127.0.0.1" in fatal[0]
@@ -174,7 +174,7 @@ def test_wrong_key_fails_fast_with_one_clear_error(gerrit, watch, caplog):
 
 
 def test_missing_key_file_is_a_clear_error(gerrit, watch, tmp_path):
-    w, _ = watch(key_file=tmp_path / "nope")
+    w, _ = watch(private_key=tmp_path / "nope")
     assert wait_until(lambda: not w.alive, 10)
     assert "does not exist" in w.error
 
@@ -311,7 +311,7 @@ def test_command_connection_sets_tcp_nodelay(gerrit_emulator):
 
     setup = gerrit_emulator
     target = SSHTarget(host=setup.emu.host, port=setup.emu.port, username="gatekeeper",
-                       key_file=str(setup.key), known_hosts=str(setup.known_hosts))
+                       private_key=str(setup.key), known_hosts=str(setup.known_hosts))
     client = connect(target)
     try:
         sock = client.get_transport().sock

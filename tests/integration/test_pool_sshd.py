@@ -65,7 +65,7 @@ def test_sshd_nodes_ready_check_and_image_rotation(tmp_path, client_key, pool_st
     assert node.image_id == pool_store.list_images([ImageState.READY])[0].id
     booted = next(s for s in cloud.live_servers() if s.id == node.external_id)
     assert booted.image_id == pool_store.list_images([ImageState.READY])[0].external_id
-    target = SshTarget(node.host, node.port, node.username, node.key_ref, node.host_key)
+    target = SshTarget(node.host, node.port, node.username, node.private_key, node.host_key)
     assert run(target, "echo hi")[:2] == (0, "hi\n")
     # No template server left behind.
     wait_for(lambda: all(s.metadata.get("gatekeeper_image_build") is None

@@ -1,5 +1,5 @@
 """The worker clones projects over ssh:// from a Gerrit (the emulator's real
-git-over-ssh) with the key and known_hosts of worker.git_ssh_key /
+git-over-ssh) with the key and known_hosts of worker.git_private_key /
 worker.git_known_hosts -- not the worker user's ~/.ssh."""
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def test_clone_over_ssh_with_the_configured_key_and_host_key(
     (home / ".ssh/config").write_text("Host *\n  Port 1\n")
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.delenv("GIT_SSH_COMMAND", raising=False)
-    builder = WorkspaceBuilder(git_base_url=base, ssh_key=str(gerrit_emulator.key),
+    builder = WorkspaceBuilder(git_base_url=base, private_key=str(gerrit_emulator.key),
                                known_hosts=str(gerrit_emulator.known_hosts))
     heads = builder.prepare(tmp_path / "ws", spec(base), lambda _: None)
     assert [(h.project, h.checkout) for h in heads] == [("org/project", "master")]
@@ -41,7 +41,7 @@ def test_clone_over_ssh_with_the_configured_key_and_host_key(
     # An unknown host key is refused, not trusted.
     stranger = tmp_path / "known_hosts"
     stranger.write_text("")
-    bad = WorkspaceBuilder(git_base_url=base, ssh_key=str(gerrit_emulator.key),
+    bad = WorkspaceBuilder(git_base_url=base, private_key=str(gerrit_emulator.key),
                            known_hosts=str(stranger))
     with pytest.raises(WorkspaceError, match="Host key verification failed"):
         bad.prepare(tmp_path / "ws2", spec(base), lambda _: None)

@@ -17,7 +17,7 @@ MINIMAL = """\
 gerrit:
   server: review.example.org
   user: gatekeeper
-  sshkey: keys/id_ed25519
+  private_key: keys/id_ed25519
 scheduler:
   layout: layout.yaml
 """
@@ -80,7 +80,7 @@ def test_relative_paths_resolve_against_the_config_directory(tmp_path):
             ),
         )
     )
-    assert c.gerrit.sshkey == str(sub / "keys/id_ed25519")
+    assert c.gerrit.private_key == str(sub / "keys/id_ed25519")
     assert c.scheduler.layout == (str(sub / "layout.yaml"),)
     assert c.scheduler.state_dir == str(tmp_path / "state")
     assert c.database.url == "sqlite:///" + str(sub / "db/gk.sqlite")
@@ -157,7 +157,7 @@ def test_config_errors_name_file_line_and_key(tmp_path, extra, expected):
 
 def test_missing_required_keys_and_sections(tmp_path):
     assert sorted(errors(tmp_path, "gerrit:\n  server: x\n  port: 29418\n")) == [
-        "F:1: gerrit.sshkey: required key missing",
+        "F:1: gerrit.private_key: required key missing",
         "F:1: gerrit.user: required key missing",
         "F:1: scheduler: required key missing",
     ]
@@ -236,3 +236,27 @@ def test_known_labels_union_of_static_nodes_and_pool(tmp_path):
         )
     )
     assert c.known_labels() == {"static-a", "shared", "pool-b"}
+
+
+@pytest.mark.parametrize("section, old, new", [
+    ("gerrit", "sshkey", "private_key"),
+    ("merger", "git_ssh_key", "git_private_key"),
+    ("worker", "git_ssh_key", "git_private_key"),
+])
+def test_old_key_names_are_read_as_their_new_ones(tmp_path, section, old, new):
+    """Configs written before the one name for a private key's path keep working."""
+    base = MINIMAL.replace("  private_key: keys/id_ed25519\n", "  sshkey: keys/id_ed25519\n") \
+        if section == "gerrit" else MINIMAL
+    text = base + ("" if section == "gerrit" else f"{section}:\n  {old}: keys/git\n")
+    c = load_config(write(tmp_path, text))
+    got = getattr(getattr(c, section), new)
+    assert got == str(tmp_path / ("keys/id_ed25519" if section == "gerrit" else "keys/git"))
+    # Both names at once: one located error naming the old one.
+    both = text + (f"  {new}: keys/other\n" if section != "gerrit" else "")
+    if section == "gerrit":
+        both = both.replace("  sshkey: keys/id_ed25519\n",
+                            "  sshkey: keys/id_ed25519\n  private_key: keys/other\n")
+    line = next(i for i, t in enumerate(textwrap.dedent(both).splitlines(), 1)
+                if t.strip().startswith(f"{old}:"))
+    assert errors(tmp_path, both) == [
+        f"F:{line}: {section}.{old}: the old name of {section}.{new}; give only {new}"]

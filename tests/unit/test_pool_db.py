@@ -29,7 +29,7 @@ def store(db_url):
 
 
 def test_node_lifecycle(store):
-    n = store.create_node("deb", "a", now=1.0, image="debian", key_ref="/k")
+    n = store.create_node("deb", "a", now=1.0, image="debian", private_key="/k")
     assert n.state == NodeState.BUILDING and n.id > 0
     assert store.transition(n.id, [NodeState.BUILDING], NodeState.READY, 2.0, host="127.0.0.1", port=2222)
     assert not store.transition(n.id, [NodeState.BUILDING], NodeState.READY, 3.0)
