@@ -9,7 +9,7 @@ from typing import assert_never
 from gatekeeper.core import jobs as jobsel
 from gatekeeper.core.context import Context
 from gatekeeper.core.dependent import DependentManager
-from gatekeeper.core.filters import match_trigger
+from gatekeeper.core.filters import match_trigger, triggered_pipelines
 from gatekeeper.core.independent import IndependentManager
 from gatekeeper.core.manager import PipelineManager
 from gatekeeper.core.serial import SerialManager
@@ -56,14 +56,16 @@ class Engine:
 
     def on_trigger(self, event: TriggerEvent, change: Change | Ref) -> None:
         now = self.ctx.clock()
+        layout = self.ctx.layout
+        hits = triggered_pipelines(layout, event, change, now=now)
         for name, manager in self.managers.items():
-            pipeline = self.ctx.layout.pipelines[name]
             if event.type == "timer" and event.pipeline != name:
                 continue
-            m = match_trigger(pipeline, event, change, now=now)
-            if m.matched:
+            matched = name in hits
+            if matched and log.isEnabledFor(logging.INFO):
+                m = match_trigger(layout.pipelines[name], event, change, now=now)
                 log.info("%s matches %s: %s", event.describe(), name, m.reasons[-1])
-            manager.on_trigger(event, change, m.matched)
+            manager.on_trigger(event, change, matched)
 
     def on_result(self, ev: ResultEvent) -> None:
         match ev:

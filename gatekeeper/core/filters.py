@@ -2,24 +2,34 @@
 
 ``match_trigger`` is pure and returns reasons in plain words, so the same
 function decides enqueues and answers "why didn't my change enqueue?"
-(``gatekeeper events``). Its name and signature are a stable API."""
+(``gatekeeper events``). Its name and signature are a stable API.
+
+``triggered_pipelines`` makes the same decision without words, for the
+scheduler: only the triggers listening to the event's type are looked at
+(an index built once per layout), and no reason is formatted. The two are
+kept equal by tests/unit/core/test_filters.py."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
-from gatekeeper.layout.model import ApprovalMatch, GerritTrigger, Pipeline, PipelineRequire
+from gatekeeper.layout.model import (
+    ApprovalMatch,
+    GerritTrigger,
+    Layout,
+    Pipeline,
+    PipelineRequire,
+    normalize_label,
+)
 from gatekeeper.model.change import Approval, Change, Ref
 from gatekeeper.model.events import EventApproval, TriggerEvent
 
-# Old Gerrit (2.x) sent short category codes in events; map them to the
-# label names (as Zuul's normalizeCategory did).
-_LABEL_ALIASES = {"crvw": "code-review", "vrif": "verified", "aprv": "approved"}
+__all__ = ["Match", "check_requirements", "match_trigger", "normalize_label",
+           "triggered_pipelines"]
 
-
-def normalize_label(label: str) -> str:
-    low = label.strip().lower()
-    return _LABEL_ALIASES.get(low, low)
+# Labels seen in events and on changes are few: normalize each once.
+_norm = lru_cache(maxsize=1024)(normalize_label)
 
 
 @dataclass
@@ -54,7 +64,7 @@ def describe_approval(m: ApprovalMatch) -> str:
 
 
 def _event_approval_matches(m: ApprovalMatch, a: EventApproval, event: TriggerEvent) -> bool:
-    if normalize_label(a.label) != normalize_label(m.label):
+    if _norm(a.label) != m.norm:
         return False
     if m.values and a.value not in m.values:
         return False
@@ -70,7 +80,7 @@ def _event_approval_matches(m: ApprovalMatch, a: EventApproval, event: TriggerEv
 
 
 def change_approval_matches(m: ApprovalMatch, a: Approval, now: float | None) -> bool:
-    if normalize_label(a.label) != normalize_label(m.label):
+    if _norm(a.label) != m.norm:
         return False
     if m.values and a.value not in m.values:
         return False
@@ -215,3 +225,104 @@ def match_trigger(pipeline: Pipeline, event: TriggerEvent, change: Change | Ref 
         return Match(False, reasons)
     req = check_requirements(pipeline, change, now)
     return Match(req.matched, reasons + req.reasons)
+
+
+# --- the scheduler's decision: the same answers, no words -----------------
+
+def _trigger_matches(t: GerritTrigger, event: TriggerEvent, change: Change | Ref | None,
+                     now: float | None) -> bool:
+    """``not _check_trigger(...)`` for a trigger listening to the event's type."""
+    if t.branches:
+        branch = event.branch
+        if branch is None and change is not None:
+            branch = change.branch
+        if branch is None or not any(p.match(branch) for p in t.branches):
+            return False
+    if t.refs:
+        ref = event.ref or ""
+        if not any(p.match(ref) for p in t.refs):
+            return False
+    if t.ignore_deletes and event.type == "ref-updated" and event.newrev \
+            and set(event.newrev) == {"0"}:
+        return False
+    if t.approvals and not any(_event_approval_matches(m, a, event)
+                               for m in t.approvals for a in event.approvals):
+        return False
+    if t.comments:
+        text = event.comment or ""
+        if not any(p.search(text) for p in t.comments):
+            return False
+    if t.usernames and not any(p.search(event.account_username or "") for p in t.usernames):
+        return False
+    if t.emails and not any(p.search(event.account_email or "") for p in t.emails):
+        return False
+    if t.require_approvals or t.reject_approvals:
+        if isinstance(change, Change):
+            if not all(_has_approval(change, m, now) for m in t.require_approvals):
+                return False
+            if any(_has_approval(change, m, now) for m in t.reject_approvals):
+                return False
+        elif change is None:
+            return False
+    return True
+
+
+def _requirements_met(pipeline: Pipeline, change: Change | Ref | None,
+                      now: float | None) -> bool:
+    """``check_requirements(...).matched``."""
+    if isinstance(change, Ref):
+        return True
+    if change is None:
+        return False
+    req, rej = pipeline.require, pipeline.reject
+    if req.open is not None and change.is_open != req.open:
+        return False
+    if req.current_patchset is not None and change.is_current_patchset != req.current_patchset:
+        return False
+    if req.status and change.status not in req.status:
+        return False
+    if not all(_has_approval(change, m, now) for m in req.approvals):
+        return False
+    if rej.open is not None and change.is_open == rej.open:
+        return False
+    if rej.current_patchset is not None and change.is_current_patchset == rej.current_patchset:
+        return False
+    if rej.status and change.status in rej.status:
+        return False
+    return not any(_has_approval(change, m, now) for m in rej.approvals)
+
+
+_Listening = tuple[tuple[Pipeline, tuple[GerritTrigger, ...]], ...]
+
+
+def _listening(layout: Layout, event_type: str) -> _Listening:
+    """Pipelines (in layout order) with the gerrit triggers that listen to
+    ``event_type``; computed once per layout and event type."""
+    index = layout.trigger_index
+    hit = index.get(event_type)
+    if hit is None:
+        found = []
+        for p in layout.pipelines.values():
+            trigs = tuple(t for t in p.gerrit_triggers if event_type in t.events)
+            if trigs:
+                found.append((p, trigs))
+        hit = index[event_type] = tuple(found)
+    return hit  # type: ignore[return-value]
+
+
+def triggered_pipelines(layout: Layout, event: TriggerEvent, change: Change | Ref | None,
+                        now: float | None = None) -> list[str]:
+    """The names of the pipelines ``event`` enters: exactly those for which
+    ``match_trigger`` matches, in layout order."""
+    now = now if now is not None else event.timestamp
+    if event.type == "timer":
+        p = layout.pipelines.get(event.pipeline or "")
+        return [p.name] if p is not None and p.timer_triggers else []
+    out = []
+    for pipeline, trigs in _listening(layout, event.type):
+        if event.source != pipeline.source:
+            continue
+        if any(_trigger_matches(t, event, change, now) for t in trigs) \
+                and _requirements_met(pipeline, change, now):
+            out.append(pipeline.name)
+    return out

@@ -3,14 +3,14 @@
 Answers come from ``gerrit query`` (and the ``git-upload-pack`` ref
 advertisement for branches) over our own SSH command runner, never gerritlib's
 ``query()`` (it appends a stray quote to the command). Results are cached
-until :meth:`invalidate` or :meth:`on_event` says the change moved.
+until :meth:`invalidate` or :meth:`on_event` says the change moved. Changes
+are frozen: the cached object itself is handed out, never a copy.
 
 Gerrit being unreachable is not "unknown change": those calls raise
 :class:`gatekeeper.gerrit.ssh.GerritError` after one reconnect attempt."""
 
 from __future__ import annotations
 
-import copy
 import logging
 import re
 import threading
@@ -71,7 +71,7 @@ class GerritSource:
             with self._lock:
                 cached = self._changes.get(key)
             if cached is not None:
-                return copy.deepcopy(cached)
+                return cached
         options = CHANGE_OPTIONS if patchset is None else PATCHSET_OPTIONS
         rows = self._query([f"change:{int(number)}"], options)
         row = next((r for r in rows if str(r.get("number")) == str(int(number))), None)
@@ -83,7 +83,7 @@ class GerritSource:
             if change.is_current_patchset:
                 self._changes[(change.number, None)] = change
                 self._changes[(change.number, change.patchset)] = change
-        return copy.deepcopy(change)
+        return change
 
     def get_changes_by_change_id(self, change_id: str) -> list[Change]:
         if not CHANGE_ID_RE.match(change_id or ""):
@@ -91,13 +91,13 @@ class GerritSource:
         with self._lock:
             cached = self._by_change_id.get(change_id)
         if cached is not None:
-            return copy.deepcopy(cached)
+            return list(cached)
         rows = self._query([f"change:{change_id}"], CHANGE_OPTIONS)
         changes = [c for c in (change_from_row(r) for r in rows) if c is not None
                    and c.change_id.lower() == change_id.lower()]
         with self._lock:
             self._by_change_id[change_id] = changes
-        return copy.deepcopy(changes)
+        return list(changes)
 
     def get_ref(self, project: str, ref: str, oldrev: str = "", newrev: str = "") -> Ref:
         return Ref(project=project, ref=full_ref(ref) or ref, oldrev=oldrev or "",

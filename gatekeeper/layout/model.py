@@ -32,6 +32,16 @@ URL_VARIABLES = (
 Precedence = Literal["low", "normal", "high"]
 
 
+# Old Gerrit (2.x) sent short category codes in events; map them to the
+# label names (as Zuul's normalizeCategory did).
+LABEL_ALIASES = {"crvw": "code-review", "vrif": "verified", "aprv": "approved"}
+
+
+def normalize_label(label: str) -> str:
+    low = label.strip().lower()
+    return LABEL_ALIASES.get(low, low)
+
+
 @dataclass(frozen=True)
 class ApprovalMatch:
     """An approval an event must carry (trigger ``approvals``) or a change must
@@ -44,6 +54,11 @@ class ApprovalMatch:
     # require/reject only: the vote must be newer/older than this many seconds
     newer_than: int | None = None
     older_than: int | None = None
+    # ``label`` normalized once, when the layout is loaded
+    norm: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "norm", normalize_label(self.label))
 
 
 @dataclass(frozen=True)
@@ -210,6 +225,9 @@ class Layout:
     # The core's memo of job selections (pipeline, project, branch, files) ->
     # jobs; a layout never changes, so neither do they.
     selections: dict[tuple[object, ...], list[object]] = field(
+        default_factory=dict, compare=False, repr=False)
+    # The core's index of gerrit triggers by event type (core/filters.py).
+    trigger_index: dict[str, tuple[object, ...]] = field(
         default_factory=dict, compare=False, repr=False)
 
     def get_job(self, name: str) -> Job:

@@ -64,9 +64,13 @@ class Approval:
     granted_on: int | None = None  # epoch seconds
 
 
-@dataclass
+@dataclass(frozen=True)
 class Change:
-    """A Gerrit change at one patchset."""
+    """A Gerrit change at one patchset.
+
+    Frozen: the source shares one object among the scheduler, the queues and
+    its cache instead of copying it (make a new one with dataclasses.replace).
+    Its lists are not to be modified either."""
 
     project: str
     branch: str

@@ -47,9 +47,8 @@ def change_to_dict(c: Change | Ref) -> dict[str, Any]:
 def change_from_dict(d: dict[str, Any]) -> Change | Ref:
     if d.get("kind") == "ref":
         return Ref(**_pick(Ref, d))
-    c = Change(**_pick(Change, {k: v for k, v in d.items() if k != "approvals"}))
-    c.approvals = [Approval(**_pick(Approval, a)) for a in d.get("approvals") or ()]
-    return c
+    return Change(**_pick(Change, {k: v for k, v in d.items() if k != "approvals"}),
+                  approvals=[Approval(**_pick(Approval, a)) for a in d.get("approvals") or ()])
 
 
 def build_to_dict(b: Build) -> dict[str, Any]:

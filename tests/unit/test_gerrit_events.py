@@ -138,3 +138,23 @@ def test_roundtrip_through_json_dump():
     ev = parse_line(json.dumps(raw, ensure_ascii=True))
     assert ev.comment == "r\u00e9check \u2603"
     assert ev.timestamp == 5.0
+
+
+def test_parsed_events_are_whole_frozen_trigger_events():
+    """The fast constructor gives what TriggerEvent(...) gives, defaults included."""
+    import dataclasses
+
+    from gatekeeper.model.events import TriggerEvent
+    line = ('{"type": "comment-added", "change": {"project": "p", "branch": "b", "number": "7"},'
+            ' "patchSet": {"number": 2, "ref": "refs/changes/07/7/2"}, "comment": "hi",'
+            ' "author": {"username": "u"}, "approvals": [{"type": "Verified", "value": " +1",'
+            ' "oldValue": "0"}], "eventCreatedOn": 5}')
+    ev = parse_line(line)
+    assert ev == TriggerEvent("comment-added", project="p", branch="b", ref="refs/changes/07/7/2",
+                              change_number=7, patchset=2, comment="hi",
+                              approvals=(EventApproval("Verified", 1, 0),),
+                              account_username="u", timestamp=5.0)
+    assert ev.source == "gerrit" and ev.synthetic is False and ev.pipeline is None
+    assert hash(ev) == hash(dataclasses.replace(ev))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ev.type = "x"  # type: ignore[misc]

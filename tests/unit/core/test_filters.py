@@ -133,3 +133,101 @@ def test_unknown_change_cannot_meet_requirements():
     m = match_trigger(p, ev(), None)
     assert not m.matched and "unknown to the source" in m.explain()
     assert check_requirements(p, Ref("p", "refs/heads/master")).matched
+
+
+# --- triggered_pipelines: the scheduler's word-free decision ----------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from gatekeeper.core.filters import triggered_pipelines  # noqa: E402
+from gatekeeper.layout.loader import load_layout_text  # noqa: E402
+
+_LAYOUT_YAML = r"""
+pipelines:
+  - name: check
+    manager: independent
+    trigger:
+      gerrit:
+        - event: patchset-created
+        - event: comment-added
+          comment: (?i)^(Patch Set [0-9]+:)?( [\w\\+-]*)*(\n\n)?\s*(recheck|reverify)
+        - event: [change-restored, draft-published]
+          branch: ^stable/.*$
+        - event: comment-added
+          username: ^ci$
+          approval: [{Verified: [-1, -2]}]
+    reject:
+      approval: [{Verified: -2}]
+  - name: gate
+    manager: dependent
+    trigger:
+      gerrit:
+        - event: comment-added
+          approval: [{Workflow: 1}, {vrif: 2}]
+          require-approval: [{Code-Review: [2]}]
+          reject-approval: [{Code-Review: -2}]
+    require:
+      open: true
+      current-patchset: true
+      approval: [{Code-Review: 2, newer-than: 3600}]
+  - name: post
+    manager: serial
+    trigger:
+      gerrit:
+        - event: ref-updated
+          ref: ^refs/heads/.*$
+        - event: ref-updated
+          ref: ^refs/tags/.*$
+          ignore-deletes: false
+          email: '@example\.org$'
+  - name: nightly
+    manager: independent
+    trigger:
+      timer:
+        - time: "0 2 * * *"
+jobs:
+  - name: ^.*$
+    label: debian
+projects:
+  - name: p
+    check: [unit]
+    gate: [unit]
+    post: [docs]
+    nightly: [unit]
+"""
+_LAYOUT = load_layout_text(_LAYOUT_YAML, "filters-layout.yaml")
+_LABELS = st.sampled_from(["Workflow", "workflow", "Code-Review", "CRVW", "Verified", "vrif"])
+_EV_APPROVALS = st.lists(st.builds(EventApproval, _LABELS, st.integers(-2, 2),
+                                   st.none() | st.integers(-2, 2)), max_size=3)
+_APPROVALS = st.lists(st.builds(Approval, _LABELS, st.integers(-2, 2), st.none(), st.none(),
+                                st.none() | st.integers(int(NOW) - 7200, int(NOW))), max_size=3)
+_TYPES = st.sampled_from(["comment-added", "patchset-created", "ref-updated", "change-restored",
+                          "draft-published", "change-merged", "timer"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(type_=_TYPES, approvals=_EV_APPROVALS, change_approvals=_APPROVALS,
+       comment=st.sampled_from([None, "recheck", "Patch Set 1:\n\nrecheck", "lgtm"]),
+       branch=st.sampled_from([None, "master", "stable/x"]),
+       ref=st.sampled_from([None, "refs/heads/master", "refs/tags/1.0", "refs/changes/1"]),
+       newrev=st.sampled_from([None, "0" * 40, "a" * 40]),
+       user=st.sampled_from([None, "ci", "dev"]),
+       email=st.sampled_from([None, "a@example.org", "b@other.net"]),
+       status=st.sampled_from(["NEW", "MERGED"]), current=st.booleans(),
+       subject=st.sampled_from(["change", "ref", "none"]),
+       pipeline=st.sampled_from([None, "nightly", "check"]), source=st.sampled_from(["gerrit", "x"]))
+def test_triggered_pipelines_is_match_trigger(type_, approvals, change_approvals, comment,
+                                             branch, ref, newrev, user, email, status, current,
+                                             subject, pipeline, source):
+    e = TriggerEvent(type_, project="p", branch=branch, ref=ref, change_number=5, patchset=2,
+                     newrev=newrev, comment=comment, approvals=tuple(approvals),
+                     account_username=user, account_email=email, timestamp=NOW,
+                     pipeline=pipeline, source=source)
+    c: Change | Ref | None = {
+        "change": change(status=status, is_current_patchset=current,
+                         approvals=change_approvals),
+        "ref": Ref("p", ref or "refs/heads/master", newrev=newrev or ""),
+        "none": None}[subject]
+    want = [p.name for p in _LAYOUT.pipelines.values() if match_trigger(p, e, c, now=NOW)]
+    assert triggered_pipelines(_LAYOUT, e, c, now=NOW) == want
