@@ -60,6 +60,8 @@ class SchedulerConfig:
     state_dir: str = DEFAULT_STATE_DIR
     status_url: str = ""  # public URL of the status page, for reports
     history_days: float = 0.0  # build history kept (days); 0 = forever
+    statsd: tuple[str, int] | None = None  # where statsd metrics go (None: nowhere)
+    statsd_prefix: str = "zuul"  # Zuul's names, for dashboards built for them
 
 
 @dataclass(frozen=True)
@@ -308,6 +310,8 @@ SCHEMA = vol.Schema(
             "state_dir": _str,
             "status_url": _url,
             "history_days": _days,
+            "statsd": _listen,
+            "statsd_prefix": _str,
         },
         "database": {"url": _url},
         "merger": {
@@ -465,6 +469,8 @@ def _build(path: str, data: dict[str, Any]) -> Config:
         state_dir=state_dir,
         status_url=s.get("status_url", f"http://{host}:{port}/"),
         history_days=float(s.get("history_days", 0.0)),
+        statsd=s.get("statsd"),
+        statsd_prefix=s.get("statsd_prefix", "zuul"),
     )
     db_url = (data.get("database") or {}).get("url", f"sqlite:///{state_dir}/gatekeeper.sqlite")
     database = DatabaseConfig(url=_sqlite_relative(base, db_url))

@@ -31,12 +31,13 @@ All payloads are UTF-8 JSON objects. Function names:
     the text as the node prints, WORK_COMPLETE ``{"end"}`` when the build
     ends, or ``{"error"}`` (see ``gatekeeper.worker.console_stream``).
 
-``gatekeeper:status`` / ``gatekeeper:explain`` / ``gatekeeper:manage``
+``gatekeeper:status`` / ``gatekeeper:explain`` / ``gatekeeper:manage`` / ``gatekeeper:metrics``
     The scheduler's RPC face for the web service (Zuul v3's zuul-web reached
     its scheduler the same way). ``status``: no arguments; returns the status
     snapshot. ``explain``: ``{"change"}``; returns ``{"text"}``. ``manage``:
     ``{"action": "enqueue"|"dequeue"|"promote"|"reconfigure", ...}``; returns
     ``{"ok": true}`` or ``{"error"}`` once the scheduler's loop handled it.
+    ``metrics``: returns ``{"text"}``, the scheduler's Prometheus metrics.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ NODE_RELEASE_FUNCTION = "node:release"
 STATUS_FUNCTION = "gatekeeper:status"
 EXPLAIN_FUNCTION = "gatekeeper:explain"
 MANAGE_FUNCTION = "gatekeeper:manage"
+METRICS_FUNCTION = "gatekeeper:metrics"
 
 # Pipeline precedence -> gear job priority.
 PRECEDENCE_PRIORITY = {"high": "high", "normal": "normal", "low": "low"}

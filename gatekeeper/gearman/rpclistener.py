@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import gear
@@ -19,6 +20,7 @@ from gatekeeper.gearman.nodelay import NoDelayWorker
 from gatekeeper.gearman.protocol import (
     EXPLAIN_FUNCTION,
     MANAGE_FUNCTION,
+    METRICS_FUNCTION,
     STATUS_FUNCTION,
     decode,
     encode,
@@ -27,7 +29,7 @@ from gatekeeper.model.events import Answered, Dequeue, Enqueue, Promote, Reconfi
 
 log = logging.getLogger("gatekeeper.gearman.rpclistener")
 
-FUNCTIONS = (STATUS_FUNCTION, EXPLAIN_FUNCTION, MANAGE_FUNCTION)
+FUNCTIONS = (STATUS_FUNCTION, EXPLAIN_FUNCTION, MANAGE_FUNCTION, METRICS_FUNCTION)
 
 
 class SchedulerLike(Protocol):
@@ -96,8 +98,10 @@ def management_event(args: dict[str, Any]) -> Request:
 class RPCListener:
     def __init__(self, scheduler: SchedulerLike, host: str, port: int,
                  name: str = "gatekeeper-scheduler-rpc", ssl_key: str | None = None,
-                 ssl_cert: str | None = None, ssl_ca: str | None = None):
+                 ssl_cert: str | None = None, ssl_ca: str | None = None,
+                 metrics: Callable[[], str] | None = None):
         self.scheduler = scheduler
+        self.metrics = metrics  # the scheduler's metrics as Prometheus text
         self.host, self.port, self.name = host, port, name
         self._ssl = (ssl_key, ssl_cert, ssl_ca)
         self._worker: gear.Worker | None = None
@@ -153,6 +157,8 @@ class RPCListener:
             # The current state, not the last persisted snapshot (written at most once
             # a second, and not again until the next change): the web caches it 1 s.
             _send(job, self.scheduler.status())
+        elif name == METRICS_FUNCTION:
+            _send(job, {"text": self.metrics() if self.metrics else ""})
         elif name == EXPLAIN_FUNCTION:
             _send(job, {"text": self.scheduler.explain(str(args.get("change", "")))})
         elif name == MANAGE_FUNCTION:

@@ -79,8 +79,18 @@ class SchedulerService:
         self._stopping = threading.Event()
         self._takeover: threading.Thread | None = None
         self.active = threading.Event()  # set once this process runs the pipelines
+        from gatekeeper.metrics.registry import statsd_client
+        from gatekeeper.metrics.scheduler import SchedulerMetrics
+
+        sc = config.scheduler
+        self.metrics = SchedulerMetrics(
+            self.scheduler.status, self.db,
+            gerrit_connected=lambda: bool(self.gerrit.watcher.connected),
+            outbox_backlog=lambda: len(self.outbox.pending()),
+            statsd=statsd_client(sc.statsd, sc.statsd_prefix))
 
     def _on_trigger(self, event: object) -> None:
+        self.metrics.event(str(getattr(event, "type", "unknown")))
         self.scheduler.add_trigger_event(event)  # type: ignore[arg-type]
 
     def _on_result(self, event: ResultEvent) -> None:
@@ -127,6 +137,7 @@ class SchedulerService:
             self.mailer.start()
         self.scheduler.start()
         self.rpc = self._start_rpc()
+        self.metrics.start()
         self.gerrit.start()
         self.active.set()
         log.info("scheduler active in %.1fs: %d pipelines, %d projects, %d jobs, "
@@ -141,7 +152,8 @@ class SchedulerService:
 
         g = self.config.gearman
         return RPCListener(self.scheduler, g.server, g.port, ssl_key=g.ssl_key,
-                           ssl_cert=g.ssl_cert, ssl_ca=g.ssl_ca).start()
+                           ssl_cert=g.ssl_cert, ssl_ca=g.ssl_ca,
+                           metrics=self.metrics.render).start()
 
     def reload(self) -> None:
         """SIGHUP: re-read the layout files; a bad layout keeps the old one."""
@@ -162,6 +174,7 @@ class SchedulerService:
         if self.rpc is not None:
             self.rpc.stop()
             self.rpc = None
+        self.metrics.stop()
         self.scheduler.stop()
         self.sender.stop()
         if self.mailer is not None:

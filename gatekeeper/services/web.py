@@ -86,7 +86,7 @@ class WebProcess:
             self.console = ConsoleHub(g.server, g.port, g.ssl_key, g.ssl_cert, g.ssl_ca)
             history = HistoryDatabase(config.database.url)
             data = WebData(status=source, manager=source, pool=pool, console=self.console,
-                           history=history, etas=history,
+                           history=history, etas=history, scheduler_metrics=source.metrics,
                            log_root=Path(log_root) if os.path.isdir(log_root) else None,
                            admin_token=config.web.admin_token)
         self.data = data

@@ -45,6 +45,7 @@ class WebData:
     pool: PoolRecords | None = None
     console: Any = None  # a ConsoleHub: live consoles from the workers
     history: Any = None  # a HistoryDatabase: builds and buildsets
+    scheduler_metrics: Callable[[], str] | None = None  # the scheduler's Prometheus text
     etas: EtaSource = field(default_factory=NoHistory)
     log_root: Path | None = None
     admin_token: str | None = field(default=None, repr=False)
@@ -211,5 +212,12 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     return _error(request, 404, "not found")
 
 
-def create_app(data: WebData) -> Starlette:
-    return Starlette(routes=routes(data), exception_handlers={404: _not_found})
+def create_app(data: WebData) -> Any:
+    from starlette.routing import Route
+
+    from gatekeeper.web.metrics import WebMetrics, metrics_endpoint
+
+    metrics = WebMetrics()
+    app = Starlette(routes=[*routes(data), Route("/metrics", metrics_endpoint(data, metrics))],
+                    exception_handlers={404: _not_found})
+    return metrics.middleware(app)

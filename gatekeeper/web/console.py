@@ -101,6 +101,11 @@ class ConsoleHub(JobOwner):
             for f in self._feeds.values():
                 f.finish("the web service is stopping")
 
+    def streaming(self) -> int:
+        """Builds whose console is being streamed from a worker now."""
+        with self._lock:
+            return len(self._jobs)
+
     def existing(self, build: str) -> Feed | None:
         """The feed of ``build`` if one is streaming or recently ended cleanly."""
         with self._lock:

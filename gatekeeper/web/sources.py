@@ -11,7 +11,12 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from gatekeeper.gearman.protocol import EXPLAIN_FUNCTION, MANAGE_FUNCTION, STATUS_FUNCTION
+from gatekeeper.gearman.protocol import (
+    EXPLAIN_FUNCTION,
+    MANAGE_FUNCTION,
+    METRICS_FUNCTION,
+    STATUS_FUNCTION,
+)
 from gatekeeper.gearman.rpcclient import RPCClient, RPCError
 
 
@@ -78,6 +83,10 @@ class SchedulerRPC:
         if "error" in data:
             raise Unavailable(str(data["error"]))
         return str(data.get("text", ""))
+
+    def metrics(self) -> str:
+        """The scheduler's Prometheus text."""
+        return str(self._call(METRICS_FUNCTION).get("text", ""))
 
     def manage(self, action: str, args: dict[str, Any]) -> str | None:
         data = self._call(MANAGE_FUNCTION, {**args, "action": action})

@@ -5,6 +5,7 @@ afterwards the change pages' timelines."""
 
 from __future__ import annotations
 
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -107,3 +108,17 @@ def test_status_console_and_change_pages_during_a_gate_run(browser: Any, site: L
     assert len(rows) == 2 and "FAILURE" in rows[1].text, [r.text for r in rows]
     rows[1].find_element("css selector", "a").click()
     assert "ZUUL_PIPELINE" in browser.find_element("tag name", "main").text
+
+    # Metrics after the run: the web's and the scheduler's, on one scrape.
+    with urllib.request.urlopen(url + "metrics", timeout=30) as r:
+        metrics = r.read().decode()
+    for name in ('gatekeeper_web_requests_total{code="200",route="/"}',
+                 'gatekeeper_scheduler_events_total{type="comment-added"}',
+                 'gatekeeper_scheduler_builds_total{job="gate-devstack-standin",pipeline="gate",'
+                 'result="FAILURE"}',
+                 'gatekeeper_scheduler_build_duration_seconds_count{job="gate-devstack-standin"}',
+                 'gatekeeper_scheduler_buildsets_total{pipeline="gate",result="SUCCESS"}',
+                 "gatekeeper_scheduler_gerrit_connected 1.0",
+                 'gatekeeper_scheduler_pipeline_items{pipeline="gate"} 0.0',
+                 "gatekeeper_scheduler_outbox_backlog 0.0"):
+        assert name in metrics, name

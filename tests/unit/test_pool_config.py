@@ -219,7 +219,7 @@ def test_pool_process_sends_statsd_under_the_configured_prefix(tmp_path):
     try:
         assert pool.statsd is not None and pool.statsd.addr == ("127.0.0.1", port)
         pool.metrics.claim("metal", 0.004)
-        assert recv.recv(200).decode() == "gk.site.claim.label.metal:4|ms"
+        assert recv.recv(200).decode() == "gk.site.claim.label.metal:4.000000|ms"
     finally:
         pool.stop()
         recv.close()

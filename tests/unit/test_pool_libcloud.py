@@ -171,7 +171,7 @@ def test_prometheus_and_statsd():
     assert 'gatekeeper_pool_nodes{label="deb",provider="cloud-a",state="ready"} 2' in text
     got = {recv.recv(200).decode() for _ in range(5)}
     assert "nodepool.launch.provider.cloud-a.ready:1|c" in got
-    assert "nodepool.launch.provider.cloud-a.ready:12500|ms" in got
+    assert "nodepool.launch.provider.cloud-a.ready:12500.000000|ms" in got
     http = MetricsHTTPServer(reg).start()
     try:
         body = urllib.request.urlopen(f"http://127.0.0.1:{http.port}/metrics", timeout=5).read()
