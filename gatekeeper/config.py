@@ -21,6 +21,7 @@ import voluptuous as vol
 from gatekeeper.errors import UserError
 from gatekeeper.model.names import SAFE_HOST, SAFE_USER, BadName, check_git_url
 from gatekeeper.nodes.holdcap import DEFAULT_MAX_HELD
+from gatekeeper.worker.nodes import StaticNode
 from gatekeeper.yamlutil import LineDict, invalid_lines, line_for_path, load_file, located
 
 log = logging.getLogger("gatekeeper.config")
@@ -83,19 +84,6 @@ class MergerConfig:
     git_daemon: tuple[str, int] | None = ("127.0.0.1", 9418)  # serves publish_dir; None: off
     git_private_key: str | None = None  # for an ssh:// git_url_base (default: gerrit.private_key)
     git_known_hosts: str | None = None  # its host key (default: gerrit.known_hosts)
-
-
-@dataclass(frozen=True)
-class StaticNode:
-    name: str
-    host: str
-    username: str
-    private_key: str  # path
-    labels: tuple[str, ...]
-    port: int = 22
-    provider: str = "static"
-    workdir: str = "workspace"  # workspace on the node; relative paths are under the login's home
-    host_key: str | None = None  # "ssh-ed25519 AAAA..." pinned host key (else --known-hosts)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,8 @@ log = logging.getLogger("gatekeeper.worker.nodes")
 
 @dataclass(frozen=True)
 class StaticNode:
+    """A machine of ``worker.nodes`` (the config builds these), handed out by label."""
+
     name: str
     host: str
     labels: tuple[str, ...]

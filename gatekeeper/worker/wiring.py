@@ -5,6 +5,7 @@ can cause (missing key file, unknown job, no servable job) are UserErrors."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -53,10 +54,7 @@ def static_nodes(cfg: Any, known_hosts: str | None) -> list[StaticNode]:
             raise UserError(f"{cfg.path}: worker.nodes.{n.name}.private_key: "
                             f"{n.private_key}: no such file")
         host_key = n.host_key or host_key_from_known_hosts(text, n.host, n.port)
-        out.append(StaticNode(name=n.name, host=n.host, port=n.port, labels=tuple(n.labels),
-                              username=n.username, private_key=n.private_key,
-                              provider=n.provider, host_key=host_key,
-                              workdir=n.workdir))
+        out.append(dataclasses.replace(n, host_key=host_key))
     return out
 
 
