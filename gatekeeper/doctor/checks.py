@@ -118,7 +118,8 @@ def check_gearman(cfg: Any, layout: Layout | None, timeout: float) -> Iterator[C
 
 
 def check_nodes(cfg: Any, known_hosts: str | None, timeout: float) -> Iterator[Check]:
-    from gatekeeper.worker.ssh import SshError, SshNode
+    from gatekeeper.ssh import SshError
+    from gatekeeper.worker.ssh import SshNode
     from gatekeeper.worker.wiring import static_nodes
 
     if not cfg.worker.nodes:

@@ -14,7 +14,7 @@ from gatekeeper.gerrit.ssh import (
     GerritError,
     GerritHostKeyError,
     GerritSSH,
-    SSHTarget,
+    SshTarget,
     command_line,
 )
 from gatekeeper.layout.model import Layout
@@ -33,8 +33,8 @@ def voted_labels(layout: Layout) -> set[str]:
 def check_gerrit(cfg: Any, layout: Layout | None, timeout: float = 10.0) -> Iterator[Check]:
     g = cfg.gerrit
     where = f"{g.server}:{g.port}"
-    target = SSHTarget(g.server, g.port, g.user, g.private_key, g.known_hosts, g.host_key_checking,
-                       connect_timeout=timeout)
+    target = SshTarget(g.server, g.port, g.user, g.private_key, known_hosts=g.known_hosts,
+                       host_key_checking=g.host_key_checking, connect_timeout=timeout)
     ssh = GerritSSH(target, command_timeout=30)
     try:
         version = ssh.run(["gerrit", "version"])

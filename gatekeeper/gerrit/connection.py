@@ -18,9 +18,10 @@ from gatekeeper.gerrit.backoff import Backoff
 from gatekeeper.gerrit.catchup import CatchUp
 from gatekeeper.gerrit.reporter import GerritReporter
 from gatekeeper.gerrit.source import GerritSource
-from gatekeeper.gerrit.ssh import GerritError, GerritSSH, SSHTarget
+from gatekeeper.gerrit.ssh import GerritError, GerritSSH
 from gatekeeper.gerrit.watcher import GerritWatcher
 from gatekeeper.model.events import TriggerEvent
+from gatekeeper.ssh import SshTarget
 
 log = logging.getLogger("gatekeeper.gerrit.connection")
 
@@ -101,7 +102,7 @@ class GerritConnection:
                  connect_timeout: float = 10.0, command_timeout: float = 60.0,
                  on_fatal: Callable[[str], None] | None = None, name: str = "gerrit"):
         self.name = name
-        self.target = SSHTarget(host=host, port=port, username=username, private_key=private_key,
+        self.target = SshTarget(host=host, port=port, username=username, private_key=private_key,
                                 known_hosts=known_hosts, host_key_checking=host_key_checking,
                                 connect_timeout=connect_timeout, keepalive=keepalive)
         self.ssh = GerritSSH(self.target, command_timeout=command_timeout)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import paramiko
 
 from gatekeeper.interfaces import SourceUnavailable
+from gatekeeper.ssh import SshTarget
 
 log = logging.getLogger("gatekeeper.gerrit.ssh")
 
@@ -45,23 +46,6 @@ class GerritAuthError(GerritFatalError):
 
 class GerritHostKeyError(GerritFatalError):
     pass
-
-
-@dataclass(frozen=True)
-class SSHTarget:
-    """Where and how to reach Gerrit's SSH daemon."""
-
-    host: str
-    port: int = 29418
-    username: str = "gatekeeper"
-    private_key: str | None = None  # the only key used; None = nothing but the agent-less default
-    known_hosts: str | None = None  # None: ~/.ssh/known_hosts
-    host_key_checking: bool = True
-    connect_timeout: float = 10.0
-    keepalive: int = 15  # seconds between SSH keepalives (0 = off)
-
-    def describe(self) -> str:
-        return f"{self.username}@{self.host}:{self.port}"
 
 
 class _RejectUnknown(paramiko.MissingHostKeyPolicy):
@@ -93,7 +77,7 @@ def load_key(private_key: str) -> paramiko.PKey:
                               f"({type(e).__name__})") from e
 
 
-def connect(target: SSHTarget) -> paramiko.SSHClient:
+def connect(target: SshTarget) -> paramiko.SSHClient:
     """A connected, authenticated client; raises a :class:`GerritError`."""
     client = paramiko.SSHClient()
     try:
@@ -240,7 +224,7 @@ class GerritSSH:
     review, ls-remote). Channels are multiplexed on one connection; a broken
     connection is closed and replaced on the next call."""
 
-    def __init__(self, target: SSHTarget, command_timeout: float = 60.0):
+    def __init__(self, target: SshTarget, command_timeout: float = 60.0):
         self.target = target
         self.command_timeout = command_timeout
         self._lock = threading.Lock()

@@ -29,7 +29,7 @@ from gatekeeper.gerrit.query import QueryError
 from gatekeeper.gerrit.ssh import (
     GerritError,
     GerritFatalError,
-    SSHTarget,
+    SshTarget,
     close_client,
     command_line,
     connect,
@@ -61,7 +61,7 @@ class GerritWatcher:
                  sleep: Callable[[float], None] | None = None,
                  rand: Callable[[], float] = random.random,
                  poll_interval: float = 0.5, catchup_timeout: float = 120.0):
-        self.target = SSHTarget(host=host, port=port, username=username, private_key=private_key,
+        self.target = SshTarget(host=host, port=port, username=username, private_key=private_key,
                                 known_hosts=known_hosts, host_key_checking=host_key_checking,
                                 connect_timeout=connect_timeout, keepalive=keepalive)
         self.event_sink = event_sink

@@ -20,7 +20,8 @@ from gatekeeper.nodes.planner import Launch
 from gatekeeper.nodes.providers import META_IMAGE, META_NODE, META_POOL, ProviderError, Server
 from gatekeeper.nodes.providers.static import ResetError
 from gatekeeper.nodes.runtime import ImageSpec, ProviderRuntime
-from gatekeeper.nodes.sshrun import SshError, SshTarget, run
+from gatekeeper.nodes.sshrun import run
+from gatekeeper.ssh import SshError, SshTarget
 
 log = logging.getLogger("gatekeeper.nodes.actions")
 

@@ -32,7 +32,8 @@ from gatekeeper.nodes.metrics import PoolMetrics
 from gatekeeper.nodes.planner import STATIC, Plan, Snapshot, Timeouts, plan
 from gatekeeper.nodes.providers import META_IMAGE, META_NODE, META_POOL, ProviderError
 from gatekeeper.nodes.runtime import LabelSpec, ProviderRuntime
-from gatekeeper.nodes.sshrun import ReadyCheck, SshTarget
+from gatekeeper.nodes.sshrun import ReadyCheck
+from gatekeeper.ssh import SshTarget
 
 log = logging.getLogger("gatekeeper.nodes.service")
 

@@ -16,20 +16,9 @@ from dataclasses import dataclass
 
 import paramiko
 
+from gatekeeper.ssh import SshError, SshTarget
+
 log = logging.getLogger("gatekeeper.nodes.sshrun")
-
-
-@dataclass(frozen=True)
-class SshTarget:
-    host: str
-    port: int
-    username: str
-    private_key: str
-    host_key: str | None = None  # "ssh-ed25519 AAAA..." or None (record on first use)
-
-
-class SshError(Exception):
-    pass
 
 
 class _Record(paramiko.MissingHostKeyPolicy):

@@ -23,9 +23,10 @@ from typing import Protocol
 
 from gatekeeper.interfaces import NodeClaimer, NodeLease
 from gatekeeper.model.states import BuildResult, NodeState
+from gatekeeper.ssh import SshError
 from gatekeeper.worker import logs
 from gatekeeper.worker.buildargs import BuildSpec
-from gatekeeper.worker.ssh import SSH_FAILED, SshError, SshNode
+from gatekeeper.worker.ssh import SSH_FAILED, SshNode
 from gatekeeper.worker.workspace import WorkspaceBuilder, WorkspaceError
 
 log = logging.getLogger("gatekeeper.worker.executor")

@@ -22,7 +22,8 @@ import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
 
-from gatekeeper.worker.ssh import SshError, SshNode
+from gatekeeper.ssh import SshError
+from gatekeeper.worker.ssh import SshNode
 
 log = logging.getLogger("gatekeeper.worker.logs")
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from gatekeeper.interfaces import NodeLease
 from gatekeeper.model.names import SAFE_HOST, SAFE_USER
+from gatekeeper.ssh import SshError
 
 log = logging.getLogger("gatekeeper.worker.ssh")
 
@@ -62,10 +63,6 @@ _KILL_SCRIPT = (
     'if [ "$i" -ge "$2" ]; then kill -KILL "-$pg" 2>/dev/null; '
     'echo "job $pg killed (KILL)"; exit 0; fi; sleep 0.1; done; '
     'echo "job $pg terminated (TERM)"')
-
-
-class SshError(Exception):
-    """ssh or rsync could not reach the node (not a failure of the command run)."""
 
 
 def remote_command(argv: Sequence[str]) -> str:

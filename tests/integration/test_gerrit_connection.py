@@ -12,8 +12,9 @@ from gatekeeper.gerrit.backoff import Backoff
 from gatekeeper.gerrit.catchup import CatchUp
 from gatekeeper.gerrit.reporter import GerritReporter
 from gatekeeper.gerrit.source import GerritSource
-from gatekeeper.gerrit.ssh import GerritError, GerritSSH, SSHTarget
+from gatekeeper.gerrit.ssh import GerritError, GerritSSH
 from gatekeeper.gerrit.watcher import GerritWatcher
+from gatekeeper.ssh import SshTarget
 from tests.integration.gerrit_conn_support import (
     PROJECT,
     Collector,
@@ -72,7 +73,7 @@ def force_drop(emu, w: GerritWatcher) -> None:
 
 
 def ssh_for(gerrit: Gerrit) -> GerritSSH:
-    return GerritSSH(SSHTarget("127.0.0.1", gerrit.port, "gatekeeper", str(gerrit.key),
+    return GerritSSH(SshTarget("127.0.0.1", gerrit.port, "gatekeeper", str(gerrit.key),
                                known_hosts=str(gerrit.known_hosts)))
 
 
@@ -307,10 +308,11 @@ def test_command_connection_sets_tcp_nodelay(gerrit_emulator):
     """Without TCP_NODELAY each Gerrit command costs ~40 ms on loopback."""
     import socket as socketlib
 
-    from gatekeeper.gerrit.ssh import SSHTarget, close_client, connect
+    from gatekeeper.gerrit.ssh import close_client, connect
+    from gatekeeper.ssh import SshTarget
 
     setup = gerrit_emulator
-    target = SSHTarget(host=setup.emu.host, port=setup.emu.port, username="gatekeeper",
+    target = SshTarget(host=setup.emu.host, port=setup.emu.port, username="gatekeeper",
                        private_key=str(setup.key), known_hosts=str(setup.known_hosts))
     client = connect(target)
     try:

@@ -12,8 +12,9 @@ import pytest
 from gatekeeper.gerrit.backoff import Backoff
 from gatekeeper.gerrit.connection import GerritConnection
 from gatekeeper.gerrit.source import GerritSource
-from gatekeeper.gerrit.ssh import GerritSSH, SSHTarget
+from gatekeeper.gerrit.ssh import GerritSSH
 from gatekeeper.gerrit.watcher import GerritWatcher
+from gatekeeper.ssh import SshTarget
 from tests.integration.gerrit_conn_support import (
     PROJECT,
     Collector,
@@ -224,7 +225,7 @@ def test_gerrit_2x_string_numbers_end_to_end(tmp_path):
         ca = [e for e in sink.of("comment-added", n) if e.approvals]
         assert len(ca) == 1 and {(a.label, a.value) for a in ca[0].approvals} == {
             ("Code-Review", 2), ("Workflow", 1)}
-        ssh = GerritSSH(SSHTarget("127.0.0.1", g.port, "gatekeeper", str(g.key),
+        ssh = GerritSSH(SshTarget("127.0.0.1", g.port, "gatekeeper", str(g.key),
                                   known_hosts=str(g.known_hosts)))
         try:
             c = GerritSource(ssh).get_change(n)

@@ -20,7 +20,8 @@ from gatekeeper.nodes.planner import Timeouts
 from gatekeeper.nodes.providers.static import ResetCommand, StaticHost, StaticProvider
 from gatekeeper.nodes.runtime import LabelSpec, ProviderRuntime
 from gatekeeper.nodes.service import PoolConfig, PoolService
-from gatekeeper.nodes.sshrun import ReadyCheck, SshTarget, run
+from gatekeeper.nodes.sshrun import ReadyCheck, run
+from gatekeeper.ssh import SshTarget
 from tests.fixtures.pool import cloud_provider, pool_config, wait_for
 
 pytestmark = pytest.mark.integration
@@ -183,7 +184,7 @@ def test_local_provider_nodes(tmp_path, client_key, pool_store, pool_services):
 
 def test_ready_check_verifies_pinned_host_keys(sshd_node, client_key, tmp_path):
     from gatekeeper.nodes.localsshd import generate_keypair
-    from gatekeeper.nodes.sshrun import SshError
+    from gatekeeper.ssh import SshError
 
     check = ReadyCheck(timeout=5)
     me = sshd_node.username

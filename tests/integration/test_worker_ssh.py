@@ -10,7 +10,8 @@ import pytest
 
 from gatekeeper.interfaces import NodeLease
 from gatekeeper.nodes.localsshd import LocalSshd, generate_keypair
-from gatekeeper.worker.ssh import SshError, SshNode
+from gatekeeper.ssh import SshError
+from gatekeeper.worker.ssh import SshNode
 from tests.fixtures.worker import wait_for
 
 pytestmark = pytest.mark.integration

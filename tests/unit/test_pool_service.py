@@ -218,7 +218,7 @@ def test_hold_expires_and_node_is_deleted(pool_store, pool_services):
 
 def test_stuck_launch_taken_off_building(pool_store, pool_services):
     from gatekeeper.nodes.planner import Timeouts
-    from gatekeeper.nodes.sshrun import SshError
+    from gatekeeper.ssh import SshError
 
     hang = threading.Event()
 

@@ -13,7 +13,7 @@ from gatekeeper.nodes.providers.static import (
     StaticHost,
     StaticProvider,
 )
-from gatekeeper.nodes.sshrun import SshError
+from gatekeeper.ssh import SshError
 
 HOST = StaticHost("m1", "127.0.0.1", "metal", 2201, "root", "/k", "ssh-ed25519 AAAA")
 

@@ -14,7 +14,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from gatekeeper.nodes.sshrun import ReadyCheck, SshError, SshTarget, run, ssh_answers
+from gatekeeper.nodes.sshrun import ReadyCheck, run, ssh_answers
+from gatekeeper.ssh import SshError, SshTarget
 
 log = logging.getLogger("gatekeeper.nodes.providers.static")
 
