@@ -26,7 +26,8 @@ QUERY_OPTIONS = ("--current-patch-set", "--all-approvals", "--patch-sets", "--de
 
 
 class QueryError(Exception):
-    pass
+    """Gerrit refused a query (its ``{"type":"error","message":...}`` row) or
+    answered something that is not a query result. The emulator raises it too."""
 
 
 @dataclass

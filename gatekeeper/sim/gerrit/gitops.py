@@ -12,6 +12,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from gatekeeper.merger.repo import GitError
 from gatekeeper.sim.gerrit.model import FileStat
 
 log = logging.getLogger("gatekeeper.sim.gerrit.gitops")
@@ -49,10 +50,6 @@ done
 POST_RECEIVE = """#!/bin/sh
 if [ -n "$GK_PUSH_LOG" ]; then cat > "$GK_PUSH_LOG"; else cat > /dev/null; fi
 """
-
-
-class GitError(Exception):
-    pass
 
 
 @dataclass(frozen=True)

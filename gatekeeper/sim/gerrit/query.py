@@ -12,13 +12,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from gatekeeper.gerrit.query import QueryError
 from gatekeeper.sim.gerrit.model import STATUS_ABANDONED, STATUS_MERGED, STATUS_NEW, Change
 
 DEFAULT_LIMIT = 500
-
-
-class QueryError(Exception):
-    """Rendered by Gerrit as a ``{"type":"error","message":...}`` row."""
 
 
 @dataclass
