@@ -142,7 +142,9 @@ class MergeRequest:
     ref_name: str = ""  # e.g. refs/gatekeeper/master/Z<uuid>
 
 
-class Merger(Protocol):
+class MergeClient(Protocol):
+    """How the scheduler asks a merger (gatekeeper.merger) for a speculative state."""
+
     def merge(self, request: MergeRequest) -> None:
         """Build and publish the speculative state; MergeCompleted follows."""
         ...

@@ -33,7 +33,7 @@ from gatekeeper.interfaces import (
     Launcher,
     Mailer,
     MailReport,
-    Merger,
+    MergeClient,
     MergeRequest,
     Reporter,
     ReportResult,
@@ -91,7 +91,7 @@ class AdapterEffects:
     """Binds the core's effects to the adapters. An adapter that raises turns
     into a result event, so no build or merge is ever waited for forever."""
 
-    def __init__(self, reporter: Reporter, launcher: Launcher, merger: Merger,
+    def __init__(self, reporter: Reporter, launcher: Launcher, merger: MergeClient,
                  results: EventSink, clock: Callable[[], float] = lambda: 0.0):
         self.reporter = reporter
         self.launcher = launcher
@@ -151,7 +151,7 @@ class AdapterEffects:
 
 class Scheduler:
     def __init__(self, layout: Layout, source: Source, reporter: Reporter, launcher: Launcher,
-                 merger: Merger, clock: Callable[[], float], status_url: str = "",
+                 merger: MergeClient, clock: Callable[[], float], status_url: str = "",
                  git_url: str = "", layout_loader: Callable[[tuple[str, ...]], Layout] | None = None,
                  new_uuid: Callable[[], str] | None = None):
         self.clock = clock

@@ -60,7 +60,7 @@ class Counters:
 
 
 class World:
-    """Source, Reporter, Launcher and Merger of one simulated run."""
+    """Source, Reporter, Launcher and MergeClient of one simulated run."""
 
     def __init__(self, wl: Workload, seed: int):
         self.wl = wl
