@@ -133,7 +133,8 @@ class DependentManager(PipelineManager):
         self.strategy.item_done(broken)
         if not self.strategy.cfg.size_window or not q.window:
             return False
-        old, new = q.window, self.strategy.window(q, len(self.selected(item)))
+        old = q.window
+        new = self.pipeline.window.capped(self.strategy.window(q, len(self.selected(item))))
         if new != old:
             self.door.set(q, window=new)
             self.door.note(item, "window", (
@@ -150,12 +151,14 @@ class DependentManager(PipelineManager):
         if not q.window:
             return
         old = q.window
-        new = old + cfg.increase_factor if cfg.increase_type == "linear" \
-            else old * max(1, cfg.increase_factor)
-        if new != old:
+        new = cfg.capped(old + cfg.increase_factor if cfg.increase_type == "linear"
+                         else old * max(1, cfg.increase_factor))
+        if new > old:
             self.door.set(q, window=new)
             self.door.note(item, "window", f"queue {q.name} window grows {old} -> {new} "
-                           f"({cfg.increase_type}) after {item.label} merged")
+                           f"({cfg.increase_type}"
+                           f"{f', ceiling {cfg.ceiling}' if cfg.ceiling else ''}) after "
+                           f"{item.label} merged")
 
     def window_shrink(self, q: ChangeQueue, item: QueueItem) -> None:
         if self._sized(q, item, broken=True):

@@ -168,7 +168,8 @@ class Engine:
                 if not q.dynamic:
                     door.set(q, window_floor=max(1, pipeline.window.floor))
                     if q.window:
-                        door.set(q, window=max(q.window_floor, q.window))
+                        door.set(q, window=pipeline.window.capped(
+                            max(q.window_floor, q.window)))
             for item in state.items():
                 if item.dequeued:
                     continue

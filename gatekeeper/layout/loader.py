@@ -25,7 +25,7 @@ from gatekeeper.layout.checks import (
     check_site,
 )
 from gatekeeper.layout.jobs import JobRegistry
-from gatekeeper.layout.model import Job, JobTree, Layout, Pipeline, Project
+from gatekeeper.layout.model import Job, JobTree, Layout, Pipeline, Project, WindowConfig
 from gatekeeper.layout.pipelines import build_pipeline
 from gatekeeper.layout.problems import Problems, Source
 from gatekeeper.layout.schema import LAYOUT, PROJECT_KEYS
@@ -218,6 +218,18 @@ def _pipelines(docs: list[Doc], problems: Problems) -> dict[str, Pipeline]:
         window, floor = raw.get("window"), raw.get("window-floor")
         if window and floor and floor > window:
             problems.add(src, ["window-floor"], f"window-floor ({floor}) is larger than window ({window})")
+        ceiling = raw.get("window-ceiling")
+        if ceiling is not None:
+            if raw.get("manager") != "dependent":
+                problems.add(src, ["window-ceiling"], "a window-ceiling needs manager: dependent "
+                             f"(this pipeline's manager is {raw.get('manager')})")
+            elif window == 0:
+                problems.add(src, ["window-ceiling"], "window 0 is unlimited: a window-ceiling "
+                             "needs a window")
+            elif ceiling < max(window or WindowConfig().window, floor or WindowConfig().floor):
+                problems.add(src, ["window-ceiling"], f"window-ceiling ({ceiling}) is smaller than "
+                             f"the window ({window or WindowConfig().window}) or window-floor "
+                             f"({floor or WindowConfig().floor})")
         if "strategy" in raw and raw["manager"] != "dependent":
             problems.add(src, ["strategy"], "a gate strategy needs manager: dependent "
                          f"(this pipeline's manager is {raw['manager']})")

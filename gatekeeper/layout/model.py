@@ -114,6 +114,10 @@ class WindowConfig:
     increase_factor: int = 1
     decrease_type: Literal["linear", "exponential"] = "exponential"
     decrease_factor: int = 2
+    ceiling: int = 0  # the window never grows beyond this (0 = no ceiling)
+
+    def capped(self, window: int) -> int:
+        return min(window, self.ceiling) if self.ceiling else window
 
 
 @dataclass(frozen=True)

@@ -132,6 +132,7 @@ def build_pipeline(raw: dict[str, Any]) -> Pipeline:
             increase_factor=raw.get("window-increase-factor", defaults.increase_factor),
             decrease_type=raw.get("window-decrease-type", defaults.decrease_type),
             decrease_factor=raw.get("window-decrease-factor", defaults.decrease_factor),
+            ceiling=raw.get("window-ceiling", defaults.ceiling),
         ),
         strategy=build_strategy(raw.get("strategy")),
         header=raw.get("header"),

@@ -354,6 +354,7 @@ PIPELINE = vol.Schema(
         "fail-fast": bool,
         "window": vol.All(int, vol.Range(min=0)),
         "window-floor": vol.All(int, vol.Range(min=1)),
+        "window-ceiling": vol.All(int, vol.Range(min=1)),
         "window-increase-type": choice(*WINDOW_TYPES),
         "window-increase-factor": vol.All(int, vol.Range(min=1)),
         "window-decrease-type": choice(*WINDOW_TYPES),

@@ -66,6 +66,16 @@ CASES = [
         BASE + "    window: 2\n    window-floor: 5\n",
         ["L:8: pipelines[0].window-floor: window-floor (5) is larger than window (2)"],
     ),
+    (BASE + "    window-ceiling: 5\n",
+     ["L:7: pipelines[0].window-ceiling: a window-ceiling needs manager: dependent (this "
+      "pipeline's manager is independent)"]),
+    (BASE.replace("independent", "dependent") + "    window: 10\n    window-ceiling: 5\n",
+     ["L:8: pipelines[0].window-ceiling: window-ceiling (5) is smaller than the window (10) or "
+      "window-floor (3)"]),
+    (BASE.replace("independent", "dependent") + "    window: 0\n    window-ceiling: 5\n",
+     ["L:8: pipelines[0].window-ceiling: window 0 is unlimited: a window-ceiling needs a window"]),
+    (BASE.replace("independent", "dependent") + "    window-ceiling: 0\n",
+     ["L:7: pipelines[0].window-ceiling: value must be at least 1"]),
     (
         BASE + "    window-increase-type: quadratic\n",
         ["L:7: pipelines[0].window-increase-type: must be one of: linear, exponential"],

@@ -114,6 +114,10 @@ projects:
 """
 
 
-def layout(window: int = 20, fail_fast: bool = False, extra_projects: str = "") -> str:
+def layout(window: int = 20, fail_fast: bool = False, extra_projects: str = "",
+           ceiling: int = 0) -> str:
     pipes = PIPELINES.replace("WINDOW", str(window)).replace("FAILFAST", str(fail_fast).lower())
+    if ceiling:
+        pipes = pipes.replace("    window-floor: 2\n",
+                              f"    window-floor: 2\n    window-ceiling: {ceiling}\n")
     return pipes + JOBS + PROJECTS + extra_projects

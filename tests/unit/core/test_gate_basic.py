@@ -235,6 +235,22 @@ def test_window_grows_on_merge(make):
     assert "window grows 2 -> 3 (linear) after 1,1 merged" in h.sched.explain(1)
 
 
+def test_window_stops_growing_at_its_ceiling(make):
+    h = make(window=2, ceiling=3)
+    changes = [h.source.add("org/project") for _ in range(6)]
+    for c in changes:
+        h.approve(c)
+    q = h.engine.states["gate"].queues[0]
+    for n in (1, 2):
+        h.release("project-merge")
+        h.release(change=changes[n - 1])
+    assert h.merged == [1, 2]
+    assert q.window == 3  # 2 -> 3, then held at the ceiling
+    assert len({b.change for b in h.running()}) == 3
+    assert "window grows 2 -> 3 (linear, ceiling 3) after 1,1 merged" in h.sched.explain(1)
+    assert "window grows" not in h.sched.explain(2)
+
+
 def test_window_shrinks_on_failure_not_below_floor(make):
     h = make(window=6)
     changes = [h.source.add("org/project") for _ in range(8)]
