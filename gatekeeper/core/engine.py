@@ -41,6 +41,8 @@ class Engine:
         self.ctx = ctx
         self.states: dict[str, PipelineState] = {}
         self.managers: dict[str, PipelineManager] = {}
+        # (the Door, its count) after the last pass that changed nothing
+        self._settled: tuple[object, int] | None = None
         self._bind(ctx.layout)
 
     def _bind(self, layout: Layout) -> None:
@@ -127,12 +129,23 @@ class Engine:
         return manager.promote(keys)
 
     def process(self) -> int:
-        """Process every pipeline until a pass changes nothing; returns passes."""
+        """Process every pipeline until a pass changes nothing; returns passes.
+
+        A pass is a function of the state, and every state change goes
+        through the Door: when nothing passed the Door since the last pass
+        that changed nothing, this pass would change nothing either, and is
+        skipped (0 passes) — an idle turn costs nothing, however long the
+        queues."""
+        door = self.ctx.door
+        if self._settled is not None and self._settled[0] is door \
+                and self._settled[1] == door.count:
+            return 0
         for n in range(1, MAX_PASSES + 1):
-            before = self.ctx.door.count
+            before = door.count
             for manager in self.managers.values():
                 manager.process()
-            if self.ctx.door.count == before:
+            if door.count == before:
+                self._settled = (door, before)
                 return n
         log.error("queues still changing after %d passes; giving up this turn", MAX_PASSES)
         return MAX_PASSES

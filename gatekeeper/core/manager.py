@@ -275,14 +275,20 @@ class PipelineManager:
         self.door.set(bs, changes=changes, base_item=base, merge_state=MergeState.PENDING,
                       merge_request=uuid)
         self.ctx.merges[uuid] = (item, bs)
+        self.door.note(item, "merge", "speculative merge requested: "
+                       + self._on_top(c.id_string, changes))
+        self.ctx.effects.merge(request)
+        return False
+
+    @staticmethod
+    def _on_top(what: str, changes: tuple[SpeculativeChange, ...]) -> str:
+        """``what`` on top of the changes ahead in words, naming at most the
+        last five (a note must not grow with the queue: the chain is in the
+        build set)."""
         ahead = [x.id_string for x in changes[-6:-1]]
         if len(changes) > 6:
             ahead.insert(0, f"{len(changes) - 6} more")
-        self.door.note(item, "merge", "speculative merge requested: "
-                       + (f"{c.id_string} on top of {', '.join(ahead)}" if ahead
-                          else f"{c.id_string} on the branch tip"))
-        self.ctx.effects.merge(request)
-        return False
+        return f"{what} on top of {', '.join(ahead)}" if ahead else f"{what} on the branch tip"
 
     @staticmethod
     def _spec(x: Change | Ref) -> SpeculativeChange:
@@ -339,7 +345,7 @@ class PipelineManager:
                                       judgment="rerun" if rerun else None,
                                       suspect_failures=rerun.suspect_failures if rerun else 0))
         self.ctx.builds[uuid] = (item, bs)
-        on = ", ".join(c.id_string for c in bs.changes) or item.label
+        on = self._on_top(item.label, bs.changes) if bs.changes else item.label
         self.door.note(item, "launch", f"{job.name} launched (attempt {attempt}) "
                        f"as {uuid[:7]} testing {on}")
         self.ctx.effects.launch(request)

@@ -5,8 +5,8 @@ from tests.unit.core.harness import Harness
 from tests.unit.core.layouts import layout
 
 
-def run_gate(n: int, fail_every: int = 0) -> tuple[int, int, Harness]:
-    h = Harness(layout(window=20))
+def run_gate(n: int, fail_every: int = 0, ceiling: int = 0) -> tuple[int, int, Harness]:
+    h = Harness(layout(window=20, ceiling=ceiling))
     changes = [h.source.add("org/alone") for _ in range(n)]
     from gatekeeper.model.change import Approval
     for c in changes:
@@ -48,3 +48,27 @@ def test_thousand_items_with_failures_linear_cost():
     assert h.merged == sorted(h.merged)
     assert ops_big / ops_small < 6, (ops_small, ops_big)
     assert muts_big / muts_small < 6, (muts_small, muts_big)
+
+
+def _note_chars(h: Harness) -> int:
+    return sum(len(e.text) for i in h.engine.ctx.finished for e in i.history)
+
+
+def test_work_per_merged_change_does_not_grow_with_n():
+    """Counted, not timed: item visits, Door mutations and the text of every
+    note per merged change are the same at N=1,000 as at N=250 once the
+    window has a ceiling (without one, the window and every chain grow with
+    the queue); the notes stay bounded even without it (a launch note names
+    at most five changes ahead, the chain is in the build set)."""
+    Harness.door_count = lambda self: self.sched.door.count
+    per_change = []
+    for n in (250, 1000):
+        ops, muts, h = run_gate(n, ceiling=40)
+        assert h.merged == list(range(1, n + 1))
+        per_change.append((ops / n, muts / n, _note_chars(h) / n))
+    (ops_s, muts_s, notes_s), (ops_b, muts_b, notes_b) = per_change
+    assert ops_b <= ops_s * 1.05 and muts_b <= muts_s * 1.05, per_change
+    assert notes_b <= notes_s * 1.05, per_change
+    _, _, small = run_gate(250)
+    _, _, big = run_gate(1000)
+    assert _note_chars(big) / 1000 <= _note_chars(small) / 250 * 1.05
