@@ -289,7 +289,7 @@ class Scheduler:
                     fresh[c.number] = now
         submitted = self.effects.outbox.submitted() if self.effects.outbox else set()
         for item, why in reconcile(self.engine, fresh, submitted):
-            log.info("restart: %s dequeued from %s: %s", item.label, item.pipeline, why)
+            log.info("restart: %s dequeued from %s: %s", item.display_name, item.pipeline, why)
 
     # --- the loop -----------------------------------------------------------
 

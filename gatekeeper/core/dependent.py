@@ -75,12 +75,12 @@ class DependentManager(PipelineManager):
                 return None
             if dep.failing_reasons:
                 self.not_enqueued(change, (
-                    f"it depends on {dep.label}, which is failing "
+                    f"it depends on {dep.display_name}, which is failing "
                     f"({'; '.join(dep.failing_reasons)})"), report=True)
                 return None
             needs.append(d.key)
         item = self.new_item(change, q, trigger, needs=tuple(needs))
-        ahead_label = item.item_ahead.label if item.item_ahead else "the branch tip"
+        ahead_label = item.item_ahead.display_name if item.item_ahead else "the branch tip"
         text = f"enqueued by {trigger} in queue {q.name} behind {ahead_label}"
         if needs:
             text += f"; needs {', '.join(d.id_string for d in deps.direct)} (ahead of it)"
@@ -140,7 +140,7 @@ class DependentManager(PipelineManager):
             self.door.note(item, "window", (
                 f"queue {q.name} window {old} -> {new}: sized to the broken-change rate "
                 f"{self.strategy.learned.broken_rate():.3f} (P(whole window valid) >= "
-                f"{self.strategy.cfg.window_valid}) after {item.label} "
+                f"{self.strategy.cfg.window_valid}) after {item.display_name} "
                 f"{'failed' if broken else 'merged'}"))
         return True
 
@@ -158,7 +158,7 @@ class DependentManager(PipelineManager):
             self.door.note(item, "window", f"queue {q.name} window grows {old} -> {new} "
                            f"({cfg.increase_type}"
                            f"{f', ceiling {cfg.ceiling}' if cfg.ceiling else ''}) after "
-                           f"{item.label} merged")
+                           f"{item.display_name} merged")
 
     def window_shrink(self, q: ChangeQueue, item: QueueItem) -> None:
         if self._sized(q, item, broken=True):
@@ -173,7 +173,7 @@ class DependentManager(PipelineManager):
         if new != old:
             self.door.set(q, window=new)
             self.door.note(item, "window", f"queue {q.name} window shrinks {old} -> {new} "
-                           f"({cfg.decrease_type}, floor {q.window_floor}) after {item.label} "
+                           f"({cfg.decrease_type}, floor {q.window_floor}) after {item.display_name} "
                            "failed")
 
     def promote(self, keys: list[str]) -> str | None:
@@ -193,7 +193,7 @@ class DependentManager(PipelineManager):
         for it in order:
             for need in it.needs:
                 if need not in seen and any(o.change.key == need for o in order):
-                    return (f"cannot promote: {it.label} would be ahead of change {need}, "
+                    return (f"cannot promote: {it.display_name} would be ahead of change {need}, "
                             "which it depends on")
             seen.add(it.change.key)
         self.door.reorder(q, order)

@@ -94,7 +94,7 @@ class Door:
             tail.items_behind.append(item)
         state.index.setdefault(item.change.key, []).append(item)
         self._emit("add-item", item.uuid, item, queue=queue.name, ahead=tail.uuid if tail else None,
-                   change=item.label, live=item.live)
+                   change=item.display_name, live=item.live)
 
     def link(self, item: QueueItem, ahead: QueueItem | None) -> None:
         """Make ``ahead`` the item ``item`` is tested on top of."""
@@ -171,7 +171,7 @@ class Door:
     def note(self, item: QueueItem, kind: str, text: str) -> None:
         entry = HistoryEntry(self.clock(), kind, text)
         item.history.append(entry)
-        log.info("%s %s [%s] %s", item.pipeline, item.label, kind, text)
+        log.info("%s %s [%s] %s", item.pipeline, item.display_name, kind, text)
         self._emit("note", item.uuid, item, kind=kind, text=text)
 
     def decision(self, state: PipelineState, change: Change, kind: str, text: str) -> None:

@@ -21,9 +21,9 @@ def render_history(entries: list[HistoryEntry]) -> str:
 def explain_item(item: QueueItem) -> str:
     where = "dequeued: " + item.dequeue_reason if item.dequeued else (
         f"queue {item.queue}, tested on top of "
-        f"{item.item_ahead.label if item.item_ahead else 'the branch tip'}"
+        f"{item.item_ahead.display_name if item.item_ahead else 'the branch tip'}"
         f"{'' if item.active else ' (waiting outside the window)'}")
-    head = f"{item.label} in {item.pipeline} ({'live' if item.live else 'dependency'}): {where}"
+    head = f"{item.display_name} in {item.pipeline} ({'live' if item.live else 'dependency'}): {where}"
     if item.failing_reasons:
         head += "\n  failing because " + "; ".join(item.failing_reasons)
     return head + "\n" + render_history(item.history)

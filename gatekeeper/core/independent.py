@@ -44,7 +44,7 @@ class IndependentManager(PipelineManager):
         """A dependency got a new patchset (or was abandoned): test the change
         again with what it depends on now, instead of failing it."""
         if not item.live:
-            self.remove(item, f"{dep.label} left the queue ({reason})", merged=True)
+            self.remove(item, f"{dep.display_name} left the queue ({reason})", merged=True)
             return
         c = item.change
         fresh = self.ctx.lookup.get_change(c.number, refresh=True) \
@@ -54,6 +54,6 @@ class IndependentManager(PipelineManager):
         if fresh is None or dep_now is None or not dep_now.is_open or not fresh.is_open:
             super().dependency_left(item, dep, reason)
             return
-        self.remove(item, f"its dependency {dep.label} changed ({reason}); testing again",
+        self.remove(item, f"its dependency {dep.display_name} changed ({reason}); testing again",
                     merged=True)
-        self.enqueue(fresh, f"its dependency {dep.label} changed")
+        self.enqueue(fresh, f"its dependency {dep.display_name} changed")

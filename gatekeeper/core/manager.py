@@ -188,13 +188,13 @@ class PipelineManager:
         for need in item.needs:
             if need in keys:
                 dep = keys[need]
-                self.remove(item, f"it depends on {dep.label}, which is failing "
+                self.remove(item, f"it depends on {dep.display_name}, which is failing "
                             f"({'; '.join(dep.failing_reasons) or 'removed'})",
                             report="failure")
                 return False
         why = "; ".join(ahead.failing_reasons) if ahead is not None else ""
-        where = nnfi.label if nnfi is not None else "the branch tip"
-        text = (f"{ahead.label if ahead else 'the item ahead'} ahead of it is failing"
+        where = nnfi.display_name if nnfi is not None else "the branch tip"
+        text = (f"{ahead.display_name if ahead else 'the item ahead'} ahead of it is failing"
                 f"{' (' + why + ')' if why else ''}; now tested on top of {where}")
         self.door.link(item, nnfi)
         self.door.note(item, "nnfi", f"nearest non-failing item ahead: {where}")
@@ -209,7 +209,7 @@ class PipelineManager:
         while todo:
             it, why = todo.pop()
             if not it.build_set.is_fresh:
-                text = why if isinstance(why, str) else f"{why.label} ahead of it was reset"
+                text = why if isinstance(why, str) else f"{why.display_name} ahead of it was reset"
                 self.cancel_builds(it, text)
                 self.ctx.merges.pop(it.build_set.merge_request or "", None)
                 self.door.new_build_set(it, BuildSet(self.ctx.new_uuid()))
@@ -305,7 +305,7 @@ class PipelineManager:
             why = f"the merger could not prepare the speculative state: {ev.error}"
         else:
             ahead = [c.id_string for c in bs.changes[:-1]]
-            who = ev.conflict_change or item.label
+            who = ev.conflict_change or item.display_name
             on = (f"on top of {', '.join(ahead)}" if ahead
                   else f"on the tip of {item.change.branch}")
             why = f"{who} does not merge {on}"
@@ -345,7 +345,7 @@ class PipelineManager:
                                       judgment="rerun" if rerun else None,
                                       suspect_failures=rerun.suspect_failures if rerun else 0))
         self.ctx.builds[uuid] = (item, bs)
-        on = self._on_top(item.label, bs.changes) if bs.changes else item.label
+        on = self._on_top(item.display_name, bs.changes) if bs.changes else item.display_name
         self.door.note(item, "launch", f"{job.name} launched (attempt {attempt}) "
                        f"as {uuid[:7]} testing {on}")
         self.ctx.effects.launch(request)
@@ -446,7 +446,7 @@ class PipelineManager:
         result = self.report(item, "success", action, "")
         if action is not None and action.submit and action.send:
             if not result.ok:
-                why = f"Gerrit did not submit {item.label}: {result.error or 'no reason given'}"
+                why = f"Gerrit did not submit {item.display_name}: {result.error or 'no reason given'}"
                 self.door.set(bs, result=BuildSetResult.MERGER_FAILURE)
                 self.door.note(item, "submit", why)
                 self.report(item, "merge-failure", self.merge_failure_action(), why)
@@ -454,7 +454,7 @@ class PipelineManager:
                 self.remove(item, why)
                 return
             self.door.set(item, merged=True)
-            self.door.note(item, "submit", f"{item.label} submitted")
+            self.door.note(item, "submit", f"{item.display_name} submitted")
             self.window_grow(q, item)
         self.remove(item, "reported success", merged=True)
 
@@ -492,7 +492,7 @@ class PipelineManager:
         try:
             self.ctx.effects.mail(MailReport(smtp.to, smtp.sender, subject, body + "\n"))
         except Exception:  # a mailer must not take the scheduler down
-            log.exception("mailing the %s report of %s failed", kind, item.label)
+            log.exception("mailing the %s report of %s failed", kind, item.display_name)
             return
         self.door.note(item, "report", f"{kind} mailed to {', '.join(smtp.to)}")
 
@@ -520,7 +520,7 @@ class PipelineManager:
         if q is None or item.dequeued:
             return
         behind = list(item.items_behind)
-        self.cancel_builds(item, f"{item.label} dequeued",
+        self.cancel_builds(item, f"{item.display_name} dequeued",
                            mark=BuildResult.CANCELED if report is not None else None)
         if report is not None:
             self.report(item, report, self.pipeline.failure, f"Removed from the queue: {reason}.")
@@ -530,7 +530,7 @@ class PipelineManager:
         self.ctx.finished.append(item)
         if not merged and self.speculative:
             for b in behind:
-                self.reset(b, f"{item.label} ahead of it left the queue ({reason})")
+                self.reset(b, f"{item.display_name} ahead of it left the queue ({reason})")
         if not merged:
             for other in list(q.items):
                 if item.change.key in other.needs and not other.dequeued:
@@ -540,7 +540,7 @@ class PipelineManager:
 
     def dependency_left(self, item: QueueItem, dep: QueueItem, reason: str) -> None:
         """``dep`` left without merging: ``item`` cannot be tested as queued."""
-        self.remove(item, f"it depends on {dep.label}, which left the queue ({reason})",
+        self.remove(item, f"it depends on {dep.display_name}, which left the queue ({reason})",
                     report="failure" if item.live else None)
 
     def dequeue_change(self, key: str, reason: str) -> bool:

@@ -28,6 +28,6 @@ class SerialManager(PipelineManager):
                             merged=True)
         item = self.new_item(change, q, trigger)
         self.door.note(item, "enqueue", f"enqueued by {trigger}"
-                       + (f"; runs after {item.item_ahead.label}" if item.item_ahead else ""))
+                       + (f"; runs after {item.item_ahead.display_name}" if item.item_ahead else ""))
         self.report_start(item)
         return item

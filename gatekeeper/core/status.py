@@ -28,13 +28,13 @@ def _item(engine: Engine, item: QueueItem) -> dict[str, Any]:
             "judgment": b.judgment if b else None,
         })
     return {
-        "id": item.uuid, "change": item.label, "project": c.project, "branch": c.branch,
+        "id": item.uuid, "change": item.display_name, "project": c.project, "branch": c.branch,
         "number": c.number, "patchset": c.patchset,
         "url": c.url, "live": item.live, "active": item.active,
         "enqueue_time": item.enqueue_time,
         "item_ahead": item.item_ahead.uuid if item.item_ahead else None,
         "items_behind": [b.uuid for b in item.items_behind],
-        "nnfi": item.nnfi.label if item.nnfi else None,
+        "nnfi": item.nnfi.display_name if item.nnfi else None,
         "tested_on": [x.id_string for x in bs.changes[:-1]],
         "failing_reasons": list(item.failing_reasons),
         "merge_state": bs.merge_state, "merged": bs.merged, "merge_error": bs.merge_error,

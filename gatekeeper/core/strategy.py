@@ -139,7 +139,7 @@ class Strategy:
                 continue
             passed = self._passed_behind(item, b.job) if self.cfg.evidence else None
             if passed is not None:
-                self._flake(item, b, f"passed on {passed.label}'s state, which includes it")
+                self._flake(item, b, f"passed on {passed.display_name}'s state, which includes it")
                 continue
             if b.judgment == "rerun":
                 continue  # still running (a failed rerun is a suspect again)

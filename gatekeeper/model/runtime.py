@@ -132,7 +132,7 @@ class QueueItem:
         return ahead
 
     @property
-    def label(self) -> str:
+    def display_name(self) -> str:
         """How people name this item: ``N,PS`` or ``project ref@rev``."""
         return self.change.display_name
 

@@ -346,7 +346,7 @@ class Harness:
     # --- views --------------------------------------------------------------
     def queue(self, pipeline: str = "gate") -> list[str]:
         state = self.engine.states[pipeline]
-        return [i.label for q in state.queues for i in q.items]
+        return [i.display_name for q in state.queues for i in q.items]
 
     def items(self, pipeline: str = "gate"):
         return self.engine.states[pipeline].items()

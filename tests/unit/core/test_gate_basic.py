@@ -337,7 +337,7 @@ def test_shared_queue_across_projects(h: Harness):
     c = h.source.add("org/alone")
     for x in (a, b, c):
         h.approve(x)
-    names = {q.name: [i.label for i in q.items] for q in h.engine.states["gate"].queues}
+    names = {q.name: [i.display_name for i in q.items] for q in h.engine.states["gate"].queues}
     assert names == {"integrated": ["1,1", "2,1"], "org/alone": ["3,1"]}
     assert h.running(change=b)[0].changes == ["1,1", "2,1"]
     assert h.running(change=c)[0].changes == ["3,1"]

@@ -105,7 +105,7 @@ def test_reload_moves_project_to_another_queue(h: Harness):
                            "  - name: org/project2\n    queue: solo")
     h.sched.reconfigure(_load(new))
     h.settle()
-    queues = {q.name: [i.label for i in q.items] for q in h.engine.states["gate"].queues}
+    queues = {q.name: [i.display_name for i in q.items] for q in h.engine.states["gate"].queues}
     assert queues == {"integrated": ["1,1"], "solo": ["2,1"]}
     assert h.running(change=b)[0].changes == ["2,1"]
     h.release_all()

@@ -127,14 +127,14 @@ def test_sized_window_keeps_work_outside_it() -> None:
     outside = [i for i in h.items() if not i.active]
     kept = [i for i in outside if i.build_set.builds]
     assert kept, "an item pushed out of the window keeps its builds"
-    label = kept[0].label
+    label = kept[0].display_name
     assert h.running(change=label), "its running build was not cancelled"
     launched = len(h.launched(change=label))
     h.release_all()
     assert h.merged == [c.number for c in changes if c is not changes[1]]
     assert len(h.launched(change=label)) == launched  # its build counted when it moved up
     assert any("keeps its 1 builds" in e.text for i in h.engine.ctx.finished
-               if i.label == label for e in i.history)
+               if i.display_name == label for e in i.history)
 
 
 @pytest.mark.parametrize("text,expected", [

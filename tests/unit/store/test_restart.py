@@ -10,7 +10,7 @@ from tests.unit.store.support import StoredHarness, restart
 def snapshot(h: StoredHarness):
     out = {}
     for name, state in h.engine.states.items():
-        out[name] = [(q.name, q.window, [(i.label, i.live, i.item_ahead.label if i.item_ahead
+        out[name] = [(q.name, q.window, [(i.display_name, i.live, i.item_ahead.display_name if i.item_ahead
                                           else None) for i in q.items]) for q in state.queues]
     return out
 
