@@ -51,6 +51,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     ah.add_argument("--count", type=int, default=1)
     ah.add_argument("--for", dest="hold_for", type=float)
     ah.add_argument("--reason", default="")
+    ah.add_argument("--ssh-key", metavar="FILE",
+                    help="your SSH public key (e.g. ~/.ssh/id_ed25519.pub): installed on the "
+                         "held node so you can log in")
     ah.add_argument("--list", action="store_true")
     ah.add_argument("--delete", type=int, metavar="ID")
     sub.add_parser("nodes", help="pool nodes")
@@ -186,6 +189,12 @@ def run(args: argparse.Namespace) -> int:
                             "(or --list / --delete ID)")
         body = {"project": args.project, "job": args.job, "count": args.count,
                 "reason": args.reason, **({"hold_for": args.hold_for} if args.hold_for else {})}
+        if args.ssh_key:
+            try:
+                with open(args.ssh_key) as f:
+                    body["ssh_key"] = f.read().strip()
+            except OSError as e:
+                raise UserError(f"client: --ssh-key {args.ssh_key}: {e.strerror}") from None
         return _out(args, api.call("api/admin/autoholds", body, admin=True), show.autohold)
     raise UserError(f"client: unknown action {a}")
 

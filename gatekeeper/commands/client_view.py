@@ -81,7 +81,8 @@ def _table(rows: list[dict[str, Any]], cols: list[str]) -> None:
 
 
 def autoholds(data: dict[str, Any]) -> None:
-    _table(data.get("autoholds", []), ["id", "project", "job", "count", "hold_for", "reason"])
+    _table(data.get("autoholds", []), ["id", "project", "job", "count", "hold_for", "reason",
+                                       "developer_key"])
 
 
 def nodes(data: dict[str, Any]) -> None:

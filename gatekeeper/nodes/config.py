@@ -137,6 +137,7 @@ PROVIDER = {
     "images": [IMAGE],
     "hosts": [HOST],
     "reset": RESET,
+    "allow_developer_keys": bool,
 }
 
 _LABEL_MAP = vol.Schema({
@@ -401,6 +402,8 @@ def build_pool(pool: dict[str, Any], base_dir: str, state_dir: str,
     cfg = PoolConfig(data.get("id", "gatekeeper"), providers, labels, timeouts,
                      hold_time=data.get("hold_time", 86400.0),
                      max_held=data.get("max_held", DEFAULT_MAX_HELD),
+                     no_developer_keys=frozenset(p["name"] for p in data["providers"]
+                                                 if p.get("allow_developer_keys") is False),
                      tick_interval=data.get("tick_interval", 1.0),
                      reap_interval=data.get("reap_interval", 60.0),
                      poll=data.get("poll_interval", 1.0),

@@ -110,7 +110,8 @@ class LocalSshd:
                 f"Port {self.port}",
                 f"HostKey {self.host_key_path}",
                 f"PidFile {self.root / 'sshd.pid'}",
-                f"AuthorizedKeysFile {ak}",
+                # + the workdir's, where the pool installs autoholds' developer keys
+                f"AuthorizedKeysFile {ak} {self.workdir}/.ssh/authorized_keys",
                 "PasswordAuthentication no",
                 "KbdInteractiveAuthentication no",
                 "PubkeyAuthentication yes",

@@ -63,6 +63,7 @@ class PoolConfig:
     timeouts: Timeouts = field(default_factory=Timeouts)
     hold_time: float = 86400.0  # default hold for failed builds
     max_held: float = DEFAULT_MAX_HELD  # builds' holds per label: see nodes/holdcap.py
+    no_developer_keys: frozenset[str] = frozenset()  # providers with allow_developer_keys: false
     tick_interval: float = 1.0
     reap_interval: float = 60.0
     poll: float = 0.5  # how often actions poll a provider or a booting node
@@ -420,6 +421,7 @@ class PoolService:
             return f"bad release state {state!r}"
         failed = state == NodeState.HOLD or (result not in ("", BuildResult.SUCCESS))
         autoheld = False
+        ah = None
         if failed and node.project and node.job:
             ah = self.store.consume_autohold(node.project, node.job)
             if ah is not None:
@@ -438,10 +440,19 @@ class PoolService:
                                        hold_reason=reason[:1000])
             log.info("node %d held (%s) until %s", node.id, reason or "no reason",
                      "forever" if until is None else f"{until:.0f}")
+            if ok and autoheld and ah is not None:  # a developer's key, if the request has one
+                self._submit_node(node.id, self._developer_access, node, ah.id, until, reason)
         else:
             ok = self.store.transition(node.id, [NodeState.IN_USE], NodeState.USED, now)
         self.wake()
         return "" if ok else f"node {node_id} changed state meanwhile"
+
+    def _developer_access(self, node: Node, autohold: int, until: float | None,
+                          reason: str) -> None:
+        from gatekeeper.nodes.devkeys import DevKeyStore, give_access
+
+        give_access(DevKeyStore(self.store.engine), self.store, node, autohold, until, reason,
+                    self.config.no_developer_keys, self.clock())
 
     def _hold_refusal(self, node: Node) -> str | None:
         same = self.store.list_nodes(IN_SERVICE, label=node.label)

@@ -137,4 +137,13 @@ def _autohold_args(a: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
     reason = a.get("reason", "")
     if not isinstance(reason, str):
         return "reason must be a string", ()
-    return "", (project, job, count, None if hold_for is None else float(hold_for), reason)
+    key = a.get("ssh_key") or ""
+    if key:
+        from gatekeeper.nodes.devkeys import BadKey, check_public_key
+
+        try:
+            key = check_public_key(key if isinstance(key, str) else "")
+        except BadKey as e:
+            return f"ssh_key: {e}", ()
+    return "", (project, job, count, None if hold_for is None else float(hold_for), reason,
+                key)

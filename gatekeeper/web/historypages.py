@@ -106,7 +106,8 @@ def _buildsets_table(rows: list[dict[str, Any]]) -> str:
             "<th>result</th><th>tested</th><th>created</th></tr>" + "".join(out) + "</table>")
 
 
-def build_page(b: dict[str, Any], running: bool) -> str:
+def build_page(b: dict[str, Any], running: bool, held: list[dict[str, Any]] | None = None
+               ) -> str:
     # What the job got (its ZUUL_* parameters as recorded); the history keeps
     # no secrets, so none can be shown.
     params = {"ZUUL_UUID": b["uuid"], "ZUUL_PIPELINE": b["pipeline"],
@@ -133,8 +134,10 @@ def build_page(b: dict[str, Any], running: bool) -> str:
         base = str(b["log_url"])
         links.append(f'<a href="{e(base)}">logs and artifacts</a>')
         links.append(f'<a href="{e(base.rstrip("/"))}/console.txt?view">console</a>')
+    holds = "".join(f'<p class="why">node {e(n.get("id"))} ({e(n.get("provider"))}) is held '
+                    f'for debugging: {e(n.get("hold_reason"))}</p>' for n in held or [])
     body = (f'<h1>Build {e(b["job"])} <small class="muted">{e(b["uuid"])}</small></h1>'
-            f"<p>{' · '.join(links)}</p><table>{frows}</table>"
+            f"<p>{' · '.join(links)}</p>{holds}<table>{frows}</table>"
             f"<h2>Parameters</h2><table>{rows}</table>"
             f'<p class="muted"><a href="/api/build/{e(b["uuid"])}">JSON</a></p>')
     return frame(f"build {b['job']}", body)
@@ -170,6 +173,16 @@ def routes_for(data: Any) -> list[BaseRoute]:
             return HTMLResponse(frame(kind.capitalize(), body), headers=NO_CACHE)
         return endpoint
 
+    async def held_nodes(uuid: str) -> list[dict[str, Any]]:
+        """The build's nodes kept for debugging (how to log in is in the reason)."""
+        if data.pool is None:
+            return []
+        try:
+            nodes = await call(data.pool.nodes)
+        except Unavailable:
+            return []
+        return [n for n in nodes if n.get("build") == uuid and n.get("state") == "hold"]
+
     def one(kind: str) -> Any:
         async def endpoint(request: Request) -> Response:
             api = request.url.path.startswith("/api/")
@@ -182,11 +195,13 @@ def routes_for(data: Any) -> list[BaseRoute]:
                 return _error(request, 503, str(err))
             if row is None:
                 return _error(request, 404, f"no {kind} {uuid}")
+            if kind == "build":
+                row = {**row, "held_nodes": await held_nodes(uuid)}
             if api:
                 return api_json(row)
             if kind == "build":
-                return HTMLResponse(build_page(row, row.get("result") is None),
-                                    headers=NO_CACHE)
+                return HTMLResponse(build_page(row, row.get("result") is None,
+                                               row["held_nodes"]), headers=NO_CACHE)
             body = (f'<h1>Buildset <small class="muted">{e(uuid)}</small></h1>'
                     f'<p>{e(row["pipeline"])} · {e(row["project"])} · '
                     f'{_result(row.get("result"))} {e(row.get("message") or "")}</p>'

@@ -110,9 +110,11 @@ def spec() -> dict[str, Any]:
                     "type": "array", "items": {"type": "integer"}}}})},
             "/api/admin/reconfigure": {"post": _admin("Reload the layout files", None)},
             "/api/admin/autoholds": {"post": _admin(
-                "Hold the nodes of the next COUNT failures of JOB on PROJECT",
+                "Hold the nodes of the next COUNT failures of JOB on PROJECT; `ssh_key` (an "
+                "OpenSSH public key line) is installed on each held node unless its provider "
+                "says allow_developer_keys: false",
                 props(project="string", job="string", count="integer",
-                      hold_for="number", reason="string"))},
+                      hold_for="number", reason="string", ssh_key="string"))},
             "/api/admin/autoholds/{id}": {"delete": {
                 **_admin("Delete an autohold request", None),
                 "parameters": [_p("id", "request id", "integer")]}},

@@ -11,7 +11,8 @@ COLUMNS = {
               ("age", "age"), ("address", "address"), ("build", "build"),
               ("comment", "comment")],
     "autoholds": [("id", "ID"), ("project", "project"), ("job", "job"), ("count", "left"),
-                  ("hold", "hold"), ("reason", "reason"), ("created", "created")],
+                  ("hold", "hold"), ("reason", "reason"), ("developer_key", "developer key"),
+                  ("created", "created")],
 }
 
 

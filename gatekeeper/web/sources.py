@@ -101,7 +101,7 @@ class PoolRecords(Protocol):
     def nodes(self) -> list[dict[str, Any]]: ...
     def autoholds(self) -> list[dict[str, Any]]: ...
     def add_autohold(self, project: str, job: str, count: int, hold_for: float | None,
-                     reason: str) -> dict[str, Any]: ...
+                     reason: str, ssh_key: str = "") -> dict[str, Any]: ...
     def delete_autohold(self, ah_id: int) -> bool: ...
 
 
@@ -139,18 +139,30 @@ class PoolDatabase:
                  "hold_reason": n.hold_reason}
                 for n in self._db().list_nodes(list(LIVE_STATES))]
 
+    def _keys(self) -> Any:
+        from gatekeeper.nodes.devkeys import DevKeyStore
+
+        return DevKeyStore(self._db().engine)
+
     def autoholds(self) -> list[dict[str, Any]]:
-        return [_autohold(a) for a in self._db().list_autoholds()]
+        keys = self._keys().all()
+        return [_autohold(a, keys.get(a.id)) for a in self._db().list_autoholds()]
 
     def add_autohold(self, project: str, job: str, count: int, hold_for: float | None,
-                     reason: str) -> dict[str, Any]:
-        return _autohold(self._db().add_autohold(project, job, count, hold_for, reason,
-                                                 self.clock()))
+                     reason: str, ssh_key: str = "") -> dict[str, Any]:
+        ah = self._db().add_autohold(project, job, count, hold_for, reason, self.clock())
+        if ssh_key:
+            self._keys().set(ah.id, ssh_key)
+        return _autohold(ah, ssh_key or None)
 
     def delete_autohold(self, ah_id: int) -> bool:
+        self._keys().delete(ah_id)
         return bool(self._db().delete_autohold(ah_id))
 
 
-def _autohold(a: Any) -> dict[str, Any]:
+def _autohold(a: Any, key: str | None) -> dict[str, Any]:
+    # The public key's comment says whose it is; the key itself is not repeated.
+    whose = key.split(" ", 2)[2] if key and key.count(" ") >= 2 else ("yes" if key else "")
     return {"id": a.id, "project": a.project, "job": a.job, "count": a.count,
-            "hold_for": a.hold_for, "reason": a.reason, "created": a.created}
+            "hold_for": a.hold_for, "reason": a.reason, "created": a.created,
+            "developer_key": whose}

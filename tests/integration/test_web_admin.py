@@ -115,6 +115,14 @@ def test_autohold_add_list_delete(site: Site) -> None:
     code, data = site.call("api/autoholds", method="GET", token=None)
     assert [a["job"] for a in data["autoholds"]] == ["project-test1"]
     assert site.call("api/admin/autoholds", {**body, "count": 0})[0] == 400
+    # A developer's key: a plain public key line only (no authorized_keys options)
+    code, err = site.call("api/admin/autoholds", {**body, "ssh_key": 'command="sh" ssh-ed25519 AAAA'})
+    assert code == 400 and err["error"].startswith("ssh_key: expected an OpenSSH public key")
+    key = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVYg0ZkC8rJ7y1hT0fV6N0pSKoZr6jZf7dIcn3rVd4J"
+           " alice@laptop")
+    code, data = site.call("api/admin/autoholds", {**body, "ssh_key": key})
+    assert code == 200 and data["autohold"]["developer_key"] == "alice@laptop"
+    site.call(f"api/admin/autoholds/{data['autohold']['id']}", method="DELETE")
     assert site.call(f"api/admin/autoholds/{ah}", method="DELETE", token=None)[0] == 401
     assert site.call(f"api/admin/autoholds/{ah}", method="DELETE") == (200, {"ok": True})
     assert site.call(f"api/admin/autoholds/{ah}", method="DELETE")[0] == 404
