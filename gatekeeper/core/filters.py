@@ -121,7 +121,7 @@ def _check_trigger(t: GerritTrigger, event: TriggerEvent, change: Change | Ref |
         if not any(p.match(ref) for p in t.refs):
             why.append(f"ref {ref!r} does not match {', '.join(p.pattern for p in t.refs)}")
     if t.ignore_deletes and event.type == "ref-updated" and event.newrev \
-            and set(event.newrev) == {"0"}:
+            and not event.newrev.strip("0"):
         why.append("the ref was deleted (ignore-deletes)")
     if t.approvals and not any(_event_approval_matches(m, a, event)
                                for m in t.approvals for a in event.approvals):
@@ -243,7 +243,7 @@ def _trigger_matches(t: GerritTrigger, event: TriggerEvent, change: Change | Ref
         if not any(p.match(ref) for p in t.refs):
             return False
     if t.ignore_deletes and event.type == "ref-updated" and event.newrev \
-            and set(event.newrev) == {"0"}:
+            and not event.newrev.strip("0"):
         return False
     if t.approvals and not any(_event_approval_matches(m, a, event)
                                for m in t.approvals for a in event.approvals):

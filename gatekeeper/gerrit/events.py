@@ -141,6 +141,22 @@ def _str(value: Any) -> str | None:
     return None
 
 
+# Votes repeat (a few labels, a few values): each distinct raw vote is parsed
+# once and its frozen EventApproval shared.
+_VOTES: dict[tuple[Any, ...], EventApproval | None] = {}
+_VOTES_LIMIT = 4096
+
+
+def _parse_vote(a: Mapping[str, Any]) -> EventApproval | None:
+    label = a.get("type")
+    if type(label) is not str or not label:
+        label = _str(label) or _str(a.get("description"))
+    value = to_int(a.get("value"))
+    if label is None or value is None:
+        return None
+    return _new_approval(label=label, value=value, old_value=to_int(a.get("oldValue")))
+
+
 def parse_approvals(raw: Any) -> tuple[EventApproval, ...]:
     """``approvals``: [{"type": "Code-Review", "value": "2", "oldValue": "0"}, ...]."""
     if not isinstance(raw, list):
@@ -151,13 +167,20 @@ def parse_approvals(raw: Any) -> tuple[EventApproval, ...]:
             a = _dict(a)
             if not a:
                 continue
-        label = a.get("type")
-        if type(label) is not str or not label:
-            label = _str(label) or _str(a.get("description"))
-        value = to_int(a.get("value"))
-        if label is None or value is None:
-            continue
-        out.append(_new_approval(label=label, value=value, old_value=to_int(a.get("oldValue"))))
+        t, d, v, o = a.get("type"), a.get("description"), a.get("value"), a.get("oldValue")
+        # with the types: 1, 1.0 and True are equal keys but not the same vote
+        key = (t, d, v, o, type(t), type(d), type(v), type(o))
+        try:
+            vote = _VOTES[key]
+        except KeyError:
+            vote = _parse_vote(a)
+            if len(_VOTES) >= _VOTES_LIMIT:
+                _VOTES.clear()
+            _VOTES[key] = vote
+        except TypeError:  # an unhashable field: a malformed vote
+            vote = _parse_vote(a)
+        if vote is not None:
+            out.append(vote)
     return tuple(out)
 
 

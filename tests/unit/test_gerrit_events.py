@@ -158,3 +158,13 @@ def test_parsed_events_are_whole_frozen_trigger_events():
     assert hash(ev) == hash(dataclasses.replace(ev))
     with pytest.raises(dataclasses.FrozenInstanceError):
         ev.type = "x"  # type: ignore[misc]
+
+
+def test_shared_votes_keep_their_types_apart():
+    """Votes are parsed once per distinct raw vote: 1, "1", 1.0 and True must not share."""
+    from gatekeeper.gerrit.events import parse_approvals
+    got = [parse_approvals([{"type": "Verified", "value": v}]) for v in (True, 1, "1", 1.0, True)]
+    assert got == [(), (EventApproval("Verified", 1),), (EventApproval("Verified", 1),),
+                   (EventApproval("Verified", 1),), ()]
+    assert parse_approvals([{"type": ["x"], "value": 1}, {"type": "Code-Review", "value": [2]}]) \
+        == ()
