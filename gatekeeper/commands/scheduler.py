@@ -21,9 +21,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from gatekeeper.commands._service import serve
     from gatekeeper.config import load_config
-    from gatekeeper.services.scheduler import SchedulerService, check_config_files
+    from gatekeeper.services.scheduler import SchedulerProcess, check_config_files
 
     config = load_config(args.config)
     check_config_files(config)
-    return serve(lambda on_fatal: SchedulerService(config, on_fatal=on_fatal,
+    return serve(lambda on_fatal: SchedulerProcess(config, on_fatal=on_fatal,
                                                    with_gearman=True, standby=True))

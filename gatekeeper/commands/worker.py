@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-from typing import Any
 
 HELP = "run builds on nodes (claims, workspace, rsync, ssh, logs)"
 log = logging.getLogger("gatekeeper.commands.worker")
@@ -50,27 +49,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="on SIGTERM let running builds finish (default: abort them)")
 
 
-class _Worker:
-    """The worker service as gatekeeper.commands._service.serve runs it."""
-
-    def __init__(self, cfg: Any, options: Any, abort: bool) -> None:
-        from gatekeeper.worker.wiring import worker_from_config
-
-        self.cfg, self.options, self.abort = cfg, options, abort
-        self.service = worker_from_config(cfg, options)
-
-    def start(self) -> None:
-        self.service.start(connect_timeout=None)
-
-    def reload(self) -> None:
-        from gatekeeper.worker.wiring import reload_layout_in_background
-
-        reload_layout_in_background(self.cfg, self.service, self.options)
-
-    def stop(self) -> None:
-        self.service.stop(abort=self.abort)
-
-
 def run(args: argparse.Namespace) -> int:
     from gatekeeper.commands._service import serve
     from gatekeeper.config import load_config
@@ -82,4 +60,6 @@ def run(args: argparse.Namespace) -> int:
         git_base_url=args.git_base_url, git_cache=args.git_cache,
         hold_hours=args.hold_hours,
         claim_timeout=args.claim_timeout, default_timeout=args.default_timeout)
-    return serve(lambda on_fatal: _Worker(cfg, options, abort=not args.finish_on_stop))
+    from gatekeeper.services.worker import WorkerProcess
+
+    return serve(lambda on_fatal: WorkerProcess(cfg, options, abort=not args.finish_on_stop))

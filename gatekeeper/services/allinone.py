@@ -39,7 +39,7 @@ class AllInOne:
     def start(self) -> AllInOne:
         from gatekeeper.services.merger import MergerProcess
         from gatekeeper.services.scheduler import (
-            SchedulerService,
+            SchedulerProcess,
             load_service_layout,
             start_gearman,
         )
@@ -50,7 +50,7 @@ class AllInOne:
         try:
             # Everything that can fail on user input is built before anything starts.
             layout = load_service_layout(cfg)
-            self.scheduler = SchedulerService(cfg, self.clock, on_fatal=self.on_fatal)
+            self.scheduler = SchedulerProcess(cfg, self.clock, on_fatal=self.on_fatal)
             self.merger = MergerProcess(cfg, name=f"merger-{cfg.worker.hostname}")
             self.gearman = start_gearman(cfg)
             if self.gearman is not None:

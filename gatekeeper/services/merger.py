@@ -30,9 +30,13 @@ class MergerProcess:
                 raise UserError(f"{config.path}: merger: {d}: {e.strerror or e}") from e
         if m.git_url_base:
             url_base, key, known_hosts = m.git_url_base, m.git_private_key, m.git_known_hosts
+            key_name = "merger.git_private_key"
         else:  # straight from Gerrit over SSH, as the scheduler's account
             url_base = f"ssh://{g.user}@{g.server}:{g.port}/"
             key, known_hosts = g.private_key, (g.known_hosts if g.host_key_checking else None)
+            key_name = "gerrit.private_key"
+        if key and not os.path.isfile(key):
+            raise UserError(f"{config.path}: {key_name}: {key}: no such file")
         self.merger = Merger(m.git_dir, url_base, m.publish_dir, m.git_user_name,
                              m.git_user_email, private_key=key, known_hosts=known_hosts)
         self.daemon = GitDaemon(m.publish_dir, *m.git_daemon) if m.git_daemon else None

@@ -33,7 +33,7 @@ def load_service_layout(config: Config, paths: tuple[str, ...] | None = None) ->
     return load_layout(list(paths or config.scheduler.layout), known_labels=labels)
 
 
-class SchedulerService:
+class SchedulerProcess:
     """Gerrit connection + Gearman launcher/merger client + the scheduler loop."""
 
     def __init__(self, config: Config, clock: Callable[[], float] = time.time,
@@ -96,7 +96,7 @@ class SchedulerService:
     def _on_result(self, event: ResultEvent) -> None:
         self.scheduler.add_result_event(event)
 
-    def start(self) -> SchedulerService:
+    def start(self) -> SchedulerProcess:
         if self._started:
             return self
         self._started = True

@@ -229,25 +229,37 @@ def test_gearman_command_serves_and_stops_on_sigterm(tmp_path):
         assert proc.wait(20) == 0
 
 
+def merger_config(tmp_path, gear_port: int, url_base: str, daemon: str, extra: str = "") -> str:
+    cfg = tmp_path / "gatekeeper.yaml"
+    cfg.write_text(f"""\
+gerrit: {{server: 127.0.0.1, user: gk, private_key: {tmp_path}/gerrit_key}}
+gearman: {{server: 127.0.0.1, port: {gear_port}}}
+scheduler: {{layout: layout.yaml}}
+merger:
+  git_url_base: {url_base}
+  git_dir: {tmp_path}/cmd-git
+  publish_dir: {tmp_path}/cmd-pub
+  git_daemon: {daemon}
+{extra}""")
+    return str(cfg)
+
+
 def test_merger_command_user_errors(capsys, tmp_path):
-    rc = cli.main(["merger", "--git-url-base", "/x", "--no-git-daemon",
-                   "--git-dir", str(tmp_path / "g"), "--publish-root", str(tmp_path / "p")])
-    assert rc == 2
-    assert "--zuul-url" in capsys.readouterr().err
-    rc = cli.main(["merger", "--git-url-base", "/x", "--ssh-key", str(tmp_path / "missing"),
-                   "--git-dir", str(tmp_path / "g"), "--publish-root", str(tmp_path / "p")])
-    assert rc == 2
-    assert "no such file" in capsys.readouterr().err
+    cfg = merger_config(tmp_path, 4730, "/x", "false")
+    assert cli.main(["merger", "-c", cfg]) == 2
+    assert "merger.url must say where workers fetch" in capsys.readouterr().err
+    cfg = merger_config(tmp_path, 4730, "/x", "127.0.0.1:9418",
+                        f"  git_private_key: {tmp_path}/missing\n")
+    assert cli.main(["merger", "-c", cfg]) == 2
+    assert f"merger.git_private_key: {tmp_path}/missing: no such file" in capsys.readouterr().err
 
 
 def test_merger_command_end_to_end(tmp_path, upstream, gear_server, events):
-    """``gatekeeper merger`` as a process: merges over Gearman, serves via git daemon."""
+    """``gatekeeper merger -c CONFIG`` as a process: merges over Gearman, serves via git daemon."""
     upstream.add_change("org/demo", 9, 1, {"nine.txt": "9\n"})
     gd_port = free_port()
-    argv = [sys.executable, "-m", "gatekeeper.cli", "merger",
-            "--gearman-port", str(gear_server.port), "--git-url-base", str(upstream.root),
-            "--git-dir", str(tmp_path / "cmd-git"), "--publish-root", str(tmp_path / "cmd-pub"),
-            "--git-daemon-port", str(gd_port), "--name", "cmd-merger"]
+    cfg = merger_config(tmp_path, gear_server.port, str(upstream.root), f"127.0.0.1:{gd_port}")
+    argv = [sys.executable, "-m", "gatekeeper.cli", "merger", "-c", cfg, "--name", "cmd-merger"]
     with open(tmp_path / "merger.log", "wb") as log:
         proc = subprocess.Popen(argv, stderr=log, cwd=tmp_path,
                                 env={**os.environ, "PYTHONPATH": os.getcwd()})
