@@ -1,7 +1,8 @@
 """The single ``gatekeeper`` entry point.
 
 Each subcommand lives in ``gatekeeper.commands.<name>`` and exposes
-``HELP``, ``configure(parser)`` and ``run(args) -> int``. Modules are
+``configure(parser)`` and ``run(args) -> int``; its one-line help is in
+``COMMANDS`` below. Modules are
 imported only when their command runs, so ``gatekeeper validate`` does not
 pay for paramiko or gear."""
 

@@ -15,13 +15,6 @@ from typing import Protocol
 from gatekeeper.model.change import Change, Ref
 from gatekeeper.model.events import ResultEvent
 
-
-class Clock(Protocol):
-    def __call__(self) -> float:
-        """Seconds since the epoch (real or virtual)."""
-        ...
-
-
 # --- Gerrit (source and reporter) -----------------------------------------
 
 

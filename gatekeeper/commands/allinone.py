@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import logging
 
-HELP = "run every service in one process"
 log = logging.getLogger("gatekeeper.commands.allinone")
 
 

@@ -11,8 +11,6 @@ import time
 
 from gatekeeper.errors import UserError
 
-HELP = "hold the nodes of the next N failures of a job"
-
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-c", "--config", required=True, metavar="FILE")

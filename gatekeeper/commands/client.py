@@ -21,8 +21,6 @@ from typing import Any
 
 from gatekeeper.errors import UserError
 
-HELP = "talk to the web service's API (status, enqueue, dequeue, promote, autohold, ...)"
-
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-c", "--config", help="service config (for web.listen, web.admin_token)")

@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-HELP = "check a site: config, Gerrit, Gearman, nodes, database, logs"
-
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-c", "--config", required=True, metavar="FILE")

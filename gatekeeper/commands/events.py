@@ -19,7 +19,6 @@ from gatekeeper.errors import UserError
 
 log = logging.getLogger("gatekeeper.commands.events")
 
-HELP = "print Gerrit events and which pipelines they would trigger"
 
 
 def configure(parser) -> None:

@@ -15,8 +15,6 @@ import urllib.request
 
 from gatekeeper.errors import UserError
 
-HELP = "show every decision the scheduler made about a change"
-
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-c", "--config", required=True, help="service config (gatekeeper.yaml)")

@@ -10,7 +10,6 @@ import logging
 
 from gatekeeper.errors import UserError
 
-HELP = "run the embedded Gearman server (gear.Server with TCP_NODELAY)"
 log = logging.getLogger("gatekeeper.commands.gearman")
 
 

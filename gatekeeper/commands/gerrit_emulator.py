@@ -18,7 +18,6 @@ from pathlib import Path
 
 from gatekeeper.errors import UserError
 
-HELP = "run the Gerrit emulator (SSH: stream-events, query, review, git) in the foreground"
 log = logging.getLogger("gatekeeper.commands.gerrit_emulator")
 
 USER_CAPABILITIES = ("stream-events", "push")

@@ -15,8 +15,6 @@ import time
 
 from gatekeeper.errors import UserError
 
-HELP = "list, hold or delete pool nodes"
-
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-c", "--config", required=True, metavar="FILE")

@@ -13,7 +13,6 @@ import argparse
 import logging
 from typing import Any
 
-HELP = "run the node pool service (node:claim / node:release)"
 log = logging.getLogger("gatekeeper.commands.pool")
 
 

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from gatekeeper.quickstart.site import LocalSite
 
-HELP = "run the local gate demo (Gerrit emulator, sshd nodes, all services)"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

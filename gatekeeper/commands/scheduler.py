@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import logging
 
-HELP = "run the scheduler (Gerrit events -> pipelines -> Gearman builds -> reports)"
 log = logging.getLogger("gatekeeper.commands.scheduler")
 
 

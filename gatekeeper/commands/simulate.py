@@ -14,8 +14,6 @@ import sys
 
 from gatekeeper.errors import UserError
 
-HELP = "compare gate strategies on a workload, the real core in virtual time"
-
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("workload", metavar="WORKLOAD.yaml", help="the workload file")

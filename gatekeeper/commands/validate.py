@@ -21,7 +21,6 @@ from typing import Any
 
 from gatekeeper.errors import UserError
 
-HELP = "check layout files (and the service config)"
 log = logging.getLogger("gatekeeper.commands.validate")
 
 

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "run the web service (status page, JSON API, build logs, admin API)"
-
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-c", "--config", required=True, help="service config (gatekeeper.yaml)")

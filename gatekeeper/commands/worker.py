@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import logging
 
-HELP = "run builds on nodes (claims, workspace, rsync, ssh, logs)"
 log = logging.getLogger("gatekeeper.commands.worker")
 
 

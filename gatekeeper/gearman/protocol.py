@@ -56,8 +56,6 @@ EXPLAIN_FUNCTION = "gatekeeper:explain"
 MANAGE_FUNCTION = "gatekeeper:manage"
 METRICS_FUNCTION = "gatekeeper:metrics"
 
-# Pipeline precedence -> gear job priority.
-PRECEDENCE_PRIORITY = {"high": "high", "normal": "normal", "low": "low"}
 
 
 def build_function(job: str, label: str | None = None) -> str:

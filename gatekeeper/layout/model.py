@@ -234,9 +234,6 @@ class Layout:
     trigger_index: dict[str, tuple[object, ...]] = field(
         default_factory=dict, compare=False, repr=False)
 
-    def get_job(self, name: str) -> Job:
-        return self.jobs[name]
-
     def queue_name(self, project: str) -> str:
         """Projects without an explicit queue each gate alone."""
         p = self.projects.get(project)

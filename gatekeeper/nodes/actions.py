@@ -304,5 +304,3 @@ class Actions:
         if self.store.transition_image(image_id, [ImageState.DELETING], ImageState.DELETED, self.clock()):
             log.info("image %s v%d on %s deleted", image.image, image.version, image.provider)
 
-
-ACTIVE_STATES = (NodeState.BUILDING, NodeState.READY, NodeState.IN_USE, NodeState.USED, NodeState.HOLD, NodeState.DELETING, NodeState.FAILED)

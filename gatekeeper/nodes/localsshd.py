@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -178,11 +177,6 @@ class LocalSshd:
     @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
-
-    def wipe(self) -> None:
-        """Remove the node's workspace (a fresh node for the next build)."""
-        shutil.rmtree(self.workdir, ignore_errors=True)
-        self.workdir.mkdir(parents=True, exist_ok=True)
 
 
 def _descendants(pid: int) -> list[int]:
