@@ -15,9 +15,9 @@ from gatekeeper.gerrit.ssh import (
     GerritHostKeyError,
     GerritSSH,
     SshTarget,
-    command_line,
 )
 from gatekeeper.layout.model import Layout
+from gatekeeper.shell import command_line
 
 
 def voted_labels(layout: Layout) -> set[str]:

@@ -18,9 +18,10 @@ import time
 
 from gatekeeper.gerrit.events import full_ref
 from gatekeeper.gerrit.query import QueryError, change_from_row, parse_query_output, query_argv
-from gatekeeper.gerrit.ssh import GerritError, GerritSSH, GerritTransportError, command_line
+from gatekeeper.gerrit.ssh import GerritError, GerritSSH, GerritTransportError
 from gatekeeper.model.change import Change, Ref
 from gatekeeper.model.events import TriggerEvent
+from gatekeeper.shell import command_line
 
 log = logging.getLogger("gatekeeper.gerrit.source")
 

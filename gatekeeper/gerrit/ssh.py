@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shlex
 import socket
 import threading
 import time
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 import paramiko
 
 from gatekeeper.interfaces import SourceUnavailable
+from gatekeeper.shell import command_line  # Gerrit's sshd splits like a shell
 from gatekeeper.ssh import SshTarget
 
 log = logging.getLogger("gatekeeper.gerrit.ssh")
@@ -152,12 +152,6 @@ class CommandResult:
     def error_text(self, limit: int = 2000) -> str:
         text = (self.stderr.strip() or self.stdout.strip() or f"exit status {self.exit_status}")
         return text[:limit]
-
-
-def command_line(argv: Sequence[str]) -> str:
-    """Gerrit's SSH daemon splits the command line like a shell (without one):
-    every argument is quoted so data can never become an option."""
-    return " ".join(shlex.quote(str(a)) for a in argv)
 
 
 def run_on_client(client: paramiko.SSHClient, argv: Sequence[str], stdin: bytes | None = None,

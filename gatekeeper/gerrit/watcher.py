@@ -31,11 +31,11 @@ from gatekeeper.gerrit.ssh import (
     GerritFatalError,
     SshTarget,
     close_client,
-    command_line,
     connect,
     run_on_client,
 )
 from gatekeeper.model.events import TriggerEvent
+from gatekeeper.shell import command_line
 
 log = logging.getLogger("gatekeeper.gerrit.watcher")
 

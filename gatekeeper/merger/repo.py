@@ -12,13 +12,13 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shlex
 import subprocess
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
 from gatekeeper.model.states import MergeMode
+from gatekeeper.shell import command_line
 
 log = logging.getLogger("gatekeeper.merger.repo")
 
@@ -67,7 +67,7 @@ def git_env(private_key: str | None = None, known_hosts: str | None = None,
         elif tofu_known_hosts:
             ssh += ["-o", f"UserKnownHostsFile={tofu_known_hosts}",
                     "-o", "StrictHostKeyChecking=accept-new"]
-        env["GIT_SSH_COMMAND"] = " ".join(shlex.quote(a) for a in ssh)
+        env["GIT_SSH_COMMAND"] = command_line(ssh)
     return env
 
 

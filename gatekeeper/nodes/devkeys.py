@@ -20,7 +20,6 @@ import base64
 import binascii
 import logging
 import re
-import shlex
 import struct
 import threading
 import time
@@ -30,6 +29,7 @@ from sqlalchemy.engine import Engine
 
 from gatekeeper.model.states import NodeState
 from gatekeeper.nodes.db import Node, PoolStore
+from gatekeeper.shell import devkey_command
 
 log = logging.getLogger("gatekeeper.nodes.devkeys")
 
@@ -37,7 +37,6 @@ KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp3
              "ecdsa-sha2-nistp521", "sk-ssh-ed25519@openssh.com",
              "sk-ecdsa-sha2-nistp256@openssh.com")
 _LINE = re.compile(r"^(\S+) ([A-Za-z0-9+/]+={0,2})(?: ([\x20-\x7e]{1,200}))?$")
-INSTALL = "umask 077 && mkdir -p .ssh && cat >> .ssh/authorized_keys"  # in the node's home
 
 metadata = sa.MetaData()
 keys_table = sa.Table(
@@ -132,9 +131,8 @@ def give_access(keys: DevKeyStore, pool: PoolStore, node: Node, autohold: int,
         target = SshTarget(node.host or "", node.port, node.username, node.private_key,
                            node.host_key)
         try:
-            # Our command (the directory is the pool's own record, quoted); the key on stdin.
-            where = f"cd {shlex.quote(node.workdir)} && " if node.workdir else ""
-            rc, _, err = run(target, where + INSTALL, timeout=60,
+            # Our command (the directory is the pool's own record, data); the key on stdin.
+            rc, _, err = run(target, devkey_command(node.workdir), timeout=60,
                              stdin=(key + "\n").encode())
             note = login_line(target.username, target.host, target.port, until) if rc == 0 \
                 else f"developer key not installed: exit {rc}: {err.strip()[:200]}"

@@ -7,15 +7,12 @@ keepalives, timeouts and exit statuses (255 = ssh itself failed) are well
 known to operators; and a local child process per remote command is easy to
 stream from and to kill.
 
-Remote commands are only ever built from argv lists with ``shlex.quote``;
-the few shell snippets here are constants that take data as positional
-parameters ("$1"), never interpolated."""
+Remote commands are only ever built from argv lists by ``gatekeeper.shell``
+(the job wrapper and kill scripts live there too)."""
 
 from __future__ import annotations
 
 import logging
-import re
-import shlex
 import shutil
 import subprocess
 import tempfile
@@ -26,71 +23,12 @@ from pathlib import Path
 
 from gatekeeper.interfaces import NodeLease
 from gatekeeper.model.names import SAFE_HOST, SAFE_USER
+from gatekeeper.shell import RCFILE, command_line, job_argv, kill_argv
 from gatekeeper.ssh import SshError
 
 log = logging.getLogger("gatekeeper.worker.ssh")
 
 SSH_FAILED = 255  # OpenSSH's exit status when ssh itself (not the command) failed
-PIDFILE = ".gatekeeper/job.pid"  # relative to the node's workdir
-RCFILE = ".gatekeeper/job.rc"  # the job's exit status, once it exited
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-# Runs in a new session (setsid), so $$ is the process group id of the whole
-# job: written to the pid file first. The shell stays (no exec) to record the
-# job's exit status: ssh's own 255 (connection lost) is then told apart from
-# a script that exited 255. $1 = workdir, the rest = the job's argv.
-# WORKSPACE = the absolute workdir.
-_JOB_WRAPPER = ('cd "$1" || exit 125; shift; mkdir -p .gatekeeper && '
-                f'echo $$ > {PIDFILE} && rm -f {RCFILE} || exit 125; '
-                'WORKSPACE=$PWD; export WORKSPACE; '
-                f'"$@"; rc=$?; echo "$rc" > {RCFILE}; exit "$rc"')
-
-# Kill the job's process group: TERM, wait up to $2 tenths of a second, KILL.
-# $1 = workdir. Prints what it did. "Alive" ignores zombies (kill -0 counts
-# them, and an init that reaps slowly would turn every TERM into a KILL).
-# dash's kill takes no "--": "-PGID" as is.
-_KILL_SCRIPT = (
-    f'cd "$1" 2>/dev/null || exit 0; pg=$(cat {PIDFILE} 2>/dev/null) || '
-    '{ echo "no job started"; exit 0; }; '
-    'case "$pg" in ""|*[!0-9]*) echo "bad pid file"; exit 0;; esac; '
-    'if command -v ps >/dev/null 2>&1; then '
-    'alive() { ps -A -o pgid= -o stat= | '
-    'awk -v pg="$pg" \'$1 == pg && $2 !~ /^Z/ {f = 1} END {exit !f}\'; }; '
-    'else alive() { kill -0 "-$pg" 2>/dev/null; }; fi; '
-    'alive || { echo "job $pg already gone"; exit 0; }; '
-    'kill -TERM "-$pg" 2>/dev/null; '
-    'i=0; while alive; do i=$((i+1)); '
-    'if [ "$i" -ge "$2" ]; then kill -KILL "-$pg" 2>/dev/null; '
-    'echo "job $pg killed (KILL)"; exit 0; fi; sleep 0.1; done; '
-    'echo "job $pg terminated (TERM)"')
-
-
-def remote_command(argv: Sequence[str]) -> str:
-    """The one string ssh sends to the remote shell: every word quoted."""
-    if not argv:
-        raise ValueError("empty remote command")
-    return " ".join(shlex.quote(str(a)) for a in argv)
-
-
-def env_argv(env: Mapping[str, str]) -> list[str]:
-    """``env K=V ...`` as argv; names are checked, values are data (quoted later)."""
-    out = ["env"]
-    for k, v in env.items():
-        if not _ENV_NAME.match(k):
-            raise ValueError(f"invalid environment variable name {k!r}")
-        out.append(f"{k}={v}")
-    return out
-
-
-def job_argv(workdir: str, env: Mapping[str, str], argv: Sequence[str]) -> list[str]:
-    """The remote argv that runs ``argv`` in its own session under ``workdir``."""
-    return ["setsid", "-w", "sh", "-c", _JOB_WRAPPER, "gatekeeper-job", workdir,
-            *env_argv(env), *argv]
-
-
-def kill_argv(workdir: str, grace: float) -> list[str]:
-    return ["sh", "-c", _KILL_SCRIPT, "gatekeeper-kill", workdir, str(max(1, int(grace * 10)))]
-
 
 def known_hosts_line(host: str, port: int, host_key: str) -> str:
     name = host if port == 22 else f"[{host}]:{port}"
@@ -212,7 +150,7 @@ class SshNode:
 
     def ssh_argv(self, remote_argv: Sequence[str]) -> list[str]:
         return [self._ssh, *self.ssh_options(), "-T", "-l", self.lease.username,
-                self.lease.host, remote_command(remote_argv)]
+                self.lease.host, command_line(remote_argv)]
 
     # -- commands ------------------------------------------------------------
     def run(self, remote_argv: Sequence[str], timeout: float = 60.0
@@ -252,7 +190,7 @@ class SshNode:
     # -- files ---------------------------------------------------------------
     def rsync_rsh(self) -> str:
         """rsync's ``-e`` value: rsync splits it on spaces and honours quotes."""
-        return " ".join(shlex.quote(w) for w in [self._ssh, *self.ssh_options()])
+        return command_line([self._ssh, *self.ssh_options()])
 
     def _remote(self, path: str) -> str:
         return f"{self.lease.username}@{self.lease.host}:{path}"

@@ -16,7 +16,6 @@ import fcntl
 import logging
 import os
 import re
-import shlex
 import shutil
 import subprocess
 from collections.abc import Callable, Sequence
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from gatekeeper.shell import command_line
 from gatekeeper.worker.buildargs import BuildSpec
 
 log = logging.getLogger("gatekeeper.worker.workspace")
@@ -56,7 +56,7 @@ def git_ssh_command(private_key: str | None, known_hosts: str | None) -> str:
     if known_hosts:
         argv += ["-o", f"UserKnownHostsFile={known_hosts}", "-o",
                  "GlobalKnownHostsFile=/dev/null"]
-    return " ".join(shlex.quote(a) for a in argv)
+    return command_line(argv)
 
 
 def redact_url(url: str) -> str:

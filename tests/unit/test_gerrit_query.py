@@ -13,7 +13,7 @@ from gatekeeper.gerrit.query import (
     parse_query_output,
     query_argv,
 )
-from gatekeeper.gerrit.ssh import command_line
+from gatekeeper.shell import command_line
 
 CID = "I" + "1" * 40
 CID2 = "I" + "a" * 40

@@ -9,14 +9,8 @@ from pathlib import Path
 import pytest
 
 from gatekeeper.interfaces import NodeLease
-from gatekeeper.worker.ssh import (
-    SshNode,
-    env_argv,
-    host_key_from_known_hosts,
-    job_argv,
-    known_hosts_line,
-    remote_command,
-)
+from gatekeeper.shell import command_line, env_argv, job_argv
+from gatekeeper.worker.ssh import SshNode, host_key_from_known_hosts, known_hosts_line
 
 HOSTILE = ["$(touch /tmp/x)", "`id`", "a'b", 'a"b', "a;b", "a\nb", "-oProxyCommand=x", "~", "*"]
 
@@ -30,10 +24,10 @@ def lease(**over: object) -> NodeLease:
 
 
 def test_remote_command_round_trips_hostile_words() -> None:
-    cmd = remote_command(["echo", *HOSTILE])
+    cmd = command_line(["echo", *HOSTILE])
     assert shlex.split(cmd) == ["echo", *HOSTILE]
     with pytest.raises(ValueError):
-        remote_command([])
+        command_line([])
 
 
 def test_env_argv_checks_names_only() -> None:
