@@ -71,12 +71,23 @@ class MailReport:
     sender: str | None  # None: the mailer's default From:
     subject: str  # one line
     body: str
+    key: str = ""  # the report decision (item, build set, point), for the durable outbox
 
 
 class Mailer(Protocol):
+    @property
+    def durable(self) -> bool:
+        """True: the scheduler writes mails to the database outbox with its turn
+        (and pokes) instead of calling ``send``."""
+        ...
+
     def send(self, mail: MailReport) -> None:
         """Queue ``mail`` and return at once (sending happens on the mailer's
         own thread, never on the scheduler's); failures are logged."""
+        ...
+
+    def poke(self) -> None:
+        """A turn was committed: look at the outbox now."""
         ...
 
 

@@ -41,6 +41,7 @@ from gatekeeper.interfaces import (
     SourceUnavailable,
 )
 from gatekeeper.layout.model import Layout
+from gatekeeper.mail.outbox import MailEntry
 from gatekeeper.model.change import Change, Ref
 from gatekeeper.model.events import (
     Answered,
@@ -133,6 +134,11 @@ class AdapterEffects:
         if self.mailer is None:
             log.warning("mail to %s not sent: the config has no smtp section",
                         ", ".join(mail.to))
+            return
+        if self.mailer.durable and self.journal is not None:
+            # A row committed with this turn; the mailer's thread sends it after.
+            key = mail.key or f"once/{uuidlib.uuid4().hex}"
+            self.journal.queue_mail(MailEntry(key, mail, self.clock()))
             return
         self.mailer.send(mail)  # queued: sent on the mailer's thread
 
@@ -371,6 +377,8 @@ class Scheduler:
             return
         if wrote and self.sender is not None:
             self.sender.poke()
+        if wrote and self.effects.mailer is not None:
+            self.effects.mailer.poke()
 
     @staticmethod
     def _drain(q: queue.Queue[E], handler: Callable[[E], None]) -> bool:

@@ -490,7 +490,9 @@ class PipelineManager:
         subject = " ".join(render(smtp.subject, dict(fields, result=MAIL_RESULT[kind],
                                                      jobs="", reason=reason)).split())
         try:
-            self.ctx.effects.mail(MailReport(smtp.to, smtp.sender, subject, body + "\n"))
+            self.ctx.effects.mail(MailReport(
+                smtp.to, smtp.sender, subject, body + "\n",
+                key=f"mail/{item.uuid}/{item.build_set.uuid}/{kind}"))
         except Exception:  # a mailer must not take the scheduler down
             log.exception("mailing the %s report of %s failed", kind, item.display_name)
             return

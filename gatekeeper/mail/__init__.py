@@ -1,2 +1,3 @@
 """Mail reports over SMTP (``smtp:`` in the config, ``smtp:`` in a pipeline's
-reporter actions): the sender thread that talks to the mail server."""
+reporter actions): the durable outbox of mails (``outbox``) and the sender
+thread that talks to the mail server (``sender``)."""

@@ -75,6 +75,8 @@ class SchedulerProcess:
             StateJournal(self.db, HistoryRecorder(config.scheduler.history_days)),
             self.outbox, self.sender)
         self.mailer = mailer_from_config(config)  # smtp: reports, on their own thread
+        if self.mailer is not None:
+            self.mailer.use_outbox(self.db, clock)  # rows committed with their turn
         self.scheduler.effects.mailer = self.mailer
         self._stopping = threading.Event()
         self._takeover: threading.Thread | None = None

@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from gatekeeper.core.door import Door, Mutation
 from gatekeeper.core.engine import Engine as CoreEngine
+from gatekeeper.mail.outbox import MailEntry, write_mails
 from gatekeeper.model.change import Change
 from gatekeeper.model.runtime import (
     Build,
@@ -79,6 +80,7 @@ class StateJournal:
         self._waiting: dict[str, PipelineState] = {}
         self._decisions: list[dict[str, Any]] = []
         self._reports: list[OutboxEntry] = []
+        self._mails: list[MailEntry] = []
         self._meta: dict[str, Any] = {}
         self._status: tuple[float, dict[str, Any]] | None = None
         self._all = False  # a change to something we could not place: rewrite all
@@ -138,6 +140,10 @@ class StateJournal:
         """A report to send after this turn is committed."""
         self._reports.append(entry)
 
+    def queue_mail(self, entry: MailEntry) -> None:
+        """A mail report to deliver after this turn is committed."""
+        self._mails.append(entry)
+
     def set_meta(self, key: str, value: Any) -> None:
         self._meta[key] = value
 
@@ -146,7 +152,7 @@ class StateJournal:
 
     def dirty(self) -> bool:
         return bool(self._items or self._left or self._queues or self._waiting or self._decisions
-                    or self._reports or self._meta or self._status or self._all)
+                    or self._reports or self._mails or self._meta or self._status or self._all)
 
     # --- per turn -----------------------------------------------------------
 
@@ -169,6 +175,8 @@ class StateJournal:
                 conn.execute(sa.insert(schema.decisions), self._decisions)
             if self._reports:
                 self._write_reports(conn)
+            if self._mails:
+                write_mails(conn, self._mails)
             for key, value in self._meta.items():
                 _put_meta(conn, key, value)
             history = [(it, it.uuid in self._left) for it in self._items.values()]
@@ -184,6 +192,7 @@ class StateJournal:
         self._waiting.clear()
         self._decisions.clear()
         self._reports.clear()
+        self._mails.clear()
         self._meta.clear()
         self._status = None
         self._all = False

@@ -74,6 +74,23 @@ outbox = sa.Table(
     sa.Index("ix_sched_outbox_sent", "sent", "id"),
 )
 
+# Mail reports (smtp: in a reporter), written with the turn that decided them
+# and sent by the mail thread (gatekeeper/mail/outbox.py).
+mail_outbox = sa.Table(
+    "sched_mail_outbox", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(255), nullable=False, unique=True),  # item, build set, point
+    sa.Column("recipients", sa.Text, nullable=False),  # JSON list of addresses
+    sa.Column("sender", sa.String(255), nullable=True),  # None: smtp.from
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("sent", sa.Float, nullable=True),  # when it was delivered or given up
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Index("ix_sched_mail_outbox_sent", "sent", "id"),
+)
+
 status = sa.Table(
     "sched_status", metadata,
     sa.Column("id", sa.Integer, primary_key=True),  # always 1

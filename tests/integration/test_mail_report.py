@@ -143,3 +143,42 @@ def test_unreachable_server_is_logged_not_raised(caplog: pytest.LogCaptureFixtur
     sender.stop()
     assert (sender.sent, sender.failed) == (0, 1)
     assert "not sent" in caplog.text
+
+
+def test_mails_go_through_the_durable_outbox_and_survive_a_restart(
+        smtp: tuple[Inbox, int], tmp_path: Any) -> None:
+    """With the scheduler's database, a mail is a row committed with the turn
+    that decided it; one left unsent at a crash is delivered after the restart,
+    once."""
+    import sqlalchemy as sa
+
+    from gatekeeper.store import schema
+    from gatekeeper.store.migrate import open_store
+    from tests.unit.store.support import StoredHarness, restart
+
+    inbox, port = smtp
+    db = open_store(f"sqlite:///{tmp_path}/gatekeeper.sqlite")
+    h = StoredHarness(db, MAILING)
+    # Not started: nothing delivers yet, as if the process died right after the commit.
+    sender = MailSender(SmtpSettings("127.0.0.1", port)).use_outbox(db, h.clock)
+    h.sched.effects.mailer = sender
+    h.clock.t = h.sched.next_wakeup()
+    h.settle()
+    h.release_all()
+    with db.connect() as conn:
+        rows = conn.execute(sa.select(schema.mail_outbox)).all()
+    assert [(r.subject, r.sent) for r in rows] == [("periodic SUCCESS: org/project master", None)]
+    assert inbox.messages == []
+    restart(h)  # a new scheduler process on the same database
+    sender = MailSender(SmtpSettings("127.0.0.1", port)).use_outbox(db, h.clock)
+    h.sched.effects.mailer = sender
+    sender.start()
+    try:
+        inbox.wait(1)
+        wait_for(lambda: sender.outbox is not None and not sender.outbox.pending(),
+                 "the row to be marked sent")
+    finally:
+        sender.stop()
+        db.dispose()
+    assert len(inbox.messages) == 1
+    assert "- nightly-3.11 " in inbox.messages[0][1].get_content()
