@@ -33,8 +33,8 @@ STRATEGIES: list[tuple[str, Any]] = [
     ("evidence", "evidence"),
     ("sized", "sized"),
     ("evidence-sized", "evidence-sized"),
-    ("evidence-sized, reruns 1, window-valid 0.1",
-     {"name": "evidence-sized", "reruns": 1, "window-valid": 0.1}),
+    ("evidence-sized, window-valid 0.2",
+     {"name": "evidence-sized", "window-valid": 0.2}),
 ]
 
 

@@ -25,7 +25,7 @@ def _expand(layout: Layout, name: str) -> list[str]:
 
 # Judgments (a gate strategy's, see core/strategy.py) under which a failed
 # build is not (yet) a failure of the item.
-UNDECIDED = ("suspect", "rerun")
+UNDECIDED = ("suspect", "rerun", "pending")
 NOT_COUNTED = ("suspect", "flake")
 MEMO_LIMIT = 10_000  # selections remembered per layout (distinct file lists grow it)
 
@@ -120,7 +120,11 @@ def failed_voting_jobs(selected: list[SelectedJob], bs: BuildSet) -> list[str]:
     out = []
     for s in selected:
         b = bs.builds.get(s.job.name)
-        if b is not None and s.job.voting and b.result is not None \
-                and b.result not in PASSING_RESULTS and b.judgment not in NOT_COUNTED:
+        if b is None or not s.job.voting:
+            continue
+        if b.judgment == "pending":  # failed; the queue goes on without it meanwhile
+            out.append(f"{s.job.name} (FAILURE, being rerun)")
+        elif b.result is not None and b.result not in PASSING_RESULTS \
+                and b.judgment not in NOT_COUNTED:
             out.append(f"{s.job.name} ({b.result})")
     return out

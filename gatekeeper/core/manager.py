@@ -163,6 +163,8 @@ class PipelineManager:
         if actionable and item.live and self.prepare(item):
             self.launch_jobs(item)
         self.review(q, item)
+        if item.dequeued:  # a strategy enqueued it again
+            return nnfi
         failing = self.failing_reasons(item)
         self.door.set(item, failing_reasons=tuple(failing))
         if not item.live and not item.items_behind:
@@ -328,7 +330,7 @@ class PipelineManager:
             self.launch_build(item, job, 1)
 
     def launch_build(self, item: QueueItem, job: Job, attempt: int,
-                     rerun: Build | None = None) -> None:
+                     rerun: Build | None = None, judgment: str = "rerun") -> None:
         """Launch ``job`` for ``item``; ``rerun``: the build of a gate
         strategy's rerun on the same state this one carries on (it goes
         ahead of normal builds for a node)."""
@@ -342,7 +344,7 @@ class PipelineManager:
                                hold_on_failure=job.hold_on_failure)
         self.door.add_build(bs, Build(uuid, job.name, job.voting, attempt,
                                       launch_time=self.ctx.clock(),
-                                      judgment="rerun" if rerun else None,
+                                      judgment=judgment if rerun else None,
                                       suspect_failures=rerun.suspect_failures if rerun else 0))
         self.ctx.builds[uuid] = (item, bs)
         on = self._on_top(item.display_name, bs.changes) if bs.changes else item.display_name
@@ -366,7 +368,8 @@ class PipelineManager:
             self.door.note(item, "retry", f"{build.job} was {ev.result}{why} (attempt "
                            f"{build.attempt} of {job.attempts}): launching it again")
             self.launch_build(item, job, build.attempt + 1,
-                              rerun=build if build.judgment == "rerun" else None)
+                              rerun=build if build.judgment in ("rerun", "pending") else None,
+                              judgment=build.judgment or "rerun")
             return
         self.door.set(build, result=ev.result, end_time=now, start_time=start,
                       url=ev.url or build.url, node=ev.node or build.node,

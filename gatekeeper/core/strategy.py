@@ -13,7 +13,10 @@ slow and unfair. A strategy (``strategy:`` of a dependent pipeline, see
   ``reruns`` reruns.
 * use **evidence** from the items behind: they are tested on states that
   include the change. One of them passing the same job proves the failure a
-  flake at once; their failures make "broken" more likely.
+  flake at once; their failures make "broken" more likely. When no evidence
+  is about to come, the queue **moves on** without the change (it counts as
+  failing, those behind are reset, as Zuul would) while its rerun decides:
+  a flake is enqueued again at the end instead of being rejected.
 * **size the window** to the learned rate of broken changes: the largest
   window that is entirely valid with probability ``window-valid``, within
   the node budget, instead of AIMD.
@@ -45,7 +48,7 @@ from gatekeeper.model.states import BuildResult
 if TYPE_CHECKING:
     from gatekeeper.core.manager import PipelineManager
 
-JUDGING = ("suspect", "rerun")
+JUDGING = ("suspect", "rerun", "pending")
 MAX_EVIDENCE = 50  # items behind looked at for evidence
 
 
@@ -106,14 +109,16 @@ class Strategy:
 
     def judge(self, item: QueueItem, build: Build) -> bool:
         """Hold ``build``'s failure for judgment? Learns from passes too."""
-        if build.result in (BuildResult.SUCCESS,) and build.voting:
-            if build.judgment == "rerun":
+        if build.result == BuildResult.SUCCESS and build.voting:
+            if build.judgment in ("rerun", "pending"):
                 return False  # the verdict (a flake) is given in review
             self.learned.passed(build.job)
             return False
         if not self.cfg.judge or not build.voting or build.result != BuildResult.FAILURE \
                 or not item.live or not isinstance(item.change, Change):
             return False
+        if build.judgment == "pending":
+            return self._pending_failed(item, build)
         seen = self.learned.seen(build.job)
         runs = build.suspect_failures + 1
         if seen < self.cfg.min_history:
@@ -131,9 +136,18 @@ class Strategy:
     def review(self, q: ChangeQueue, item: QueueItem) -> None:
         if not isinstance(item.change, Change):
             return
+        first: dict[str, Build] = {}  # rerun launched this pass -> the failed build
         for b in list(item.build_set.builds.values()):
             if b.judgment not in JUDGING:
                 continue
+            if b.judgment == "pending":
+                if b.result == BuildResult.SUCCESS:
+                    self._flake(item, b, "passed on a rerun of the same commit")
+                    if q.items[-1] is not item:  # those behind went on without it
+                        self._requeue(item, b.job)
+                        return
+                    continue
+                continue  # the queue has moved on without it; its rerun decides
             if b.judgment == "rerun" and b.result == BuildResult.SUCCESS:
                 self._flake(item, b, "passed on a rerun of the same commit")
                 continue
@@ -142,6 +156,8 @@ class Strategy:
                 self._flake(item, b, f"passed on {passed.display_name}'s state, which includes it")
                 continue
             if b.judgment == "rerun":
+                if self.cfg.move_on and not self._evidence_coming(item, first.get(b.uuid, b)):
+                    self._move_on(item, b)
                 continue  # still running (a failed rerun is a suspect again)
             if self._judging_ahead(item):
                 continue  # a change ahead may be what broke it: wait for that verdict
@@ -157,9 +173,75 @@ class Strategy:
                                f"the same commit (rerun {runs} of at most {self.cfg.reruns})")
                 self.door.set(b, suspect_failures=runs)
                 self.m.launch_build(item, job, b.attempt + 1, rerun=b)
+                rerun = item.build_set.builds[b.job]
+                first[rerun.uuid] = b
+                if self.cfg.move_on and not self._evidence_coming(item, b):
+                    self._move_on(item, rerun)
             else:
                 self._broken(item, b, f"{self._times(runs)} on this state, no rerun left "
                              f"(P(broken) = {p:.3f})")
+
+    def _evidence_coming(self, item: QueueItem, failed: Build) -> bool:
+        """Will the nearest item behind that includes it soon say whether it
+        passes ``failed.job``? (Its build started no later than ``failed``:
+        it should end about when that one did; one started later would keep
+        everything waiting.)"""
+        if not self.cfg.evidence:
+            return False
+        assert isinstance(item.change, Change)
+        started = failed.start_time if failed.start_time is not None else failed.launch_time
+        cur, n = item, 0
+        while cur.items_behind and n < MAX_EVIDENCE:
+            cur, n = cur.items_behind[0], n + 1
+            if _contains(cur, item.change):
+                b = cur.build_set.builds.get(failed.job)
+                if b is None or b.result is not None:
+                    return False
+                mine = b.start_time if b.start_time is not None else b.launch_time
+                return started is None or (mine is not None and mine <= started)
+        return False
+
+    def _move_on(self, item: QueueItem, rerun: Build) -> None:
+        """No more evidence is coming soon: the queue goes on without it
+        (those behind are tested without it) while its rerun decides. Its
+        other builds stop: it is either rejected or tested again."""
+        self.door.set(rerun, judgment="pending")
+        self.door.note(item, "judge", (
+            f"{rerun.job} failed and no state behind that includes it passed it: the items "
+            "behind go on without it while its rerun on the same commit decides"))
+        for other in item.build_set.builds.values():
+            if other.result is None and other.judgment not in JUDGING:
+                self.m.ctx.builds.pop(other.uuid, None)
+                self.m.ctx.effects.cancel(other.uuid)
+                self.door.set(other, result=BuildResult.CANCELED, end_time=self.m.ctx.clock(),
+                              message=f"stopped: {rerun.job} failed and is being rerun")
+
+    def _pending_failed(self, item: QueueItem, b: Build) -> bool:
+        """The rerun of a change the queue went on without failed too."""
+        p = self._p_broken(item, b)
+        runs = b.suspect_failures + 1
+        job = self.m.ctx.layout.jobs.get(b.job)
+        if p >= self.cfg.confidence or b.suspect_failures >= self.cfg.reruns or job is None:
+            self._broken(item, b, f"failed {self._times(runs)} on this state (P(broken) = "
+                         f"{p:.3f})")
+            return False
+        self.door.note(item, "judge", f"{b.job} failed its rerun too: P(broken) = {p:.3f}; "
+                       f"rerunning it again (rerun {runs} of at most {self.cfg.reruns})")
+        self.door.set(b, suspect_failures=runs)
+        self.m.launch_build(item, job, b.attempt + 1, rerun=b, judgment="pending")
+        return True
+
+    def _requeue(self, item: QueueItem, job: str) -> None:
+        """A flake after the queue went on without it: what it was tested on
+        is no longer what is ahead of it, so it is tested again from the end."""
+        change = item.change
+        assert isinstance(change, Change)
+        self.m.remove(item, f"{job} failed but passed on a rerun of the same commit (a flake); "
+                      "the queue went on without it meanwhile, so it is tested again at the end")
+        new = self.m.enqueue(change, trigger=f"a flake of {job} (enqueued again)")
+        if new is not None:
+            self.door.note(new, "judge", f"enqueued again: {job} flaked while the queue went on "
+                           "without this change")
 
     def _passed_behind(self, item: QueueItem, job: str) -> QueueItem | None:
         assert isinstance(item.change, Change)
@@ -218,8 +300,19 @@ class Strategy:
 
     def _broken(self, item: QueueItem, b: Build, why: str) -> None:
         text = f"{b.job} failed: trusted, the change is taken to be broken ({why})"
+        if b.result is None:  # a rerun still running: not needed any more
+            self.m.ctx.builds.pop(b.uuid, None)
+            self.m.ctx.effects.cancel(b.uuid)
+            self.door.set(b, result=BuildResult.CANCELED, end_time=self.m.ctx.clock())
         self.door.set(b, judgment="broken", message=text)
         self.door.note(item, "judge", text)
+        for other in item.build_set.builds.values():
+            if other.judgment in ("rerun", "pending") and other.result is None:
+                # its other reruns cannot save it now
+                self.m.ctx.builds.pop(other.uuid, None)
+                self.m.ctx.effects.cancel(other.uuid)
+                self.door.set(other, result=BuildResult.CANCELED, end_time=self.m.ctx.clock(),
+                              judgment="broken", message=f"not needed: {text}")
         if self.m.pipeline.fail_fast:
             self.m.fail_fast(item, b.job)
 

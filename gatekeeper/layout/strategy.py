@@ -19,6 +19,7 @@ class StrategyConfig:
     # What the strategy does (set by the preset):
     judge: bool = False  # a failure that may be a flake is judged before anything resets
     evidence: bool = False  # ... also from the items behind that include the change
+    move_on: bool = False  # ... and the queue goes on without it while a rerun confirms
     size_window: bool = False  # window sized to the learned failure rate, not AIMD
     keep_work: bool = False  # items pushed out of the window keep their builds
     # Knobs:
@@ -26,7 +27,7 @@ class StrategyConfig:
     confidence: float = 0.98  # P(broken) at which a failure is trusted without more reruns
     min_history: int = 20  # builds of a job seen before its failures are questioned
     history: int = 200  # recent builds per job the flake rate is learned from
-    window_valid: float = 0.3  # sized window: P(no broken change in it) to aim for
+    window_valid: float = 0.25  # sized window: P(no broken change in it) to aim for
     nodes: int = 0  # node budget (0: unknown); the sized window needs at most this many
 
     @property
@@ -37,9 +38,10 @@ class StrategyConfig:
 PRESETS: dict[str, dict[str, bool]] = {
     CLASSIC: {},
     "rerun": {"judge": True},
-    "evidence": {"judge": True, "evidence": True},
+    "evidence": {"judge": True, "evidence": True, "move_on": True},
     "sized": {"size_window": True, "keep_work": True},
-    "evidence-sized": {"judge": True, "evidence": True, "size_window": True, "keep_work": True},
+    "evidence-sized": {"judge": True, "evidence": True, "move_on": True, "size_window": True,
+                       "keep_work": True},
 }
 
 KNOBS = {

@@ -155,3 +155,39 @@ def test_layout_strategy_needs_a_dependent_pipeline() -> None:
     with pytest.raises(UserError) as e:
         load_layout_text(bad, "l.yaml")
     assert any("a gate strategy needs manager: dependent" in m for m in e.value.messages)
+
+
+def test_queue_moves_on_while_a_rerun_confirms_then_the_flake_is_tested_again() -> None:
+    """evidence: a fails, and so does b behind it (which includes a): no
+    evidence of a flake, so b and c go on without a while a's rerun decides.
+    The rerun passes: a is not rejected but enqueued again at the end."""
+    h = harness({"name": "evidence", "min-history": 0})
+    a, b, c = approve_all(h, 3)
+    h.fail(change=a)
+    h.fail(change=b)
+    assert [x.changes for x in h.running(change=b)] == [[f"{b.number},1"]]  # without a
+    assert [x.changes for x in h.running(change=c)] == [[f"{b.number},1", f"{c.number},1"]]
+    (rerun,) = h.running(change=a)
+    assert rerun.request.precedence == "high"
+    h.release(change=a)  # the rerun passes: a flake
+    assert h.queue() == [f"{b.number},1", f"{c.number},1", f"{a.number},1"]
+    h.release_all()
+    assert h.merged == [b.number, c.number, a.number]
+    assert not [r for r in h.reports_for(a) if r.labels.get("Verified") == -2]
+    text = notes(h, a)
+    assert any("the items behind go on without it" in t for t in text)
+    assert any("enqueued again" in t for t in text)
+
+
+def test_queue_moves_on_and_a_real_break_is_rejected() -> None:
+    h = harness({"name": "evidence", "min-history": 0, "reruns": 2})
+    a, b, c = approve_all(h, 3)
+    h.fail(change=a)
+    h.fail(change=b)  # b and c go on without a
+    h.fail(change=a)  # the rerun fails
+    h.fail(change=a)  # and the second
+    assert not h.running(change=a)
+    h.release_all()
+    assert h.merged == [b.number, c.number]
+    assert [r.labels for r in h.reports_for(a)][-1] == {"Verified": -2}
+    assert any("taken to be broken" in t for t in notes(h, a))
