@@ -82,8 +82,9 @@ class Learned:
         return sum(self.jobs.get(job, ()))
 
     def flake_rate(self, job: str) -> float:
-        """Smoothed (a job never seen to flake still might)."""
-        return (self.flakes(job) + 0.5) / (self.seen(job) + 10.0)
+        """Smoothed: a job never seen to flake still might, a little (a
+        failure of it is rerun while it is new, and soon trusted at once)."""
+        return (self.flakes(job) + 0.1) / (self.seen(job) + 10.0)
 
     def broken_rate(self) -> float:
         return min(0.5, max(0.005, (sum(self.items) + 1.0) / (len(self.items) + 10.0)))

@@ -57,8 +57,11 @@ def test_real_break_is_still_rejected_and_resets_behind() -> None:
     h = harness({"name": "rerun", "min-history": 0, "reruns": 2})
     a, b, c = approve_all(h, 3)
     h.release(change=a)
-    for _ in range(3):  # the first run and both reruns fail
-        assert h.fail(change=b) == 1
+    runs = 0
+    while h.fail(change=b):  # every run fails, until the failure is trusted
+        runs += 1
+        assert runs <= 3  # the first run and at most both reruns
+    assert runs >= 2
     # c was reset onto the branch tip (a merged meanwhile), without b
     assert [x.changes for x in h.running(change=c)] == [[f"{c.number},1"]]
     h.release()
