@@ -16,13 +16,23 @@ from gatekeeper.errors import UserError
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("workload", metavar="WORKLOAD.yaml", help="the workload file")
+    parser.add_argument("workload", metavar="WORKLOAD.yaml", nargs="?",
+                        help="the workload file (not with --from-history)")
     parser.add_argument("--strategy", action="append", metavar="NAME",
                         help="a gate strategy to run (repeat to compare; default: the "
                         "workload's pipeline strategy, else zuul-classic)")
     parser.add_argument("--seeds", type=int, metavar="N",
                         help="runs per strategy (default: the workload's seeds, else 1)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    hist = parser.add_argument_group("replay (doc/simulate.md)")
+    hist.add_argument("--from-history", action="store_true",
+                      help="estimate the workload from the site's build history")
+    hist.add_argument("--config", metavar="FILE",
+                      help="the service config: its database, and its layout's pipeline settings")
+    hist.add_argument("--database", metavar="URL", help="the database URL (instead of --config)")
+    hist.add_argument("--pipeline", default="gate", help="the dependent pipeline (default gate)")
+    hist.add_argument("--days", type=float, default=7.0,
+                      help="how much history, counted back from its newest build set (default 7)")
 
 
 def strategies_known() -> list[str]:
@@ -34,7 +44,14 @@ def run(args: argparse.Namespace) -> int:
     from gatekeeper.sim.gate.run import CLASSIC, Stuck
     from gatekeeper.sim.gate.workload import load_workload
 
-    wl = load_workload(args.workload)
+    if args.from_history:
+        if args.workload:
+            raise UserError("give WORKLOAD.yaml or --from-history, not both")
+        wl = _from_history(args)
+    elif not args.workload:
+        raise UserError("give a WORKLOAD.yaml (or --from-history)")
+    else:
+        wl = load_workload(args.workload)
     known = strategies_known()
     default = wl.pipeline.get("strategy", CLASSIC)
     wanted = args.strategy or [str(default["name"] if isinstance(default, dict) else default)]
@@ -47,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         summaries = _run(wl, wanted, seeds)
     except Stuck as e:
-        print(f"{args.workload}: the core got stuck: {e}", file=sys.stderr)
+        print(f"{args.workload or 'history'}: the core got stuck: {e}", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps({"workload": wl.name, "seeds": seeds,
@@ -55,6 +72,27 @@ def run(args: argparse.Namespace) -> int:
         return 0
     _print(wl.name, seeds, summaries)
     return 0
+
+
+def _from_history(args: argparse.Namespace):  # -> Workload
+    from gatekeeper.sim.gate.history import from_store, pipeline_settings
+    from gatekeeper.sim.gate.workload import Workload
+
+    base = Workload(seeds=args.seeds or 1)
+    url = args.database
+    if args.config:
+        from gatekeeper.config import load_config
+        from gatekeeper.layout.loader import load_layout
+
+        config = load_config(args.config)
+        url = url or config.database.url
+        layout = load_layout(config.scheduler.layout)
+        base = Workload(seeds=base.seeds, pipeline=pipeline_settings(layout, args.pipeline))
+    if not url:
+        raise UserError("--from-history needs --config FILE or --database URL")
+    est = from_store(url, args.pipeline, args.days, base)
+    print(est.describe(), file=sys.stderr)
+    return est.workload
 
 
 def _run(wl, strategies: list[str], seeds: int):

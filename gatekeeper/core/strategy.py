@@ -120,6 +120,11 @@ class Strategy:
             return False
         if build.judgment == "pending":
             return self._pending_failed(item, build)
+        if not self.cfg.evidence and build.judgment is None \
+                and self._passed_behind(item, build.job) is not None:
+            # Not evidence this strategy judges by, but a flake all the same
+            # (a state containing this one passed): learn from it.
+            self.learned.flaked(build.job, 1)
         seen = self.learned.seen(build.job)
         runs = build.suspect_failures + 1
         if seen < self.cfg.min_history:

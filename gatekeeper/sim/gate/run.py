@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,9 +94,12 @@ class _Uuids:
 
 def simulate(wl: Workload, seed: int, layout: Layout | None = None,
              strategy: str | dict[str, Any] | None = None,
-             stop_after_h: float | None = None) -> RunResult:
+             stop_after_h: float | None = None,
+             after_turn: Callable[[Scheduler], None] | None = None) -> RunResult:
     """Run ``wl`` once with ``seed`` until every change merged or was rejected
-    (or, with ``stop_after_h``, until that much virtual time has passed)."""
+    (or, with ``stop_after_h``, until that much virtual time has passed).
+    ``after_turn(scheduler)`` runs after each instant's events were handled
+    (e.g. a store journal writing the history, as the service does)."""
     layout = layout or build_layout(wl, strategy)
     world = World(wl, seed)
     total = world.schedule_arrivals()
@@ -113,6 +117,8 @@ def simulate(wl: Workload, seed: int, layout: Layout | None = None,
     core_log = logging.getLogger("gatekeeper")
     level = core_log.level
     core_log.setLevel(logging.WARNING)  # the core notes every decision at INFO
+    if after_turn is not None:
+        after_turn(sched)
     try:
         while world.next_time() is not None:
             if world.next_time() > horizon:  # type: ignore[operator]
@@ -120,6 +126,8 @@ def simulate(wl: Workload, seed: int, layout: Layout | None = None,
             world.fire_due()
             while sched.pending():
                 sched.run_once()
+            if after_turn is not None:
+                after_turn(sched)
             if len(world.outcome) == total and len(world.changes) == total:
                 break
     finally:

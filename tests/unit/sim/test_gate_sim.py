@@ -172,3 +172,51 @@ pipeline: {window: 10, window-floor: 2, strategy: {name: zuul-classic, min-histo
         assert s.bad_merged == 0, s
         assert s.merged + s.rejected > 40
     assert rows["evidence-sized"].good_rejected < rows["zuul-classic"].good_rejected
+
+
+def test_from_history_estimates_the_workload(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """A simulated site writes its build history as the service does (the
+    store's journal, SQLite); --from-history estimates the workload from it
+    and replays it."""
+    from gatekeeper.sim.gate.history import from_store
+    from gatekeeper.store.journal import StateJournal
+    from gatekeeper.store.migrate import open_store
+
+    url = f"sqlite:///{tmp_path}/gatekeeper.db"
+    journal = StateJournal(open_store(url))
+    attached = []
+
+    def record(sched) -> None:
+        if not attached:
+            journal.attach(sched.door)
+            attached.append(True)
+        journal.flush(sched.engine, sched.clock())
+
+    truth = parse_workload("""
+arrivals: {poisson: 20, hours: 2}
+bad: 0.15
+flake: 0.1
+jobs: 2
+duration: {mean: 30, sigma: 0.2}
+nodes: 12
+""", "w.yaml")
+    r = simulate(truth, 4, after_turn=record)
+    est = from_store(url, "gate", days=7)
+    wl = est.workload
+    assert est.items == r.changes and len(wl.times) == r.changes and wl.times[0] == 0.0
+    assert wl.jobs == ("test-1", "test-2") and wl.projects == ("org/project",)
+    assert 0 < wl.nodes <= 12
+    assert wl.bad == pytest.approx((r.changes - r.good) / r.changes, abs=0.08)
+    for job in wl.jobs:
+        assert wl.duration_of(job).mean == pytest.approx(30, rel=0.15)
+        assert 0.1 <= wl.duration_of(job).sigma <= 0.3
+    assert main(["simulate", "--from-history", "--database", url, "--seeds", "2",
+                 "--strategy", "zuul-classic", "--strategy", "evidence-sized", "--json"]) == 0
+    out = capsys.readouterr()
+    assert "estimated from" in out.err
+    data = json.loads(out.out)
+    assert [s["strategy"] for s in data["results"]] == ["zuul-classic", "evidence-sized"]
+    assert all(s["bad_merged"] == 0 for s in data["results"])
+    assert main(["simulate", "--from-history"]) == 2
+    assert "needs --config FILE or --database URL" in capsys.readouterr().err
