@@ -61,6 +61,7 @@ from gatekeeper.model.runtime import QueueItem
 from gatekeeper.model.states import BuildResult
 from gatekeeper.store.journal import Restored, StateJournal
 from gatekeeper.store.outbox import Outbox, OutboxEntry, ReportSender
+from gatekeeper.store.snapshot import SnapshotWriter
 
 log = logging.getLogger("gatekeeper.scheduler")
 
@@ -183,6 +184,7 @@ class Scheduler:
         # Persistence (attach_store): None runs in memory only.
         self.journal: StateJournal | None = None
         self.sender: ReportSender | None = None
+        self.snapshots: SnapshotWriter | None = None
         self.status_every = 1.0  # seconds between status snapshots written
         self._status_at = float("-inf")
         self._status_count = -1
@@ -195,9 +197,12 @@ class Scheduler:
         self._alive_at = float("-inf")
 
     def attach_store(self, journal: StateJournal, outbox: Outbox | None = None,
-                     sender: ReportSender | None = None) -> None:
-        """Persist every turn through ``journal``; report through ``outbox``."""
+                     sender: ReportSender | None = None,
+                     snapshots: SnapshotWriter | None = None) -> None:
+        """Persist every turn through ``journal``; report through ``outbox``;
+        status snapshots through ``snapshots`` (None: in the turn's transaction)."""
         self.journal = journal
+        self.snapshots = snapshots
         journal.attach(self.door)
         self.effects.journal = journal
         self.effects.outbox = outbox
@@ -369,7 +374,10 @@ class Scheduler:
             self._status_count = self.door.count
             self._status_at = now
             self._last_status = self._status_doc()
-            journal.set_status(now, self._last_status)
+            if self.snapshots is not None:
+                self.snapshots.put(now, self._last_status)
+            else:
+                journal.set_status(now, self._last_status)
         try:
             wrote = journal.flush(self.engine, now)
         except Exception:  # the database is away: keep the changes, write them next turn

@@ -6,7 +6,23 @@ from typing import Any
 
 from gatekeeper.core import jobs as jobsel
 from gatekeeper.core.engine import Engine
-from gatekeeper.model.runtime import QueueItem
+from gatekeeper.model.runtime import BuildSet, QueueItem, SpeculativeChange
+
+# tested_on of a build set never changes once its merge was requested; at
+# 1,000 queued items rebuilding these lists was most of a snapshot's cost.
+_TESTED_ON: dict[str, tuple[tuple[SpeculativeChange, ...], list[str]]] = {}
+_TESTED_ON_LIMIT = 20000
+
+
+def _tested_on(bs: BuildSet) -> list[str]:
+    hit = _TESTED_ON.get(bs.uuid)
+    if hit is not None and hit[0] is bs.changes:
+        return hit[1]
+    ids = [x.id_string for x in bs.changes[:-1]]
+    if len(_TESTED_ON) >= _TESTED_ON_LIMIT:
+        _TESTED_ON.clear()
+    _TESTED_ON[bs.uuid] = (bs.changes, ids)
+    return ids
 
 
 def _item(engine: Engine, item: QueueItem) -> dict[str, Any]:
@@ -35,7 +51,7 @@ def _item(engine: Engine, item: QueueItem) -> dict[str, Any]:
         "item_ahead": item.item_ahead.uuid if item.item_ahead else None,
         "items_behind": [b.uuid for b in item.items_behind],
         "nnfi": item.nnfi.display_name if item.nnfi else None,
-        "tested_on": [x.id_string for x in bs.changes[:-1]],
+        "tested_on": _tested_on(bs),  # shared: the document is read-only
         "failing_reasons": list(item.failing_reasons),
         "merge_state": bs.merge_state, "merged": bs.merged, "merge_error": bs.merge_error,
         "jobs": jobs,

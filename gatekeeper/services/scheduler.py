@@ -22,6 +22,7 @@ from gatekeeper.store.lock import SchedulerLock
 from gatekeeper.store.migrate import open_store
 from gatekeeper.store.outbox import Outbox, ReportSender, gerrit_applied
 from gatekeeper.store.recorder import HistoryRecorder
+from gatekeeper.store.snapshot import SnapshotWriter
 
 log = logging.getLogger("gatekeeper.services.scheduler")
 
@@ -71,9 +72,10 @@ class SchedulerProcess:
         self.outbox = Outbox(self.db, self.gerrit.reporter,
                              gerrit_applied(self.gerrit.source, config.gerrit.user), clock)
         self.sender = ReportSender(self.outbox)
+        self.snapshots = SnapshotWriter(self.db)
         self.scheduler.attach_store(
             StateJournal(self.db, HistoryRecorder(config.scheduler.history_days)),
-            self.outbox, self.sender)
+            self.outbox, self.sender, self.snapshots)
         self.mailer = mailer_from_config(config)  # smtp: reports, on their own thread
         if self.mailer is not None:
             self.mailer.use_outbox(self.db, clock)  # rows committed with their turn
@@ -137,6 +139,7 @@ class SchedulerProcess:
         self.sender.start()
         if self.mailer is not None:
             self.mailer.start()
+        self.snapshots.start()
         self.scheduler.start()
         self.rpc = self._start_rpc()
         self.metrics.start()
@@ -181,6 +184,7 @@ class SchedulerProcess:
         self.sender.stop()
         if self.mailer is not None:
             self.mailer.stop()
+        self.snapshots.stop()
         self.merger.stop()
         self.launcher.stop()
         if self.gearman_server is not None:

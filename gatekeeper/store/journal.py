@@ -46,7 +46,7 @@ from gatekeeper.store.serial import (
     change_from_dict,
     change_to_dict,
     item_from_dict,
-    item_to_dict,
+    item_json,
     queue_from_dict,
     queue_to_dict,
 )
@@ -182,7 +182,7 @@ class StateJournal:
             history = [(it, it.uuid in self._left) for it in self._items.values()]
             self.recorder.write(conn, history, now)
             if self._status is not None:
-                _put_status(conn, *self._status)
+                put_status(conn, self._status[0], _dumps(self._status[1]))
         for it in self._left.values():
             for k in [it.build_set.uuid, *(b.uuid for b in it.build_set.builds.values())]:
                 self._owner.pop(k, None)
@@ -209,7 +209,7 @@ class StateJournal:
                 self._owner.setdefault(b.uuid, it)
             values = dict(pipeline=it.pipeline, queue=it.queue,
                           finished=self._finished_seq if left else 0,
-                          data=_dumps(item_to_dict(it)))
+                          data=item_json(it))
             if uuid in self._persisted:
                 conn.execute(sa.update(t).where(t.c.uuid == uuid).values(**values))
             else:
@@ -364,9 +364,8 @@ def _put_meta(conn: Connection, key: str, value: Any) -> None:
         conn.execute(sa.insert(t).values(key=key, value=data))
 
 
-def _put_status(conn: Connection, now: float, data: dict[str, Any]) -> None:
+def put_status(conn: Connection, now: float, text: str) -> None:
     t = schema.status
-    text = _dumps(data)
     if conn.execute(sa.update(t).where(t.c.id == 1).values(time=now, data=text)).rowcount == 0:
         conn.execute(sa.insert(t).values(id=1, time=now, data=text))
 

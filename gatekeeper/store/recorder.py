@@ -7,7 +7,6 @@ a turn costs what it changed, not what is queued."""
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -18,6 +17,7 @@ from gatekeeper.model.change import Change
 from gatekeeper.model.runtime import Build, BuildSet, QueueItem
 from gatekeeper.model.states import BuildResult
 from gatekeeper.store import schema
+from gatekeeper.store.serial import changes_json
 
 log = logging.getLogger("gatekeeper.store.recorder")
 
@@ -67,14 +67,12 @@ class HistoryRecorder:
     def _write_buildset(self, conn: Connection, item: QueueItem, bs: BuildSet,
                         now: float) -> None:
         c = item.change
-        changes = [{"project": x.project, "branch": x.branch, "ref": x.ref, "change": x.number,
-                    "patchset": x.patchset, "revision": x.revision} for x in bs.changes]
         values: dict[str, Any] = dict(
             item=item.uuid, pipeline=item.pipeline, project=c.project, branch=c.branch or "",
             change=c.number, patchset=c.patchset,
             ref=c.ref, newrev="" if isinstance(c, Change) else c.newrev,
             result=bs.result, message=bs.merge_error or "",
-            changes=json.dumps(changes), base_item=bs.base_item)
+            changes=changes_json(bs), base_item=bs.base_item)
         fp = tuple(values.values())
         if self._rows.get(bs.uuid) == fp:
             return

@@ -7,6 +7,7 @@ dataclass default; unknown keys are ignored)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import fields
 from typing import Any
 
@@ -24,7 +25,6 @@ from gatekeeper.model.states import BuildResult, BuildSetResult, MergeState
 _CHANGE_FIELDS = tuple(f.name for f in fields(Change) if f.name != "approvals")
 _REF_FIELDS = tuple(f.name for f in fields(Ref))
 _BUILD_FIELDS = tuple(f.name for f in fields(Build) if f.name != "progress")
-_SPEC_FIELDS = tuple(f.name for f in fields(SpeculativeChange))
 _APPROVAL_FIELDS = tuple(f.name for f in fields(Approval))
 
 
@@ -65,10 +65,37 @@ def build_from_dict(d: dict[str, Any]) -> Build:
     return b
 
 
-def build_set_to_dict(bs: BuildSet) -> dict[str, Any]:
+# A build set's ``changes`` (every change ahead, then its own) is set once and
+# written with every later change of its item: encoded once (per build set)
+# it keeps a turn's cost independent of the queue's length.
+_CHANGES_CACHE: dict[str, tuple[tuple[SpeculativeChange, ...], str]] = {}
+CACHE_LIMIT = 20000
+
+
+def changes_json(bs: BuildSet) -> str:
+    """``bs.changes`` as JSON (the history's field names: change, patchset)."""
+    hit = _CHANGES_CACHE.get(bs.uuid)
+    if hit is not None and hit[0] is bs.changes:
+        return hit[1]
+    text = json.dumps([{"project": x.project, "branch": x.branch, "ref": x.ref,
+                        "change": x.number, "patchset": x.patchset, "revision": x.revision}
+                       for x in bs.changes], separators=(",", ":"))
+    if len(_CHANGES_CACHE) >= CACHE_LIMIT:
+        _CHANGES_CACHE.clear()
+    _CHANGES_CACHE[bs.uuid] = (bs.changes, text)
+    return text
+
+
+def _spec_from_dict(x: dict[str, Any]) -> SpeculativeChange:
+    return SpeculativeChange(project=x["project"], branch=x["branch"], ref=x["ref"],
+                             number=x.get("change", x.get("number")),
+                             patchset=x.get("patchset"), revision=x.get("revision", ""))
+
+
+def build_set_to_dict(bs: BuildSet, changes: bool = True) -> dict[str, Any]:
     return {
         "uuid": bs.uuid, "base_item": bs.base_item,
-        "changes": [{k: getattr(x, k) for k in _SPEC_FIELDS} for x in bs.changes],
+        **({"changes": json.loads(changes_json(bs))} if changes else {}),
         "merge_state": bs.merge_state, "merge_request": bs.merge_request,
         "merged": bs.merged, "merge_error": bs.merge_error, "commits": dict(bs.commits),
         "ref": bs.ref, "git_url": bs.git_url, "result": bs.result,
@@ -79,8 +106,7 @@ def build_set_to_dict(bs: BuildSet) -> dict[str, Any]:
 def build_set_from_dict(d: dict[str, Any]) -> BuildSet:
     bs = BuildSet(**_pick(BuildSet, {k: v for k, v in d.items()
                                      if k not in ("changes", "builds", "commits")}))
-    bs.changes = tuple(SpeculativeChange(**_pick(SpeculativeChange, x))
-                       for x in d.get("changes") or ())
+    bs.changes = tuple(_spec_from_dict(x) for x in d.get("changes") or ())
     bs.commits = dict(d.get("commits") or {})
     bs.merge_state = MergeState(bs.merge_state)
     bs.result = BuildSetResult(bs.result) if bs.result is not None else None
@@ -90,11 +116,18 @@ def build_set_from_dict(d: dict[str, Any]) -> BuildSet:
     return bs
 
 
-def item_to_dict(item: QueueItem) -> dict[str, Any]:
+def item_json(item: QueueItem) -> str:
+    """``item_to_dict`` as JSON text, its build set's changes from the cache."""
+    d = item_to_dict(item, changes=False)
+    text = json.dumps(d, separators=(",", ":"))
+    return text[:-1] + ',"changes":' + changes_json(item.build_set) + "}"
+
+
+def item_to_dict(item: QueueItem, changes: bool = True) -> dict[str, Any]:
     return {
         "uuid": item.uuid, "change": change_to_dict(item.change), "pipeline": item.pipeline,
         "queue": item.queue, "enqueue_time": item.enqueue_time,
-        "build_set": build_set_to_dict(item.build_set), "live": item.live,
+        "build_set": build_set_to_dict(item.build_set, changes), "live": item.live,
         "active": item.active, "ahead": item.item_ahead.uuid if item.item_ahead else None,
         "failing_reasons": list(item.failing_reasons), "needs": list(item.needs),
         "reported_start": item.reported_start, "dequeued": item.dequeued,
@@ -106,10 +139,13 @@ def item_to_dict(item: QueueItem) -> dict[str, Any]:
 
 def item_from_dict(d: dict[str, Any]) -> tuple[QueueItem, str | None]:
     """The item (unlinked) and the uuid of the item it was tested on top of."""
+    bs = dict(d["build_set"])
+    if "changes" in d:  # written by item_json
+        bs["changes"] = d["changes"]
     item = QueueItem(
         uuid=d["uuid"], change=change_from_dict(d["change"]), pipeline=d["pipeline"],
         queue=d["queue"], enqueue_time=d["enqueue_time"],
-        build_set=build_set_from_dict(d["build_set"]), live=d.get("live", True),
+        build_set=build_set_from_dict(bs), live=d.get("live", True),
         active=d.get("active", False), failing_reasons=tuple(d.get("failing_reasons") or ()),
         needs=tuple(d.get("needs") or ()), reported_start=d.get("reported_start", False),
         dequeued=d.get("dequeued", False), dequeue_reason=d.get("dequeue_reason", ""),
