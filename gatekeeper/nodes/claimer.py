@@ -43,6 +43,10 @@ class GearmanNodeClaimer(JobOwner):
         self._client.addServer(host, port, ssl_key=ssl_key, ssl_cert=ssl_cert, ssl_ca=ssl_ca)
         self._client.waitForServer(connect_timeout)
         self._lock = threading.Lock()
+        # gear's submitJob queues "expect JOB_CREATED" and sends SUBMIT_JOB in two
+        # unlocked steps and matches answers by order: two threads submitting at
+        # once could swap handles, so one build got the node the pool gave the other.
+        self._submit_lock = threading.Lock()
         self._events: dict[str, threading.Event] = {}
         self._abandoned: set[str] = set()
 
@@ -86,7 +90,8 @@ class GearmanNodeClaimer(JobOwner):
         job = gear.Job(function.encode(), encode(args).encode(), unique=key.encode())
         try:
             try:
-                self._client.submitJob(job, timeout=min(wait, 30.0))
+                with self._submit_lock:
+                    self._client.submitJob(job, timeout=min(wait, 30.0))
             except (gear.GearmanError, OSError) as e:
                 raise NodeClaimError(f"{function}: gearman: {e}") from None
             if not ev.wait(wait):

@@ -212,7 +212,8 @@ def gerrit_applied(source: Source, username: str) -> AppliedCheck:
         if current.patchset != change.patchset:
             return Applied.NOTHING if submit else Applied.ALL
         mine = {a.label.lower(): a.value for a in current.approvals if a.username == username}
-        review = all(mine.get(k.lower()) == v for k, v in labels.items())
+        # A 0 vote is not listed by Gerrit: absent counts as given.
+        review = all(mine.get(k.lower(), 0) == v for k, v in labels.items())
         if not review:
             return Applied.NOTHING
         return Applied.REVIEW if submit else Applied.ALL

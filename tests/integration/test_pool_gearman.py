@@ -42,6 +42,7 @@ def test_concurrent_claims_over_gearman_never_share(pool, pool_store):
     wait_for(lambda: len(pool_store.list_nodes([NodeState.READY])) == 6)
     clients = [claimer() for _ in range(3)]
     leases, errors = [], []
+    by_build = {}
     lock = threading.Lock()
 
     def run(i: int) -> None:
@@ -49,6 +50,7 @@ def test_concurrent_claims_over_gearman_never_share(pool, pool_store):
             lease = clients[i % 3].claim("deb", f"build-{i}", timeout=20)
             with lock:
                 leases.append(lease)
+                by_build[f"build-{i}"] = lease
         except NodeClaimError as e:
             errors.append(e)
 
@@ -62,6 +64,9 @@ def test_concurrent_claims_over_gearman_never_share(pool, pool_store):
     assert len(ids) == 9 and len(set(ids)) == 9  # more than were ready: some waited
     builds = {pool_store.get_node(int(lease.node_id)).build for lease in leases}
     assert builds == {f"build-{i}" for i in range(9)}
+    # Each build holds the node the pool gave it (not another build's).
+    assert all(pool_store.get_node(int(lease.node_id)).build == build
+               for build, lease in by_build.items())
     assert all(lease.provider == "c1" and lease.host_key for lease in leases)
 
 
