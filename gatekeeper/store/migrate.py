@@ -23,6 +23,8 @@ from gatekeeper.store.db import create_engine
 from gatekeeper.store.schema import VERSION_TABLE, metadata
 
 log = logging.getLogger("gatekeeper.store.migrate")
+# Alembic announces every plugin and its context at INFO on each start: noise.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
