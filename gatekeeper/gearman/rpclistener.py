@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import gear
 
+from gatekeeper.gearman.jobloop import JobLoop
 from gatekeeper.gearman.nodelay import NoDelayWorker
 from gatekeeper.gearman.protocol import (
     EXPLAIN_FUNCTION,
@@ -95,7 +96,7 @@ def management_event(args: dict[str, Any]) -> Request:
     raise BadRequest(f"unknown action {action!r}")
 
 
-class RPCListener:
+class RPCListener(JobLoop):
     def __init__(self, scheduler: SchedulerLike, host: str, port: int,
                  name: str = "gatekeeper-scheduler-rpc", ssl_key: str | None = None,
                  ssl_cert: str | None = None, ssl_ca: str | None = None,
@@ -104,8 +105,6 @@ class RPCListener:
         self.metrics = metrics  # the scheduler's metrics as Prometheus text
         self.host, self.port, self.name = host, port, name
         self._ssl = (ssl_key, ssl_cert, ssl_ca)
-        self._worker: gear.Worker | None = None
-        self._thread: threading.Thread | None = None
         self._stop = threading.Event()
 
     def start(self) -> RPCListener:
@@ -114,37 +113,15 @@ class RPCListener:
         w.addServer(self.host, self.port, ssl_key=key, ssl_cert=cert, ssl_ca=ca)
         for fn in FUNCTIONS:  # registered again by gear on every reconnect
             w.registerFunction(fn)
-        self._worker = w
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="scheduler-rpc", daemon=True)
-        self._thread.start()
+        self._start_loop(w, "scheduler-rpc")
         return self
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._worker is not None:
-            self._worker.shutdown()
-        if self._thread is not None:
-            self._thread.join(10)
-        self._worker = self._thread = None
-
-    def _run(self) -> None:
-        assert self._worker is not None
-        while not self._stop.is_set():
-            try:
-                job = self._worker.getJob()
-            except gear.InterruptedError:
-                return
-            except Exception:
-                if self._stop.is_set():
-                    return
-                log.exception("gearman getJob failed")
-                continue
-            try:
-                self._handle(job)
-            except Exception:  # a bad request never stops the scheduler
-                log.exception("RPC %s failed", job.name)
-                _send(job, {"error": "internal error in the scheduler"})
+    def _take(self, job: gear.WorkerJob) -> None:
+        try:
+            self._handle(job)
+        except Exception:  # a bad request never stops the scheduler
+            log.exception("RPC %s failed", job.name)
+            _send(job, {"error": "internal error in the scheduler"})
 
     def _handle(self, job: gear.WorkerJob) -> None:
         name = job.name if isinstance(job.name, str) else job.name.decode("utf-8", "replace")

@@ -19,6 +19,7 @@ from typing import Any
 
 import gear
 
+from gatekeeper.gearman.jobloop import JobLoop
 from gatekeeper.gearman.nodelay import NoDelayWorker
 from gatekeeper.gearman.protocol import (
     NODE_CLAIM_PREFIX,
@@ -35,7 +36,7 @@ log = logging.getLogger("gatekeeper.nodes.gearsvc")
 DEFAULT_CLAIM_TIMEOUT = 3600.0
 
 
-class PoolGearmanWorker:
+class PoolGearmanWorker(JobLoop):
     def __init__(self, service: PoolService, host: str, port: int,
                  name: str = "gatekeeper-pool", ssl_key: str | None = None,
                  ssl_cert: str | None = None, ssl_ca: str | None = None):
@@ -43,8 +44,6 @@ class PoolGearmanWorker:
         self.host, self.port = host, port
         self._ssl = (ssl_key, ssl_cert, ssl_ca)  # gear uses TLS only when all three are set
         self.name = name
-        self._worker: gear.Worker | None = None
-        self._thread: threading.Thread | None = None
         self._stop = threading.Event()
 
     def functions(self) -> list[str]:
@@ -58,38 +57,17 @@ class PoolGearmanWorker:
         w.waitForServer(timeout)
         for fn in self.functions():
             w.registerFunction(fn)
-        self._worker = w
-        self._thread = threading.Thread(target=self._run, name="pool-gearman", daemon=True)
-        self._thread.start()
+        self._start_loop(w, "pool-gearman")
         log.info("pool serving %s on gearman %s:%d", ", ".join(self.functions()), self.host,
                  self.port)
         return self
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._worker is not None:
-            self._worker.shutdown()
-        if self._thread is not None:
-            self._thread.join(10)
-        self._worker = self._thread = None
-
-    def _run(self) -> None:
-        assert self._worker is not None
-        while not self._stop.is_set():
-            try:
-                job = self._worker.getJob()
-            except gear.InterruptedError:
-                return
-            except Exception:
-                if self._stop.is_set():
-                    return
-                log.exception("gearman getJob failed")
-                continue
-            try:
-                self._handle(job)
-            except Exception:  # a bad request never stops the pool
-                log.exception("node request %s failed", job.name)
-                _send(job, {"error": "internal error in the pool"})
+    def _take(self, job: gear.WorkerJob) -> None:
+        try:
+            self._handle(job)
+        except Exception:  # a bad request never stops the pool
+            log.exception("node request %s failed", job.name)
+            _send(job, {"error": "internal error in the pool"})
 
     def _handle(self, job: gear.WorkerJob) -> None:
         name = job.name if isinstance(job.name, str) else job.name.decode("utf-8", "replace")

@@ -22,6 +22,7 @@ from typing import Any
 import gear
 
 from gatekeeper.gearman import protocol
+from gatekeeper.gearman.jobloop import JobLoop
 from gatekeeper.gearman.nodelay import NoDelayWorker
 
 log = logging.getLogger("gatekeeper.worker.console_stream")
@@ -44,15 +45,15 @@ def console_path(log_root: Path, log_path: str) -> Path | None:
     return target if root in target.parents else None
 
 
-class ConsoleStreamer:
+class ConsoleStreamer(JobLoop):
+    _what = "console"
+
     def __init__(self, worker_name: str, log_root: Path, servers: Sequence[Any],
                  log_path_of: Callable[[str], str | None]):
         self.name = worker_name
         self.log_path_of = log_path_of  # LOG_PATH of a running build, None: not running
         self.log_root = Path(log_root)
         self.servers = servers
-        self._worker: gear.Worker | None = None
-        self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._streams = threading.BoundedSemaphore(MAX_STREAMS)
 
@@ -62,36 +63,15 @@ class ConsoleStreamer:
             w.addServer(s.host, s.port, s.ssl_key, s.ssl_cert, s.ssl_ca)
         w.waitForServer(timeout=connect_timeout)
         w.registerFunction(console_function(self.name))
-        self._worker = w
-        self._thread = threading.Thread(target=self._serve, name="worker-console", daemon=True)
-        self._thread.start()
+        self._start_loop(w, "worker-console")
         return self
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._worker is not None:
-            self._worker.shutdown()
-        if self._thread is not None:
-            self._thread.join(10)
-        self._worker = self._thread = None
-
-    def _serve(self) -> None:
-        assert self._worker is not None
-        while not self._stop.is_set():
-            try:
-                job = self._worker.getJob()
-            except gear.InterruptedError:
-                return
-            except Exception:
-                if self._stop.is_set():
-                    return
-                log.exception("console: getJob failed")
-                continue
-            if not self._streams.acquire(blocking=False):
-                _complete(job, {"error": "too many console streams on this worker"})
-                continue
-            threading.Thread(target=self._stream, args=(job,), name="console-stream",
-                             daemon=True).start()
+    def _take(self, job: gear.WorkerJob) -> None:
+        if not self._streams.acquire(blocking=False):
+            _complete(job, {"error": "too many console streams on this worker"})
+            return
+        threading.Thread(target=self._stream, args=(job,), name="console-stream",
+                         daemon=True).start()
 
     def _stream(self, job: gear.WorkerJob) -> None:
         try:
