@@ -64,13 +64,13 @@ def describe_approval(m: ApprovalMatch) -> str:
 
 
 def _event_approval_matches(m: ApprovalMatch, a: EventApproval, event: TriggerEvent) -> bool:
-    if _norm(a.label) != m.norm:
+    # cheapest test first: Gerrit >= 2.13 sends every vote with each comment;
+    # only a vote that changed in this event (old_value differs) counts as carried by it.
+    if a.old_value is not None and a.old_value == a.value:
         return False
     if m.values and a.value not in m.values:
         return False
-    # Gerrit >= 2.13 sends every vote with each comment; only a vote that
-    # changed in this event (old_value differs) counts as carried by it.
-    if a.old_value is not None and a.old_value == a.value:
+    if _norm(a.label) != m.norm:
         return False
     if m.username is not None and not m.username.search(event.account_username or ""):
         return False
@@ -229,6 +229,22 @@ def match_trigger(pipeline: Pipeline, event: TriggerEvent, change: Change | Ref 
 
 # --- the scheduler's decision: the same answers, no words -----------------
 
+def _carries_vote(wanted: tuple[ApprovalMatch, ...], event: TriggerEvent) -> bool:
+    for m in wanted:
+        for a in event.approvals:
+            if _event_approval_matches(m, a, event):
+                return True
+    return False
+
+
+def _has_vote(change: Change, m: ApprovalMatch, now: float | None) -> bool:
+    """``_has_approval`` without a generator (the scheduler's hot path)."""
+    for a in change.approvals:
+        if change_approval_matches(m, a, now):
+            return True
+    return False
+
+
 def _trigger_matches(t: GerritTrigger, event: TriggerEvent, change: Change | Ref | None,
                      now: float | None) -> bool:
     """``not _check_trigger(...)`` for a trigger listening to the event's type."""
@@ -245,12 +261,14 @@ def _trigger_matches(t: GerritTrigger, event: TriggerEvent, change: Change | Ref
     if t.ignore_deletes and event.type == "ref-updated" and event.newrev \
             and not event.newrev.strip("0"):
         return False
-    if t.approvals and not any(_event_approval_matches(m, a, event)
-                               for m in t.approvals for a in event.approvals):
+    if t.approvals and not _carries_vote(t.approvals, event):
         return False
     if t.comments:
         text = event.comment or ""
-        if not any(p.search(text) for p in t.comments):
+        for f in t.comment_filters:
+            if f.search(text):
+                break
+        else:
             return False
     if t.usernames and not any(p.search(event.account_username or "") for p in t.usernames):
         return False
@@ -281,15 +299,19 @@ def _requirements_met(pipeline: Pipeline, change: Change | Ref | None,
         return False
     if req.status and change.status not in req.status:
         return False
-    if not all(_has_approval(change, m, now) for m in req.approvals):
-        return False
+    for m in req.approvals:
+        if not _has_vote(change, m, now):
+            return False
     if rej.open is not None and change.is_open == rej.open:
         return False
     if rej.current_patchset is not None and change.is_current_patchset == rej.current_patchset:
         return False
     if rej.status and change.status in rej.status:
         return False
-    return not any(_has_approval(change, m, now) for m in rej.approvals)
+    for m in rej.approvals:
+        if _has_vote(change, m, now):
+            return False
+    return True
 
 
 _Listening = tuple[tuple[Pipeline, tuple[GerritTrigger, ...]], ...]
@@ -322,7 +344,9 @@ def triggered_pipelines(layout: Layout, event: TriggerEvent, change: Change | Re
     for pipeline, trigs in _listening(layout, event.type):
         if event.source != pipeline.source:
             continue
-        if any(_trigger_matches(t, event, change, now) for t in trigs) \
-                and _requirements_met(pipeline, change, now):
-            out.append(pipeline.name)
+        for t in trigs:
+            if _trigger_matches(t, event, change, now):
+                if _requirements_met(pipeline, change, now):
+                    out.append(pipeline.name)
+                break
     return out

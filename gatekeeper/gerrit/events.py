@@ -68,7 +68,9 @@ def _maker(cls: type[T]) -> Callable[..., T]:
 
     def make(**fields: Any) -> T:
         obj = new(cls)
-        vars(obj).update(defaults, **fields)
+        d = vars(obj)
+        d.update(defaults)
+        d.update(fields)  # not update(defaults, **fields): that copies fields once more
         return obj
     return make
 
@@ -223,19 +225,31 @@ def event_from_dict(data: Any) -> TriggerEvent | None:
         log.info("Skipping Gerrit event of unknown type %r", truncate(etype, 60))
         return None
 
-    change = _dict(data.get("change"))
-    patchset = _dict(data.get("patchSet"))
-    if not patchset:
-        patchset = _dict(data.get("patchset"))  # draft-published in some 2.x docs
-    ref_update = _dict(data.get("refUpdate"))
+    get = data.get
+    change = get("change")
+    if type(change) is not dict:
+        change = _dict(change)
+    patchset = get("patchSet")
+    if type(patchset) is not dict or not patchset:
+        patchset = _dict(patchset) or _dict(get("patchset"))  # draft-published in 2.x docs
+    ref_update = get("refUpdate")
+    if type(ref_update) is not dict:
+        ref_update = _dict(ref_update)
     acct = _account(data, etype)
 
-    project = _str(change.get("project")) or _str(ref_update.get("project"))
-    if project is None:
-        # project-created: projectName; ref-replicated: project
-        project = _str(data.get("projectName")) or _str(data.get("project"))
-    branch = _str(change.get("branch"))
-    ref = _str(patchset.get("ref"))
+    # each field: the usual shape (a non-empty str, an int) inline, else the tolerant helper
+    project = change.get("project")
+    if type(project) is not str or not project:
+        project = _str(project) or _str(ref_update.get("project"))
+        if project is None:
+            # project-created: projectName; ref-replicated: project
+            project = _str(get("projectName")) or _str(get("project"))
+    branch = change.get("branch")
+    if type(branch) is not str or not branch:
+        branch = _str(branch)
+    ref = patchset.get("ref")
+    if type(ref) is not str or not ref:
+        ref = _str(ref)
     oldrev = newrev = None
     if etype == "ref-updated":
         ref = full_ref(_str(ref_update.get("refName")))
@@ -243,36 +257,54 @@ def event_from_dict(data: Any) -> TriggerEvent | None:
         oldrev = _str(ref_update.get("oldRev"))
         newrev = _str(ref_update.get("newRev"))
     elif etype in ("ref-replicated", "ref-replication-scheduled", "ref-replication-done"):
-        ref = full_ref(_str(data.get("ref")))
-        branch = branch_of(_str(data.get("ref")))
+        ref = full_ref(_str(get("ref")))
+        branch = branch_of(_str(get("ref")))
     elif etype == "change-merged":
-        newrev = _str(data.get("newRev"))
+        newrev = _str(get("newRev"))
     elif etype == "project-created":
-        branch = branch_of(_str(data.get("projectHead")))
+        branch = branch_of(_str(get("projectHead")))
     if newrev is None and etype != "ref-updated":
-        newrev = _str(patchset.get("revision"))
+        newrev = patchset.get("revision")
+        if type(newrev) is not str or not newrev:
+            newrev = _str(newrev)
 
-    comment = data.get("comment")
-    if not isinstance(comment, str):
-        comment = _str(data.get("reason"))  # abandon/restore/merge-failed reasons
+    comment = get("comment")
+    if type(comment) is not str and not isinstance(comment, str):
+        comment = _str(get("reason"))  # abandon/restore/merge-failed reasons
 
-    timestamp = to_float(data.get("eventCreatedOn"))
+    number = change.get("number")
+    if type(number) is not int:
+        number = to_int(number)
+    ps_number = patchset.get("number")
+    if type(ps_number) is not int:
+        ps_number = to_int(ps_number)
+    change_id = change.get("id")
+    if type(change_id) is not str or not change_id:
+        change_id = _str(change_id)
+    username, email, name = acct.get("username"), acct.get("email"), acct.get("name")
+    if type(username) is not str or not username:
+        username = _str(username)
+    if type(email) is not str or not email:
+        email = _str(email)
+    if type(name) is not str or not name:
+        name = _str(name)
+    approvals = get("approvals")
     return _new_event(
         type=etype,
         project=project,
         branch=branch,
         ref=ref,
-        change_number=to_int(change.get("number")),
-        patchset=to_int(patchset.get("number")),
-        change_id=_str(change.get("id")),
+        change_number=number,
+        patchset=ps_number,
+        change_id=change_id,
         oldrev=oldrev,
         newrev=newrev,
         comment=comment,
-        approvals=parse_approvals(data["approvals"]) if "approvals" in data else (),
-        account_username=_str(acct.get("username")),
-        account_email=_str(acct.get("email")),
-        account_name=_str(acct.get("name")),
-        timestamp=timestamp,
+        approvals=parse_approvals(approvals) if approvals is not None else (),
+        account_username=username,
+        account_email=email,
+        account_name=name,
+        timestamp=to_float(get("eventCreatedOn")),
     )
 
 

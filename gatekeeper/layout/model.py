@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from gatekeeper.layout.literals import CommentFilter
 from gatekeeper.layout.strategy import StrategyConfig
 
 Manager = Literal["independent", "dependent", "serial"]
@@ -75,6 +76,12 @@ class GerritTrigger:
     require_approvals: tuple[ApprovalMatch, ...] = ()  # the change must have all of these
     reject_approvals: tuple[ApprovalMatch, ...] = ()  # the change must have none of these
     ignore_deletes: bool = True  # ref-updated that deletes a ref
+    # ``comments`` with a literal prefilter each, derived once at layout load
+    comment_filters: tuple[CommentFilter, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "comment_filters",
+                           tuple(CommentFilter(p) for p in self.comments))
 
 
 @dataclass(frozen=True)
