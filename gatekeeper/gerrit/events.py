@@ -64,13 +64,13 @@ def _maker(cls: type[T]) -> Callable[..., T]:
             return cls  # a fresh default per instance: keep the real __init__
         if f.default is not dataclasses.MISSING:
             defaults[f.name] = f.default
-    new = object.__new__
+    new, set_attr = object.__new__, object.__setattr__
 
     def make(**fields: Any) -> T:
         obj = new(cls)
-        d = vars(obj)
-        d.update(defaults)
-        d.update(fields)  # not update(defaults, **fields): that copies fields once more
+        d = defaults.copy()
+        d.update(fields)
+        set_attr(obj, "__dict__", d)  # one dict, handed over whole
         return obj
     return make
 
@@ -130,6 +130,8 @@ _EMPTY: Mapping[str, Any] = {}
 def _dict(value: Any) -> Mapping[str, Any]:
     if type(value) is dict:  # what json gives; Mapping's isinstance is slow
         return value
+    if value is None:  # a missing field: most events lack change, patchSet or refUpdate
+        return _EMPTY
     return value if isinstance(value, Mapping) else _EMPTY
 
 
@@ -206,7 +208,7 @@ def branch_of(ref_name: str | None) -> str | None:
 def _account(data: Mapping[str, Any], etype: str) -> Mapping[str, Any]:
     for name in ACCOUNT_FIELDS.get(etype, ()):
         acct = data.get(name)
-        if type(acct) is dict or isinstance(acct, Mapping):
+        if type(acct) is dict or (acct is not None and isinstance(acct, Mapping)):
             return acct
     return _EMPTY
 
@@ -289,6 +291,7 @@ def event_from_dict(data: Any) -> TriggerEvent | None:
     if type(name) is not str or not name:
         name = _str(name)
     approvals = get("approvals")
+    created = get("eventCreatedOn")
     return _new_event(
         type=etype,
         project=project,
@@ -304,7 +307,7 @@ def event_from_dict(data: Any) -> TriggerEvent | None:
         account_username=username,
         account_email=email,
         account_name=name,
-        timestamp=to_float(get("eventCreatedOn")),
+        timestamp=float(created) if type(created) is int else to_float(created),
     )
 
 
