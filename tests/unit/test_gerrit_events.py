@@ -168,3 +168,33 @@ def test_shared_votes_keep_their_types_apart():
                    (EventApproval("Verified", 1),), ()]
     assert parse_approvals([{"type": ["x"], "value": 1}, {"type": "Code-Review", "value": [2]}]) \
         == ()
+
+
+# --- the decoder is json.loads, faster ----------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from gatekeeper.gerrit.events import _decode  # noqa: E402
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+                     | st.text(max_size=5),
+                     lambda kids: st.lists(kids, max_size=3)
+                     | st.dictionaries(st.text(max_size=3), kids, max_size=3), max_leaves=8)
+
+
+def _outcome(fn, text):
+    try:
+        return ("ok", repr(fn(text)))
+    except json.JSONDecodeError as e:
+        return ("error", e.msg, e.pos)
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=_JSON, tail=st.sampled_from(["", " x", "}", "\ufeff", "\t", ",1"]),
+       head=st.sampled_from(["", "\ufeff", "[", "{", "x"]))
+def test_decode_answers_like_json_loads(value, tail, head):
+    text = (head + json.dumps(value) + tail).strip()
+    if not text:
+        return
+    assert _outcome(_decode, text) == _outcome(json.loads, text)
