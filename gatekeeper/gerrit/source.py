@@ -67,7 +67,7 @@ class GerritSource:
 
     def get_change(self, number: int, patchset: int | None = None,
                    refresh: bool = False) -> Change | None:
-        key = (int(number), patchset)
+        key = (number if type(number) is int else int(number), patchset)
         if not refresh:
             with self._lock:
                 cached = self._changes.get(key)
