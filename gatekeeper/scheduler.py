@@ -60,6 +60,7 @@ from gatekeeper.model.events import (
 from gatekeeper.model.runtime import QueueItem
 from gatekeeper.model.states import BuildResult
 from gatekeeper.store.journal import Restored, StateJournal
+from gatekeeper.store.learned import seed_learned
 from gatekeeper.store.outbox import Outbox, OutboxEntry, ReportSender
 from gatekeeper.store.snapshot import SnapshotWriter
 
@@ -240,6 +241,7 @@ class Scheduler:
         with self._lock:
             restored = journal.restore(self.engine)
             journal.forget_dropped(restored)
+            seed_learned(journal.engine, self.engine)  # flake rates survive a restart
             events = restored.meta.get("events") or {}
             self.event_time = events.get("time")
             self._resume_time = events.get("alive", self.event_time)

@@ -75,6 +75,10 @@ class Learned:
         for _ in range(failures):
             d.append(True)
 
+    def seed(self, job: str, results: list[bool]) -> None:
+        """Results from the build history (oldest first), as after a restart."""
+        self._of(job).extend(results)
+
     def seen(self, job: str) -> int:
         return len(self.jobs.get(job, ()))
 

@@ -85,6 +85,10 @@ class StateJournal:
         self._status: tuple[float, dict[str, Any]] | None = None
         self._all = False  # a change to something we could not place: rewrite all
         self._owner: dict[str, QueueItem] = {}  # build set / build uuid -> item
+        # builds launched or changed this turn -> (their build set, the build): an
+        # attempt replaced within the turn (a rerun) is no longer in its build set
+        self._builds: dict[str, tuple[BuildSet, Build]] = {}
+        self._set_of: dict[str, BuildSet] = {}  # build uuid -> its build set
         self._persisted: set[str] = set()  # item uuids with a row
         self._queue_pos: dict[tuple[str, str], int] = {}
         self._next_pos = 0
@@ -122,8 +126,12 @@ class StateJournal:
                 self._all = True
                 return
             self._items[owner.uuid] = owner
-            if m.op == "add-build":
+            if m.op == "add-build" and isinstance(s, BuildSet):
                 self._owner[m.data["build"]] = owner
+                self._set_of[m.data["build"]] = s
+                self._builds[m.data["build"]] = (s, s.builds[m.data["job"]])
+            elif isinstance(s, Build) and s.uuid in self._set_of:
+                self._builds[s.uuid] = (self._set_of[s.uuid], s)
         elif isinstance(s, ChangeQueue):
             self._queues.add((s.pipeline, s.name))
         elif isinstance(s, PipelineState):
@@ -180,12 +188,20 @@ class StateJournal:
             for key, value in self._meta.items():
                 _put_meta(conn, key, value)
             history = [(it, it.uuid in self._left) for it in self._items.values()]
-            self.recorder.write(conn, history, now)
+            replaced = [(self._owner[u], bs, b) for u, (bs, b) in self._builds.items()
+                        if bs.builds.get(b.job) is not b and u in self._owner]
+            self.recorder.write(conn, history, now, replaced)
             if self._status is not None:
                 put_status(conn, self._status[0], _dumps(self._status[1]))
         for it in self._left.values():
             for k in [it.build_set.uuid, *(b.uuid for b in it.build_set.builds.values())]:
                 self._owner.pop(k, None)
+                self._set_of.pop(k, None)
+        for u, (bs, b) in self._builds.items():
+            if bs.builds.get(b.job) is not b and b.result is not None:  # written for good
+                self._owner.pop(u, None)
+                self._set_of.pop(u, None)
+        self._builds.clear()
         self._items.clear()
         self._left.clear()
         self._queues.clear()

@@ -8,6 +8,7 @@ a turn costs what it changed, not what is queued."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,8 +32,16 @@ class HistoryRecorder:
         self._current: dict[str, str] = {}  # item uuid -> its build set last written
         self._last_expiry = 0.0
 
-    def write(self, conn: Connection, items: list[tuple[QueueItem, bool]], now: float) -> None:
-        """Record the build sets and builds of ``items`` ((item, left its queue))."""
+    def write(self, conn: Connection, items: list[tuple[QueueItem, bool]], now: float,
+              replaced: Sequence[tuple[QueueItem, BuildSet, Build]] = ()) -> None:
+        """Record the build sets and builds of ``items`` ((item, left its queue)),
+        and ``replaced``: earlier attempts no longer in their build set (a job
+        run again within the turn), each its own row with its attempt number,
+        so that a failure rerun at once is in the history (flake rates)."""
+        for item, bs, b in replaced:
+            self._write_build(conn, item, bs, b)
+            if b.result is not None:
+                self._rows.pop(b.uuid, None)
         for item, left in items:
             bs = item.build_set
             old = self._current.get(item.uuid)
