@@ -45,7 +45,7 @@ def _snapshot(site: LocalSite) -> set[tuple[str, str, str, str]]:
     for p in site.status()["pipelines"]:
         for q in p["queues"]:
             for item in q["items"]:
-                ahead = ",".join(item["tested_on"]) or "the branch tip"
+                ahead = " ".join(item["tested_on"]) or "the branch tip"
                 for j in item["jobs"]:
                     state = j["result"] or ("running" if j["start_time"] else "queued")
                     out.add((p["name"], item["change"], f"{j['name']} on {ahead}", state))
