@@ -32,6 +32,10 @@ from gatekeeper.model.states import (
 log = logging.getLogger("gatekeeper.core.manager")
 
 
+# merge items remembered per build set: enough for the widest window's chain
+MERGE_ITEMS_KEPT = 4096
+
+
 class PipelineManager:
     speculative = True  # items are tested on top of the items ahead of them
 
@@ -39,6 +43,11 @@ class PipelineManager:
         self.ctx = ctx
         self.state = state
         self.door = ctx.door
+        # build set uuid -> (its changes, their merge items): derived data, so
+        # no Door; the item behind extends its ahead's items instead of
+        # rebuilding one per change of the chain (a manager lives for one layout)
+        self._merge_items: dict[str, tuple[tuple[SpeculativeChange, ...],
+                                           tuple[MergeItem, ...]]] = {}
 
     @property
     def pipeline(self) -> Pipeline:
@@ -263,16 +272,19 @@ class PipelineManager:
             # The item ahead was prepared on this same chain: extend its state
             # instead of rebuilding it (keeps long queues cheap).
             changes = reuse + (self._spec(item.change),)
+            known = self._merge_items.get(ahead_item.build_set.uuid) if ahead_item else None
         else:
             changes = tuple(self._spec(it.change) for it in chain)
-        merge_items = []
-        for x in changes:
-            proj = self.ctx.layout.projects.get(x.project)
-            merge_items.append(MergeItem(x.project, x.branch, x.number, x.patchset, x.ref,
-                                         x.revision,
-                                         proj.merge_mode if proj else "merge-resolve"))
+            known = None
+        if known is not None and known[0] is reuse:
+            merge_items = known[1] + (self._merge_item(changes[-1]),)
+        else:
+            merge_items = tuple(self._merge_item(x) for x in changes)
+        if len(self._merge_items) >= MERGE_ITEMS_KEPT:
+            del self._merge_items[next(iter(self._merge_items))]  # the oldest
+        self._merge_items[bs.uuid] = (changes, merge_items)
         uuid = self.ctx.new_uuid()
-        request = MergeRequest(uuid, tuple(merge_items),
+        request = MergeRequest(uuid, merge_items,
                                ref_name=f"refs/gatekeeper/{c.branch}/Z{bs.uuid}")
         self.door.set(bs, changes=changes, base_item=base, merge_state=MergeState.PENDING,
                       merge_request=uuid)
@@ -281,6 +293,11 @@ class PipelineManager:
                        + self._on_top(c.id_string, changes))
         self.ctx.effects.merge(request)
         return False
+
+    def _merge_item(self, x: SpeculativeChange) -> MergeItem:
+        proj = self.ctx.layout.projects.get(x.project)
+        return MergeItem(x.project, x.branch, x.number, x.patchset, x.ref, x.revision,
+                         proj.merge_mode if proj else "merge-resolve")
 
     @staticmethod
     def _on_top(what: str, changes: tuple[SpeculativeChange, ...]) -> str:
