@@ -198,6 +198,7 @@ class FakeMerger:
         self.conflicts: set[int] = set()
         self.hold = False
         self.held: list[MergeRequest] = []
+        self._commit_memo: dict[tuple[str, str], str] = {}  # (commit before, ref) -> after
 
     def merge(self, request: MergeRequest) -> None:
         self.requests.append(request)
@@ -214,8 +215,13 @@ class FakeMerger:
                     conflict_files=("README",)))
                 return
         commits: dict[str, str] = {}
+        memo = self._commit_memo  # a real merger builds on the state ahead: so does this one
         for it in request.items:
-            commits[it.project] = sha(commits.get(it.project, "tip"), it.ref)
+            key = (commits.get(it.project, "tip"), it.ref)
+            commit = memo.get(key)
+            if commit is None:
+                commit = memo[key] = sha(*key)
+            commits[it.project] = commit
         self.harness.sched.add_result_event(MergeCompleted(
             request.uuid, True, commits=commits, ref=request.ref_name,
             url="git://merger.example.org"))
