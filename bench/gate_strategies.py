@@ -33,8 +33,6 @@ STRATEGIES: list[tuple[str, Any]] = [
     ("evidence", "evidence"),
     ("sized", "sized"),
     ("evidence-sized", "evidence-sized"),
-    ("evidence-sized, window-valid 0.2",
-     {"name": "evidence-sized", "window-valid": 0.2}),
 ]
 
 

@@ -134,13 +134,14 @@ class DependentManager(PipelineManager):
         if not self.strategy.cfg.size_window or not q.window:
             return False
         old = q.window
-        new = self.pipeline.window.capped(self.strategy.window(q, len(self.selected(item))))
+        jobs = len(self.selected(item))
+        new = self.pipeline.window.capped(self.strategy.window(q, jobs))
         if new != old:
             self.door.set(q, window=new)
             self.door.note(item, "window", (
                 f"queue {q.name} window {old} -> {new}: sized to the broken-change rate "
                 f"{self.strategy.learned.broken_rate():.3f} (P(whole window valid) >= "
-                f"{self.strategy.cfg.window_valid}) after {item.display_name} "
+                f"{self.strategy.window_valid(jobs):.3f}) after {item.display_name} "
                 f"{'failed' if broken else 'merged'}"))
         return True
 

@@ -50,6 +50,12 @@ if TYPE_CHECKING:
 
 JUDGING = ("suspect", "rerun", "pending")
 MAX_EVIDENCE = 50  # items behind looked at for evidence
+# Flakes deepen the sized window: the aim P(whole window valid) is lowered by
+# up to FLAKE_DEPTH (a fraction of it), fully once FLAKE_SATURATE of the build
+# sets flake (bench/gate_strategies.py: a power of (1 - F) either stays short
+# of 2x on (b) or costs node parity on (c); without flakes depth only wastes).
+FLAKE_DEPTH = 0.15
+FLAKE_SATURATE = 0.1
 
 
 @dataclass
@@ -331,10 +337,28 @@ class Strategy:
     def item_done(self, broken: bool) -> None:
         self.learned.items.append(broken)
 
+    def item_flake_rate(self, jobs: int) -> float:
+        """P(a good item's build set of ``jobs`` jobs has a failure that is a
+        flake), from the mean learned flake rate of the pipeline's jobs."""
+        names = list(self.learned.jobs)
+        if not names:
+            return 0.0
+        f = sum(self.learned.flake_rate(j) for j in names) / len(names)
+        return 1.0 - (1.0 - f) ** max(1, jobs)
+
+    def window_valid(self, jobs: int) -> float:
+        """The P(whole window valid) aimed at: ``window-valid``, lowered by
+        the flake rate. A judged flake resets nothing and the states behind it
+        are its evidence (they prove it a flake at once), so where flakes are
+        frequent depth pays; without flakes it only wastes builds behind
+        broken changes."""
+        f = min(1.0, self.item_flake_rate(jobs) / FLAKE_SATURATE)
+        return self.cfg.window_valid * (1.0 - FLAKE_DEPTH * f)
+
     def window(self, q: ChangeQueue, jobs: int) -> int:
-        """The largest window with P(no broken change in it) >= window-valid."""
+        """The largest window with P(no broken change in it) >= the aim."""
         b = self.learned.broken_rate()
-        w = int(math.log(self.cfg.window_valid) / math.log(1.0 - b))
+        w = int(math.log(self.window_valid(jobs)) / math.log(1.0 - b))
         if self.cfg.nodes:
             w = min(w, max(1, self.cfg.nodes // max(1, jobs)))
         return max(q.window_floor, w)

@@ -194,3 +194,17 @@ def test_queue_moves_on_and_a_real_break_is_rejected() -> None:
     assert h.merged == [b.number, c.number]
     assert [r.labels for r in h.reports_for(a)][-1] == {"Verified": -2}
     assert any("taken to be broken" in t for t in notes(h, a))
+
+
+def test_flakes_deepen_the_sized_window() -> None:
+    from gatekeeper.core.strategy import FLAKE_DEPTH, Learned, Strategy
+    from gatekeeper.layout.strategy import build_strategy
+
+    learned = Learned()
+    s = Strategy(None, build_strategy("evidence-sized"), learned)  # type: ignore[arg-type]
+    for _ in range(200):
+        learned.passed("unit")
+    assert s.window_valid(jobs=2) == pytest.approx(0.25, abs=0.001)  # no flakes: the aim
+    learned.flaked("unit", 20)  # 10 % of its builds flake: most build sets of 2 jobs do
+    assert s.window_valid(jobs=2) == pytest.approx(0.25 * (1 - FLAKE_DEPTH))
+    assert s.window_valid(jobs=1) > s.window_valid(jobs=2)  # fewer jobs, fewer flaky sets
