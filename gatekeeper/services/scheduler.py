@@ -26,6 +26,8 @@ from gatekeeper.store.snapshot import SnapshotWriter
 
 log = logging.getLogger("gatekeeper.services.scheduler")
 
+LOCK_CHECK_EVERY = 2.0  # seconds between checks that the PostgreSQL lock is still ours
+
 
 def load_service_layout(config: Config, paths: tuple[str, ...] | None = None) -> Layout:
     """The layout files of ``scheduler.layout`` (or ``paths``), merged, with job
@@ -82,6 +84,7 @@ class SchedulerProcess:
         self.scheduler.effects.mailer = self.mailer
         self._stopping = threading.Event()
         self._takeover: threading.Thread | None = None
+        self._watch: threading.Thread | None = None
         self.active = threading.Event()  # set once this process runs the pipelines
         from gatekeeper.metrics.registry import statsd_client
         from gatekeeper.metrics.scheduler import SchedulerMetrics
@@ -145,11 +148,28 @@ class SchedulerProcess:
         self.metrics.start()
         self.gerrit.start()
         self.active.set()
+        if self.lock.can_wait:  # a standby may take the lock if we lose it: watch it
+            self._watch = threading.Thread(target=self._watch_lock, name="gatekeeper-lock",
+                                           daemon=True)
+            self._watch.start()
         log.info("scheduler active in %.1fs: %d pipelines, %d projects, %d jobs, "
                  "%d items restored", time.monotonic() - started,
                  len(self.scheduler.layout.pipelines), len(self.scheduler.layout.projects),
                  len(self.scheduler.layout.jobs),
                  sum(len(s.items()) for s in self.scheduler.engine.states.values()))
+
+    def _watch_lock(self) -> None:
+        """The lock's connection ended (database restart, network): a standby
+        may be active now, so this process must stop at once."""
+        while not self._stopping.wait(LOCK_CHECK_EVERY):
+            if not self.lock.alive():
+                msg = (f"database {self.lock.where()}: lost the scheduler lock (its "
+                       "connection ended); stopping so that only one scheduler runs")
+                log.error("%s", msg)
+                self.scheduler.stop(timeout=5)  # no further turn, no further report
+                if self.on_fatal is not None:
+                    self.on_fatal(msg)
+                return
 
     def _start_rpc(self):  # -> RPCListener
         """The scheduler's RPC face (status, explain, management) for the web."""

@@ -81,7 +81,7 @@ class SchedulerLock:
         try:
             self._conn.execute(sa.text("SELECT 1"))
             return True
-        except sa.exc.DBAPIError:
+        except sa.exc.SQLAlchemyError:
             return False
 
     def release(self) -> None:
@@ -91,7 +91,7 @@ class SchedulerLock:
                     self._conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"),
                                        {"k": LOCK_KEY})
                 self._conn.close()
-            except sa.exc.DBAPIError:
+            except sa.exc.SQLAlchemyError:
                 pass
             self._conn = None
         if self._file is not None:

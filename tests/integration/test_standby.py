@@ -114,3 +114,28 @@ def test_standby_on_postgresql_takes_over_after_kill_9(site: LocalSite,
     finally:
         stop(procs)
     assert "Traceback" not in log_of(site, "scheduler-b"), log_of(site, "scheduler-b")[-3000:]
+
+
+def test_losing_the_lock_connection_is_noticed(postgres_db_url: str) -> None:
+    import threading
+
+    import sqlalchemy as sa
+
+    from gatekeeper.store.lock import SchedulerLock
+    from gatekeeper.store.migrate import open_store
+
+    engine = open_store(postgres_db_url)
+    lock = SchedulerLock(engine)
+    other = SchedulerLock(open_store(postgres_db_url))
+    try:
+        assert lock.acquire(threading.Event())
+        assert lock.alive() and not other.try_acquire()
+        with engine.connect() as conn:  # what a database restart does to the session
+            conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_locks "
+                                 "WHERE locktype = 'advisory' AND granted"))
+        assert not lock.alive()
+        wait_for(other.try_acquire, 10, "the lock to be free for the standby")
+    finally:
+        other.release()
+        lock.release()
+        engine.dispose()
