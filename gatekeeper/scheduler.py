@@ -360,11 +360,35 @@ class Scheduler:
     def handled_events(self) -> list[TriggerEvent]:
         return list(self._recent_events)
 
-    def _persist(self) -> None:
+    def _snapshot_status(self, now: float) -> None:
+        """Take the status of this turn for readers that must never wait for the loop
+        (the web's RPC, the stored snapshot): at most every ``status_every`` seconds,
+        and a change left untaken is taken once that time has passed (``_run`` wakes for it)."""
+        if self.door.count == self._status_count or now - self._status_at < self.status_every:
+            return
+        self._status_count = self.door.count
+        self._status_at = now
+        self._last_status = self._status_doc()
         journal = self.journal
         if journal is None:
             return
+        if self.snapshots is not None:
+            self.snapshots.put(now, self._last_status)
+        else:
+            journal.set_status(now, self._last_status)
+
+    def _status_due(self) -> float | None:
+        """When a status change not yet taken is due to be taken."""
+        if self.door.count == self._status_count:
+            return None
+        return self._status_at + self.status_every
+
+    def _persist(self) -> None:
         now = self.clock()
+        self._snapshot_status(now)
+        journal = self.journal
+        if journal is None:
+            return
         if self._events_changed or now - self._alive_at >= ALIVE_EVERY:
             # "alive": the stream was being read up to here (a restart catches up
             # from it, minus the catch-up margin); "recent": what was acted on.
@@ -372,14 +396,6 @@ class Scheduler:
                                         "recent": [event_to_dict(e) for e in self._recent_events]})
             self._events_changed = False
             self._alive_at = now
-        if self.door.count != self._status_count and now - self._status_at >= self.status_every:
-            self._status_count = self.door.count
-            self._status_at = now
-            self._last_status = self._status_doc()
-            if self.snapshots is not None:
-                self.snapshots.put(now, self._last_status)
-            else:
-                journal.set_status(now, self._last_status)
         try:
             wrote = journal.flush(self.engine, now)
         except Exception:  # the database is away: keep the changes, write them next turn
@@ -426,9 +442,9 @@ class Scheduler:
             self.run_once()
             if self.pending():
                 continue
-            nxt = self.next_wakeup()
-            wait = MAX_TIMER_SLEEP if nxt is None else min(MAX_TIMER_SLEEP,
-                                                           max(0.0, nxt - self.clock()))
+            due = [t for t in (self.next_wakeup(), self._status_due()) if t is not None]
+            wait = min(MAX_TIMER_SLEEP, max(0.0, min(due) - self.clock())) if due \
+                else MAX_TIMER_SLEEP
             self._wake.wait(wait)
 
     # --- timers ---------------------------------------------------------------

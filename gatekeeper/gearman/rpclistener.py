@@ -34,7 +34,7 @@ FUNCTIONS = (STATUS_FUNCTION, EXPLAIN_FUNCTION, MANAGE_FUNCTION, METRICS_FUNCTIO
 
 
 class SchedulerLike(Protocol):
-    def status(self) -> dict[str, Any]: ...
+    def last_status(self) -> dict[str, Any]: ...
     def explain(self, change: int | str) -> str: ...
     def add_management_event(self, event: object) -> None: ...
 
@@ -131,9 +131,9 @@ class RPCListener(JobLoop):
             _send(job, {"error": f"bad request: {e}"})
             return
         if name == STATUS_FUNCTION:
-            # The current state, not the last persisted snapshot (written at most once
-            # a second, and not again until the next change): the web caches it 1 s.
-            _send(job, self.scheduler.status())
+            # The last turn's snapshot (at most ~1 s old): a status request never waits
+            # for the scheduler's lock, however long its turn.
+            _send(job, self.scheduler.last_status())
         elif name == METRICS_FUNCTION:
             _send(job, {"text": self.metrics() if self.metrics else ""})
         elif name == EXPLAIN_FUNCTION:

@@ -55,6 +55,9 @@ class Site:
 @pytest.fixture
 def site(gear_server: Any, tmp_path: Path) -> Iterator[Site]:
     h = Harness(layout())
+    # The harness's clock is virtual and stands still: take the status snapshot the web
+    # reads at every turn that changed something, not once per (virtual) second.
+    h.sched.status_every = 0.0
     listener = RPCListener(h.sched, gear_server.host, gear_server.port).start()
     client = RPCClient(gear_server.host, gear_server.port).start()
     rpc = SchedulerRPC(client, ttl=0.0)

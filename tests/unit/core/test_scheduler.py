@@ -213,3 +213,21 @@ def test_event_dropped_after_bounded_retries(h: Harness):
     assert h.launched(change=c) == []
     assert any("dropped after" in e for e in h.sched.errors)
     assert h.sched._deferred == []
+
+
+def _items(status: dict) -> list[str]:
+    return [i["change"] for p in status["pipelines"] for q in p["queues"] for i in q["items"]]
+
+
+def test_last_status_never_stays_behind_a_change_once_its_interval_passed(h: Harness):
+    # The web reads last_status() (never the lock): a change within status_every of the
+    # previous snapshot must still be taken once that time has passed, with no new event.
+    h.upload("org/project")
+    assert _items(h.sched.last_status()) == _items(h.sched.status()) == ["1,1"]
+    h.upload("org/project")  # same instant: not taken yet
+    assert _items(h.sched.last_status()) == ["1,1"]
+    assert h.sched._status_due() == h.clock() + h.sched.status_every  # _run wakes for it
+    h.clock.advance(h.sched.status_every)
+    h.sched.run_once()
+    assert _items(h.sched.last_status()) == _items(h.sched.status()) == ["1,1", "2,1"]
+    assert h.sched._status_due() is None
