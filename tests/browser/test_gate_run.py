@@ -92,7 +92,13 @@ def test_status_console_and_change_pages_during_a_gate_run(browser: Any, site: L
 
     # Afterwards: every decision about each change, as a timeline.
     wait(browser, lambda d: emu.status(c) == "MERGED" and site.idle(), 180, "the gate to drain")
-    browser.get(url + f"change/{c}")
+
+    def change_page_settled(d: Any) -> bool:
+        # The web shows the snapshot of the scheduler's last turn (at most ~1 s behind).
+        d.get(url + f"change/{c}")
+        return "not in any pipeline now" in d.find_element("tag name", "main").text
+
+    wait(browser, change_page_settled, 30, "the change page to show the drained gate")
     timeline = browser.find_element("css selector", ".decisions").text
     assert f"{c},1 in gate (live): dequeued" in timeline, timeline
     assert "enqueued by comment-added" in timeline and "submitted" in timeline, timeline
