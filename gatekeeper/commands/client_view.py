@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from gatekeeper.web.page import duration
+from gatekeeper.web.page import duration, tested_phrase
 
 
 def _console() -> Console:
@@ -52,7 +52,7 @@ def status(data: dict[str, Any]) -> None:
                 left = i.get("time_to_merge") if dependent else i.get("remaining")
                 why = "; ".join(str(r) for r in i.get("failing_reasons") or [])
                 table.add_row(_t(i.get("change")), _t(i.get("project")),
-                              _t(", ".join(i.get("tested_on") or []) or "tip"), jobs,
+                              _t(tested_phrase([str(t) for t in i.get("tested_on") or []])), jobs,
                               _t("?" if left is None else duration(left)),
                               _t(f"failing: {why}" if i.get("failing") else
                                  i.get("last_decision"), "red" if i.get("failing") else ""))

@@ -14,6 +14,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from gatekeeper.model.statusdoc import chains
 from gatekeeper.quickstart.site import LocalSite
 
 Say = Callable[[str], None]
@@ -44,8 +45,9 @@ def _snapshot(site: LocalSite) -> set[tuple[str, str, str, str]]:
     out = set()
     for p in site.status()["pipelines"]:
         for q in p["queues"]:
+            lists = chains(q["items"])
             for item in q["items"]:
-                ahead = " ".join(item["tested_on"]) or "the branch tip"
+                ahead = " ".join(lists[item["id"]]) or "the branch tip"
                 for j in item["jobs"]:
                     state = j["result"] or ("running" if j["start_time"] else "queued")
                     out.add((p["name"], item["change"], f"{j['name']} on {ahead}", state))

@@ -14,6 +14,7 @@ def sample_status(items: int, now: float, projects: int = 20,
     failing every 50, the rest waiting; every 10th item also in check."""
     gate, check = [], []
     window = 20
+    base = None  # the nearest non-failing item ahead: items behind a failing one skip it
     for n in range(1, items + 1):
         project = f"org/project{n % projects}"
         running = n <= window
@@ -36,13 +37,17 @@ def sample_status(items: int, now: float, projects: int = 20,
                 "live": True, "active": n <= window, "enqueue_time": now - 3600 + n,
                 "item_ahead": f"item{n - 1}" if n > 1 else None,
                 "items_behind": [f"item{n + 1}"] if n < items else [],
-                "nnfi": None, "tested_on": [f"{m},1" for m in range(max(1, n - 3), n)],
+                "nnfi": None, "tested_on_base": base,
+                "tested_on_extra": [],
                 "failing_reasons": ["job merge failed"] if failing else [],
                 "merge_state": "MERGED", "merged": True, "merge_error": None,
                 "jobs": jobs, "last_decision": f"enqueued {subject}"}
         gate.append(item)
+        if not failing:
+            base = item["id"]
         if n % 10 == 0:
-            check.append({**item, "id": f"check{n}", "tested_on": [], "item_ahead": None,
+            check.append({**item, "id": f"check{n}", "tested_on_base": None,
+                          "tested_on_extra": [], "item_ahead": None,
                           "items_behind": []})
     return {"pipelines": [
         {"name": "check", "manager": "independent", "description": "",

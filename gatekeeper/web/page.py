@@ -88,6 +88,15 @@ def _job(job: dict[str, Any]) -> str:
             f'<span class="muted">{info}</span></li>')
 
 
+def tested_phrase(ahead: list[str], show: int = 3) -> str:
+    """What an item is tested on, readable at any depth: the nearest few and a count."""
+    if not ahead:
+        return "the branch tip"
+    if len(ahead) <= show + 1:
+        return ", ".join(ahead)
+    return f"{', '.join(ahead[-show:])} and the {len(ahead) - show} changes ahead of them"
+
+
 def item_html(item: dict[str, Any], dependent: bool) -> str:
     classes = ["item"]
     if item.get("failing"):
@@ -106,7 +115,7 @@ def item_html(item: dict[str, Any], dependent: bool) -> str:
         summary = f"{done}/{total} jobs · " + (
             f"{'merges' if dependent else 'done'} in ~{duration(left)}"
             if left is not None else "ETA unknown (no history)")
-    tested = ", ".join(str(t) for t in item.get("tested_on") or []) or "the branch tip"
+    tested = tested_phrase([str(t) for t in item.get("tested_on") or []])
     parts = [f'<div class="{" ".join(classes)}" id="item-{e(item.get("id"))}" '
              f'data-project="{e(item.get("project"))}" data-change="{e(item.get("change"))}">'
              f'<div class="ihead">{change_link(item)} '

@@ -13,6 +13,7 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
+from gatekeeper.model.statusdoc import chains, chains_without
 from gatekeeper.web.sources import EtaSource
 
 
@@ -104,6 +105,9 @@ def view(status: dict[str, Any], filters: Filters, etas: EtaSource,
             _to_merge(full, p.get("manager") == "dependent")
             _reset_behind(full)
             kept = [i for i in full if filters.keeps(name, i)]
+            lists = chains(items)
+            for i in kept:
+                i["tested_on"] = lists.get(str(i.get("id")), [])
             shown += len(kept)
             queues.append({**{k: v for k, v in q.items() if k != "items"}, "items": kept})
         pipelines.append({**{k: v for k, v in p.items() if k != "queues"}, "queues": queues})
@@ -131,6 +135,6 @@ def _reset_behind(items: list[dict[str, Any]]) -> None:
         if not i["failing"]:
             i["reset_behind"] = []
             continue
-        label = i.get("change")
+        without = chains_without(items, str(i.get("change")))
         i["reset_behind"] = [b.get("change") for b in items[n + 1:]
-                             if label not in (b.get("tested_on") or [])]
+                             if without.get(str(b.get("id")), True)]

@@ -59,7 +59,8 @@ class Status:
         job = {"name": "tox", "voting": True, "uuid": "r1", "result": None, "url": None,
                "start_time": 2000.0, "end_time": None, "launch_time": 2000.0}
         item = {"id": "i", "change": "11,1", "number": 11, "patchset": 1,
-                "project": "demo/nova", "jobs": [job], "tested_on": []}
+                "project": "demo/nova", "jobs": [job], "tested_on_base": None,
+                "tested_on_extra": []}
         return {"pipelines": [{"name": "gate", "manager": "dependent",
                                "queues": [{"name": "q", "window": 20, "items": [item]}]}]}
 

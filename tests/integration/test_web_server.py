@@ -29,7 +29,7 @@ def job(name: str, **kw: Any) -> dict[str, Any]:
 def item(n: int, project: str, jobs: list[dict[str, Any]], **kw: Any) -> dict[str, Any]:
     return {"id": f"u{n}", "change": f"{n},1", "number": n, "patchset": 1, "project": project,
             "branch": "master", "url": f"http://gerrit/{n}", "live": True, "active": True,
-            "tested_on": [], "failing_reasons": [], "jobs": jobs, "items_behind": [],
+            "tested_on_base": None, "tested_on_extra": [], "failing_reasons": [], "jobs": jobs, "items_behind": [],
             "last_decision": "enqueued", **kw}
 
 
@@ -40,8 +40,8 @@ STATUS: dict[str, Any] = {"pipelines": [
                                url="http://logs/1")]),
          item(2, "demo/nova", [job("tox", result="FAILURE", start_time=1000.0,
                                    end_time=1100.0)], failing_reasons=["job tox failed"],
-              tested_on=["1,1"]),
-         item(3, "demo/glance", [job("tox", start_time=1010.0)], tested_on=["1,1"]),
+              tested_on_base="u1"),
+         item(3, "demo/glance", [job("tox", start_time=1010.0)], tested_on_extra=["1,1"]),
      ]}]},
     {"name": "check", "manager": "independent", "description": "checks",
      "queues": [{"name": "", "window": 0, "items": [item(4, "demo/glance", [job("pep8")])]}]},

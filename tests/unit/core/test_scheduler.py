@@ -5,6 +5,7 @@ import threading
 
 from gatekeeper.core.door import Mutation
 from gatekeeper.model.events import BuildCompleted, Reconfigure
+from gatekeeper.model.statusdoc import chains
 from tests.unit.core.harness import Harness
 from tests.unit.core.layouts import layout
 
@@ -100,7 +101,9 @@ def test_status_snapshot(h: Harness):
     [q] = gate["queues"]
     assert q["name"] == "integrated" and q["window"] == 20
     first, second = q["items"]
-    assert first["change"] == "1,1" and second["tested_on"] == ["1,1"]
+    assert first["change"] == "1,1" and second["tested_on_base"] == first["id"]
+    assert first["tested_on_base"] is None and first["tested_on_extra"] == []
+    assert chains(q["items"]) == {first["id"]: [], second["id"]: ["1,1"]}
     assert second["item_ahead"] == first["id"] and second["nnfi"] == "1,1"
     assert first["nnfi"] is None
     jobs = {j["name"]: j for j in first["jobs"]}
