@@ -29,7 +29,13 @@ import gear
 
 from gatekeeper.gearman import admin
 from gatekeeper.gearman.jobclient import ForwardingClient, JobOwner
-from gatekeeper.gearman.protocol import build_function, decode, encode, stop_function
+from gatekeeper.gearman.protocol import (
+    STOP_PREFIX,
+    build_function,
+    decode,
+    encode,
+    stop_function,
+)
 from gatekeeper.interfaces import BuildRequest, EventSink
 from gatekeeper.model.events import BuildCompleted, BuildProgress, BuildStarted, ResultEvent
 from gatekeeper.model.states import WORKER_RESULTS, BuildResult
@@ -109,6 +115,7 @@ class GearmanLauncher(JobOwner):
         self._client: ForwardingClient | None = None
         self._thread: threading.Thread | None = None
         self._stop_seq = 0
+        self._abandon_any: list[str] = []  # builds of an earlier process, worker unknown
 
     # --- lifecycle ---------------------------------------------------------
 
@@ -162,8 +169,14 @@ class GearmanLauncher(JobOwner):
         (its result cannot reach this one: Gearman foreground jobs die with
         their client). The worker aborts it and releases its node."""
         if worker is None:
-            log.info("build %s: launched before the restart and never started; nothing "
-                     "to stop", build_uuid)
+            # Not known to have started: a worker may still have taken it (it is waiting
+            # for a node, or its first report was not recorded). gearmand hands out no
+            # queued job of a client that is gone, so asking every worker now covers it.
+            with self._lock:
+                first = not self._abandon_any
+                self._abandon_any.append(build_uuid)
+            if first:
+                self._work.put(("abandon-any", ""))
             return
         self._work.put(("abandon", f"{build_uuid} {worker}"))
 
@@ -195,6 +208,8 @@ class GearmanLauncher(JobOwner):
                 elif what == "abandon":
                     build_uuid, worker = uuid.split(" ", 1)
                     self._ask_stop(build_uuid, worker, f"stop:{build_uuid}:restart")
+                elif what == "abandon-any":
+                    self._stop_everywhere()
             except Exception:
                 log.exception("gearman launcher: %s %s failed", what, uuid)
                 if what == "launch":
@@ -323,6 +338,36 @@ class GearmanLauncher(JobOwner):
             log.info("build %s: asked %s to stop it", uuid, worker)
         except (gear.GearmanError, admin.AdminError) as e:
             log.warning("build %s: could not ask %s to stop: %s", uuid, worker, e)
+
+    def _stop_everywhere(self) -> None:
+        """One stop request per registered worker naming every abandoned build
+        whose worker is unknown (a worker not running one of them says so)."""
+        with self._lock:
+            uuids, self._abandon_any = self._abandon_any, []
+        if not uuids:
+            return
+        try:
+            functions = sorted(f for f, st in admin.status(
+                self._admin, timeout=self.admin_timeout).items()
+                if f.startswith(STOP_PREFIX) and st.workers > 0)
+        except admin.AdminError as e:
+            log.warning("could not ask the workers to stop %d builds of the earlier "
+                        "process: %s", len(uuids), e)
+            return
+        assert self._client is not None
+        for function in functions:
+            with self._lock:
+                self._stop_seq += 1
+                unique = f"stop-any:{self._stop_seq}"
+            try:
+                self._client.submitJob(gear.TextJob(function, encode({"uuids": uuids}),
+                                                    unique=unique),
+                                       timeout=self.submit_timeout)
+            except gear.GearmanError as e:
+                log.warning("could not ask %s to stop builds of the earlier process: %s",
+                            function, e)
+        log.info("asked %d workers to stop %d builds of the earlier process, if they have "
+                 "them", len(functions), len(uuids))
 
     def _check_orphans(self) -> None:
         """Settle builds whose function lost every worker.

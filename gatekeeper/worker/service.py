@@ -352,20 +352,32 @@ class WorkerService:
 
     def _handle_stop(self, job: gear.WorkerJob) -> None:
         try:
-            uuid = protocol.decode(job.binary_arguments).get("uuid")
+            args = protocol.decode(job.binary_arguments)
         except ValueError as e:
             log.warning("malformed stop request: %s", e)
             self._fail(job)
             return
-        with self._lock:
-            r = self._running.get(uuid) if isinstance(uuid, str) else None
-        if r is not None:
-            log.info("build %s: stop requested", uuid)
-            r.stop.set()
+        uuid = args.get("uuid")
+        if "uuids" in args:  # a restarted scheduler's builds whose worker it never learnt
+            many = args["uuids"] if isinstance(args["uuids"], list) else []
+            with self._lock:
+                mine = [self._running[u] for u in many
+                        if isinstance(u, str) and u in self._running]
+            for m in mine:
+                log.info("build %s: stop requested (its scheduler restarted)", m.uuid)
+                m.stop.set()
+            reply: dict[str, object] = {"stopping": sorted(m.uuid for m in mine)}
         else:
-            log.info("stop request for build %s, which is not running here", uuid)
+            with self._lock:
+                r = self._running.get(uuid) if isinstance(uuid, str) else None
+            if r is not None:
+                log.info("build %s: stop requested", uuid)
+                r.stop.set()
+            else:
+                log.info("stop request for build %s, which is not running here", uuid)
+            reply = {"uuid": uuid, "stopping": r is not None}
         try:
-            job.sendWorkComplete(protocol.encode({"uuid": uuid, "stopping": r is not None}))
+            job.sendWorkComplete(protocol.encode(reply))
         except Exception as e:
             log.warning("stop reply not sent: %s", e)
 

@@ -4,6 +4,7 @@ real git and rsync: the scheduler's launcher submits, the worker builds."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -209,3 +210,45 @@ def test_refused_build_ends_with_its_reason_and_no_retry(
     assert done.retry is False
     assert not any(isinstance(e, BuildStarted) for e in events.events)  # no node was claimed
     assert service.running_builds == []
+
+
+def test_restarted_scheduler_stops_a_build_waiting_for_a_node(
+        worker_env: WorkerEnv, gearman_server: GearmanServerHandle, client: gear.Client,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A build the earlier scheduler launched that a worker took but never reported
+    started (it waits for a node) is stopped by the restarted scheduler's abandon,
+    instead of running to a result nobody can receive."""
+    env = worker_env
+    caplog.set_level(logging.INFO, logger="gatekeeper")
+    fns = build_functions([(JOB, LABEL)], env.claimer.labels)
+    svc = WorkerService(env.executor, fns,
+                        [GearServer(gearman_server.host, gearman_server.port)], max_builds=3)
+    svc.start(connect_timeout=10)
+    try:
+        ref, sha = env.sources.make_change({"SLEEP_GATE": "600\n"})
+        sleepers = [submit(client, build_function(JOB, LABEL),
+                           encode(build_args(env, u, ref, sha)), u)
+                    for u in ("busy0000001", "busy0000002")]
+        wait_for(lambda: all(j.data for j in sleepers), 90, "both nodes taken")
+        old = GearmanLauncher(gearman_server.host, gearman_server.port, EventLog()).start()
+        assert old.wait_for_server(10)
+        params = {k: v for k, v in build_args(env, "wait0000003", ref, sha).items()
+                  if k != "gatekeeper"}
+        old.launch(BuildRequest(uuid="wait0000003", job=JOB, label=LABEL, parameters=params,
+                                timeout=120, run=GATE_SCRIPT, projects=(DEVSTACK,)))
+        wait_for(lambda: "wait0000003" in svc.running_builds, 30, "third build taken")
+        old.stop()  # the scheduler is gone; its build waits on the worker for a node
+        new = GearmanLauncher(gearman_server.host, gearman_server.port, EventLog()).start()
+        try:
+            assert new.wait_for_server(10)
+            new.abandon("wait0000003", None)
+            wait_for(lambda: "wait0000003" not in svc.running_builds, 30,
+                     "the abandoned build stopped")
+        finally:
+            new.stop()
+        assert sorted(svc.running_builds) == ["busy0000001", "busy0000002"]
+        # stopped by the request, not ended by the claim timing out (30 s here)
+        assert any("wait0000003: stop requested (its scheduler restarted)" in r.getMessage()
+                   for r in caplog.records)
+    finally:
+        svc.stop(abort=True, timeout=60)
