@@ -56,4 +56,4 @@ class Context:
     finished: deque[QueueItem] = field(default_factory=lambda: deque(maxlen=500))
     # What each pipeline's gate strategy has learned (flake rates, broken rate).
     learned: dict[str, Learned] = field(default_factory=dict)
-    ops: int = 0  # items processed: the cost counter the scale tests assert on
+    ops: int = 0  # items processed or reset: the cost counter the scale tests assert on

@@ -219,6 +219,12 @@ class PipelineManager:
         todo: list[tuple[QueueItem, str | QueueItem]] = [(item, reason)]
         while todo:
             it, why = todo.pop()
+            self.ctx.ops += 1
+            if it.build_set.is_fresh and not it.active and not self.keeps_work:
+                # Waiting behind the window: so is everything behind it (the
+                # invariant process_queue stops on), nothing to reset there,
+                # and a reset costs the window, not the queue.
+                continue
             if not it.build_set.is_fresh:
                 text = why if isinstance(why, str) else f"{why.display_name} ahead of it was reset"
                 self.cancel_builds(it, text)

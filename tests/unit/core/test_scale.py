@@ -46,7 +46,9 @@ def test_thousand_items_with_failures_linear_cost():
     ops_big, muts_big, h = run_gate(1000, fail_every=10)
     assert len(h.merged) == 900
     assert h.merged == sorted(h.merged)
-    assert ops_big / ops_small < 6, (ops_small, ops_big)
+    # ops count reset walks too: a reset stops at the first item waiting
+    # outside the window (4.4x; walking to the queue's end was 10x).
+    assert ops_big / ops_small < 4.6, (ops_small, ops_big)
     assert muts_big / muts_small < 6, (muts_small, muts_big)
 
 
