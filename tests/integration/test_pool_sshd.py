@@ -200,3 +200,22 @@ def test_ready_check_verifies_pinned_host_keys(sshd_node, client_key, tmp_path):
     with pytest.raises(SshError, match="exited 1"):
         ReadyCheck(command="false")(SshTarget("127.0.0.1", sshd_node.port, me,
                                               str(client_key), seen))
+
+
+def test_local_servers_deleted_by_another_provider_object_are_reaped(tmp_path, client_key):
+    """The quickstart's teardown deletes pool nodes through a new provider object:
+    an sshd that exited is this process's zombie until reaped (kill(pid, 0) still
+    succeeds on it), so it must be reaped, not waited out as if still running."""
+    from gatekeeper.nodes.providers import BootSpec
+    from gatekeeper.nodes.providers.local import LocalProvider
+
+    first = LocalProvider("local", tmp_path / "local")
+    boot = BootSpec("debian", "", ME, str(client_key))
+    servers = [first.create_server(f"n{i}", boot, None, {}) for i in range(2)]
+    pids = [int((tmp_path / "local" / s.id / "sshd.pid").read_text()) for s in servers]
+    other = LocalProvider("local", tmp_path / "local")
+    assert [s.state for s in other.list_servers()] == ["running", "running"]
+    other.close()
+    assert other.list_servers() == []
+    for pid in pids:
+        assert not Path(f"/proc/{pid}").exists()  # reaped: no zombie left

@@ -72,15 +72,7 @@ class LocalProvider:
         if proc is not None:
             return proc.running
         pid = self._pid(d)
-        if pid is None:
-            return False
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return pid is not None and not _gone(pid)
 
     def _server(self, sid: str) -> Server:
         d = self._dir(sid)
@@ -115,11 +107,7 @@ class LocalProvider:
                 except ProcessLookupError:
                     pass
                 deadline = time.monotonic() + 10
-                while time.monotonic() < deadline:
-                    try:
-                        os.kill(pid, 0)
-                    except ProcessLookupError:
-                        break
+                while time.monotonic() < deadline and not _gone(pid):
                     time.sleep(0.05)
         shutil.rmtree(d, ignore_errors=True)
 
@@ -136,3 +124,20 @@ class LocalProvider:
 
     def delete_image(self, image_id: str) -> None:
         return None
+
+
+def _gone(pid: int) -> bool:
+    """Whether ``pid`` has exited. A child of this process that exited is a
+    zombie until reaped, and ``kill(pid, 0)`` still succeeds on it: reap it
+    (an sshd started by an earlier provider object of this process) or see
+    its state."""
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return True
+    except ChildProcessError:
+        pass  # not our child
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return True
