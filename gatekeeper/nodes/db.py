@@ -18,7 +18,6 @@ from sqlalchemy.engine import CursorResult, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from gatekeeper.model.states import ImageState, NodeState
-from gatekeeper.store.db import create_schema
 
 log = logging.getLogger("gatekeeper.nodes.db")
 
@@ -83,6 +82,14 @@ class AutoholdRow(Base):
     hold_for: Mapped[float | None] = mapped_column(sa.Float, nullable=True)  # None = forever
     reason: Mapped[str] = mapped_column(sa.Text, default="")
     created: Mapped[float] = mapped_column(sa.Float)
+
+
+# An autohold request's developer SSH key (see devkeys.py).
+autohold_keys = sa.Table(
+    "pool_autohold_keys", Base.metadata,
+    sa.Column("autohold", sa.Integer, primary_key=True),
+    sa.Column("ssh_key", sa.Text, nullable=False),
+)
 
 
 @dataclass(frozen=True)
@@ -156,8 +163,12 @@ class PoolStore:
     """Repository of node, image and autohold records on one Engine."""
 
     def __init__(self, engine: Engine):
+        """Brings the pool's schema on ``engine`` to this release's head
+        (every pool process may be the first to open the database)."""
+        from gatekeeper.nodes.migrate import upgrade  # it imports these tables
+
         self.engine = engine
-        create_schema(Base.metadata, engine)
+        upgrade(engine)
 
     # -- nodes ------------------------------------------------------------
     def create_node(self, label: str, provider: str, now: float, state: NodeState = NodeState.BUILDING,

@@ -3,8 +3,7 @@
 An autohold request may carry a developer's public key (one
 ``authorized_keys`` line: type, base64 body, optional comment — never
 options such as ``command=``). The key is kept in its own table
-(``pool_autohold_keys``, created on first use, so older pool databases need
-no migration). When the request holds a node, the pool appends the key to
+(``pool_autohold_keys``, one of the pool's tables in ``nodes/db.py``). When the request holds a node, the pool appends the key to
 ``.ssh/authorized_keys`` in the node user's home — in the node's workdir
 for nodes that keep builds there (local sshd nodes, whose sshd reads it;
 a static host with ``workdir`` must be set up the same way) — with a fixed
@@ -21,7 +20,6 @@ import binascii
 import logging
 import re
 import struct
-import threading
 import time
 
 import sqlalchemy as sa
@@ -29,6 +27,7 @@ from sqlalchemy.engine import Engine
 
 from gatekeeper.model.states import NodeState
 from gatekeeper.nodes.db import Node, PoolStore
+from gatekeeper.nodes.db import autohold_keys as keys_table
 from gatekeeper.shell import devkey_command
 
 log = logging.getLogger("gatekeeper.nodes.devkeys")
@@ -37,14 +36,6 @@ KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp3
              "ecdsa-sha2-nistp521", "sk-ssh-ed25519@openssh.com",
              "sk-ecdsa-sha2-nistp256@openssh.com")
 _LINE = re.compile(r"^(\S+) ([A-Za-z0-9+/]+={0,2})(?: ([\x20-\x7e]{1,200}))?$")
-
-metadata = sa.MetaData()
-keys_table = sa.Table(
-    "pool_autohold_keys", metadata,
-    sa.Column("autohold", sa.Integer, primary_key=True),
-    sa.Column("ssh_key", sa.Text, nullable=False),
-)
-
 
 class BadKey(ValueError):
     pass
@@ -73,36 +64,26 @@ def check_public_key(text: str) -> str:
 
 
 class DevKeyStore:
+    """On an engine whose pool schema is current (a PoolStore opened it)."""
+
     def __init__(self, engine: Engine):
         self.engine = engine
-        self._created = False
-        self._lock = threading.Lock()
-
-    def _ready(self) -> None:
-        with self._lock:
-            if not self._created:
-                metadata.create_all(self.engine)
-                self._created = True
 
     def set(self, autohold: int, key: str) -> None:
-        self._ready()
         with self.engine.begin() as conn:
             conn.execute(sa.delete(keys_table).where(keys_table.c.autohold == autohold))
             conn.execute(sa.insert(keys_table).values(autohold=autohold, ssh_key=key))
 
     def get(self, autohold: int) -> str | None:
-        self._ready()
         with self.engine.connect() as conn:
             return conn.execute(sa.select(keys_table.c.ssh_key)
                                 .where(keys_table.c.autohold == autohold)).scalar()
 
     def all(self) -> dict[int, str]:
-        self._ready()
         with self.engine.connect() as conn:
             return {r.autohold: r.ssh_key for r in conn.execute(sa.select(keys_table))}
 
     def delete(self, autohold: int) -> None:
-        self._ready()
         with self.engine.begin() as conn:
             conn.execute(sa.delete(keys_table).where(keys_table.c.autohold == autohold))
 

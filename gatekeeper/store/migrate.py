@@ -1,14 +1,27 @@
-"""Open the scheduler's database and bring its schema up to date (Alembic).
+"""Open a database and bring a component's schema up to date (Alembic).
 
-Run on every start, programmatically (no alembic.ini). A database this
-release cannot vouch for is refused with one clear error and left exactly as
-it is: a file that is not a database (or is corrupt), a schema revision this
-release does not know (written by a newer Gatekeeper), or scheduler tables
-without a recorded revision."""
+Two schemas may share one database, each with its own migrations and version
+table: the scheduler's (``gatekeeper/store/migrations``) and the node pool's
+(``gatekeeper/nodes/migrations``, see ``gatekeeper.nodes.db``). Run on every
+open, programmatically (no alembic.ini). A database this release cannot vouch
+for is refused with one clear error and left exactly as it is: a file that is
+not a database (or is corrupt), a schema revision this release does not know
+(written by a newer Gatekeeper), or a schema's tables without a recorded
+revision (the pool's own from before its migrations are adopted instead,
+when their shape is one an earlier release made).
+
+An upgrade runs in one transaction that first takes a lock (SQLite: ``BEGIN
+IMMEDIATE``; PostgreSQL: a transaction-scoped advisory lock), so two
+processes opening an old database upgrade it once, one after the other, and
+a kill -9 during an upgrade leaves the database as it was (SQLite's DDL is
+transactional, but Python's sqlite3 would not open a transaction for it)."""
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -27,16 +40,39 @@ log = logging.getLogger("gatekeeper.store.migrate")
 logging.getLogger("alembic").setLevel(logging.WARNING)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+_UPGRADE_LOCK = 0x67746D67  # "gtmg": PostgreSQL advisory lock key of upgrades
 
 
-def alembic_config() -> AlembicConfig:
+@dataclass(frozen=True)
+class Schema:
+    """One component's tables and the migrations that make them."""
+
+    name: str  # "scheduler", "pool": in messages
+    migrations: Path
+    version_table: str
+    metadata: sa.MetaData
+    # Tables of the schema but no version table: None refuses; else a check
+    # of the inspected database returning why it cannot be adopted (None: it
+    # can, and the first revision completes it).
+    adopt: Callable[[sa.engine.Inspector], str | None] | None = None
+
+
+SCHEDULER = Schema("scheduler", MIGRATIONS, VERSION_TABLE, metadata)
+
+
+def alembic_config(schema: Schema = SCHEDULER) -> AlembicConfig:
     cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("script_location", str(schema.migrations))
     return cfg
 
 
-def head_revision() -> str:
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+@functools.cache
+def _script(schema: Schema) -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config(schema))
+
+
+def head_revision(schema: Schema = SCHEDULER) -> str:
+    head = _script(schema).get_current_head()
     assert head is not None
     return head
 
@@ -52,17 +88,22 @@ def open_store(url: str) -> Engine:
     return engine
 
 
-def upgrade(engine: Engine) -> None:
+def upgrade(engine: Engine, schema: Schema = SCHEDULER) -> None:
     where = f"database {engine.url.render_as_string(hide_password=True)}"
+    head = head_revision(schema)
     try:
         with engine.connect() as conn:
-            current = _checked_revision(conn, where)
-            head = head_revision()
-            if current == head:
+            if _checked_revision(conn, where, schema) == head:
                 return
-            cfg = alembic_config()
+        with engine.connect() as conn:
+            _lock_for_upgrade(conn)
+            current = _checked_revision(conn, where, schema)  # another may have done it
+            if current == head:
+                conn.rollback()
+                return
+            cfg = alembic_config(schema)
             cfg.attributes["connection"] = conn
-            log.info("%s: schema %s -> %s", where, current or "empty", head)
+            log.info("%s: %s schema %s -> %s", where, schema.name, current or "empty", head)
             command.upgrade(cfg, "head")
             conn.commit()
     except UserError:
@@ -73,27 +114,41 @@ def upgrade(engine: Engine) -> None:
                         "nothing was changed)") from None
 
 
-def _checked_revision(conn: Connection, where: str) -> str | None:
+def _lock_for_upgrade(conn: Connection) -> None:
+    """Start the upgrade's transaction holding the lock that serializes upgrades."""
+    if conn.dialect.name == "sqlite":
+        # SQLAlchemy's transaction has begun; sqlite3 sends no BEGIN before
+        # DDL, so we do (a write lock at once: busy_timeout waits for another).
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    elif conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _UPGRADE_LOCK})
+
+
+def _checked_revision(conn: Connection, where: str, schema: Schema = SCHEDULER) -> str | None:
     """The schema revision of the database, after refusing what we must not touch."""
-    names = set(sa.inspect(conn).get_table_names())  # fails on a file that is no database
-    ctx = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+    inspector = sa.inspect(conn)
+    names = set(inspector.get_table_names())  # fails on a file that is no database
+    ctx = MigrationContext.configure(conn, opts={"version_table": schema.version_table})
     heads = ctx.get_current_heads()
     if not heads:
-        ours = names & set(metadata.tables)
+        ours = names & set(schema.metadata.tables)
         if ours:
-            raise UserError(f"{where}: has scheduler tables ({', '.join(sorted(ours))}) but no "
-                            f"{VERSION_TABLE}: not made by this Gatekeeper; nothing was changed")
+            why = ("not made by this Gatekeeper" if schema.adopt is None
+                   else schema.adopt(inspector))
+            if why is not None:
+                raise UserError(f"{where}: has {schema.name} tables ({', '.join(sorted(ours))}) "
+                                f"but no {schema.version_table}: {why}; nothing was changed")
         return None
-    script = ScriptDirectory.from_config(alembic_config())
     for rev in heads:
         try:
-            known = script.get_revision(rev)
+            known = _script(schema).get_revision(rev)
         except Exception:
             known = None
         if known is None:
-            raise UserError(f"{where}: schema revision {rev!r} is unknown to this Gatekeeper "
-                            f"(made by a newer release?); upgrade Gatekeeper or use another "
-                            "database; nothing was changed")
+            raise UserError(f"{where}: {schema.name} schema revision {rev!r} is unknown to this "
+                            f"Gatekeeper (made by a newer release?); upgrade Gatekeeper or use "
+                            "another database; nothing was changed")
     if len(heads) > 1:
-        raise UserError(f"{where}: several schema revisions {sorted(heads)}; nothing was changed")
+        raise UserError(f"{where}: several {schema.name} schema revisions {sorted(heads)}; "
+                        "nothing was changed")
     return heads[0]
