@@ -59,18 +59,6 @@ def create_engine(url: str) -> Engine:
     return engine
 
 
-def create_schema(metadata: sa.MetaData, engine: Engine) -> None:
-    """Create the missing tables of ``metadata``: the first connection, so
-    an unreachable database or a refused login is one clear error (the URL
-    without its password and the driver's first line), not a traceback."""
-    try:
-        metadata.create_all(engine)
-    except (sa.exc.OperationalError, sa.exc.ProgrammingError) as e:
-        first = str(e.orig or e).strip().splitlines()[0]
-        raise UserError(f"database {engine.url.render_as_string(hide_password=True)}: "
-                        f"{first}") from None
-
-
 def postgres_driver(url: sa.engine.URL) -> sa.engine.URL:
     """``url`` with psycopg 3 as the driver when it names PostgreSQL without one."""
     if url.drivername in ("postgresql", "postgres"):
