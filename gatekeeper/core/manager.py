@@ -336,7 +336,8 @@ class PipelineManager:
             why = f"{who} does not merge {on}"
             if ev.conflict_files:
                 why += f" (conflict in {', '.join(ev.conflict_files)})"
-        self.door.set(bs, merge_state=MergeState.COMPLETE, merged=False, merge_error=why)
+        self.door.set(bs, merge_state=MergeState.COMPLETE, merged=False, merge_error=why,
+                      merge_infra=bool(ev.error))
         self.door.note(item, "merge", why)
 
     def selected(self, item: QueueItem) -> list[jobsel.SelectedJob]:
@@ -456,7 +457,8 @@ class PipelineManager:
             return
         if bs.merge_state == MergeState.COMPLETE and not bs.merged:
             self.door.set(bs, result=BuildSetResult.MERGER_FAILURE)
-            self.report(item, "merge-failure", self.merge_failure_action(), bs.merge_error or "")
+            self.report(item, "merge-error" if bs.merge_infra else "merge-failure",
+                        self.merge_failure_action(), bs.merge_error or "")
             self.window_shrink(q, item)
             self.remove(item, f"merge failure: {bs.merge_error}")
             return

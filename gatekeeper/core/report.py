@@ -17,17 +17,25 @@ MERGE_FAILURE_TEXT = (
     "Merge Failed.\n\nThis change or one of its cross-repo dependencies was unable to be "
     "automatically merged with the current state of its repository. Please rebase the "
     "change and upload a new patchset.")
+# The merger failed (not a conflict): nothing for the author to do. Sent with
+# the merge-failure reporter's votes, never with its message (about conflicts).
+MERGE_ERROR_TEXT = (
+    "Merge Error.\n\nThe merger could not prepare this change for testing because of an "
+    "infrastructure problem, not because of the change. The change was not tested; it "
+    "can be tried again (e.g. recheck) once the problem is fixed.")
 
 
 # {result} of a mail's subject, per report point.
 MAIL_RESULT = {"start": "STARTED", "success": "SUCCESS", "failure": "FAILURE",
-               "merge-failure": "MERGE FAILURE", "not-enqueued": "NOT ENQUEUED"}
+               "merge-failure": "MERGE FAILURE", "merge-error": "MERGE ERROR",
+               "not-enqueued": "NOT ENQUEUED"}
 
 DEFAULT_TEMPLATES = {
     "start": "Starting {pipeline} jobs.",
     "success": "Build succeeded ({pipeline} pipeline).",
     "failure": "Build failed ({pipeline} pipeline).",
     "merge-failure": MERGE_FAILURE_TEXT,
+    "merge-error": MERGE_ERROR_TEXT,
     "not-enqueued": "Not enqueued in the {pipeline} pipeline.",
 }
 
@@ -111,7 +119,10 @@ def compose(pipeline: Pipeline, kind: str, action: ReporterAction | None,
             fields: dict[str, str], jobs: str, reason: str) -> str:
     """Header, the rendered template (plus the job list and the reason when
     the template does not place them itself), footer."""
-    template = action.message if action is not None and action.message else DEFAULT_TEMPLATES[kind]
+    if action is not None and action.message and kind != "merge-error":
+        template = action.message
+    else:
+        template = DEFAULT_TEMPLATES[kind]
     all_fields = dict(fields, jobs=jobs, reason=reason)
     parts = []
     if pipeline.header:

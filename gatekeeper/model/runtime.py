@@ -81,6 +81,9 @@ class BuildSet:
     merge_request: str | None = None
     merged: bool | None = None
     merge_error: str | None = None  # plain words: why it did not merge
+    # The merger failed (a git fetch, the merger's connection), not the
+    # change: reported in words of its own, not the merge-failure template.
+    merge_infra: bool = False
     commits: dict[str, str] = field(default_factory=dict)
     ref: str | None = None
     git_url: str | None = None

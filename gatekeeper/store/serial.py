@@ -97,7 +97,8 @@ def build_set_to_dict(bs: BuildSet, changes: bool = True) -> dict[str, Any]:
         "uuid": bs.uuid, "base_item": bs.base_item,
         **({"changes": json.loads(changes_json(bs))} if changes else {}),
         "merge_state": bs.merge_state, "merge_request": bs.merge_request,
-        "merged": bs.merged, "merge_error": bs.merge_error, "commits": dict(bs.commits),
+        "merged": bs.merged, "merge_error": bs.merge_error,
+        "merge_infra": bs.merge_infra, "commits": dict(bs.commits),
         "ref": bs.ref, "git_url": bs.git_url, "result": bs.result,
         "builds": [build_to_dict(b) for b in bs.builds.values()],
     }

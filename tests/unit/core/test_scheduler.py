@@ -175,6 +175,37 @@ def test_report_templates_header_footer_reason(make):
     assert msg.endswith("-- gate bot")
 
 
+def test_a_merger_infrastructure_error_is_not_reported_as_a_conflict():
+    """A git fetch that fails is the site's problem: the merge-failure votes,
+    but words of its own (the reporter's message speaks of conflicts)."""
+    from gatekeeper.model.events import MergeCompleted
+
+    text = layout().replace("""    merge-failure:
+      labels: {Verified: -1}
+""", """    merge-failure:
+      labels: {Verified: -1}
+      message: "Please rebase: {reason}"
+""")
+    h = Harness(text)
+    a = h.source.add("org/alone")
+    h.merger.hold = True
+    h.approve(a)
+    [req] = h.merger.held
+    h.sched.add_result_event(MergeCompleted(req.uuid, False,
+                                            error="git fetch origin: Connection refused"))
+    h.settle()
+    r = h.reports_for(a)[-1]
+    assert r.labels == {"Verified": -1} and not r.submit
+    assert r.message.startswith("Merge Error.") and "rebase" not in r.message.lower()
+    assert "the merger could not prepare the speculative state: git fetch origin: " \
+        "Connection refused" in r.message
+    b = h.source.add("org/alone")  # a conflict still gets the reporter's message
+    h.merger.hold = False
+    h.merger.conflicts.add(b.number)
+    h.approve(b)
+    assert h.reports_for(b)[-1].message.startswith("Please rebase: ")
+
+
 def test_event_waits_out_a_source_outage(h: Harness):
     """Gerrit unreachable while an event is handled: the event is retried
     with backoff (virtual time), not dropped."""
