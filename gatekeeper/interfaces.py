@@ -116,7 +116,7 @@ class Launcher(Protocol):
 
     def cancel(self, build_uuid: str) -> bool:
         """Stop a queued or running build. A cancelled build completes with
-        result ABORTED (or not at all if it was still queued: returns True
+        result CANCELED (or not at all if it was still queued: returns True
         and the caller forgets it)."""
         ...
 

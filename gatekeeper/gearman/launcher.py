@@ -456,12 +456,25 @@ class GearmanLauncher(JobOwner):
         word = str(data.get("result") or "")
         message = data.get("message")
         result = BuildResult.from_worker(word)
-        if result is None or result not in WORKER_RESULTS:
-            message = f"worker returned an unknown result {word!r}"
+        retry = data.get("retry") is not False
+        if build.abort:
+            # We asked it to stop: CANCELED whatever the worker says (as in _on_lost).
+            result = BuildResult.CANCELED
+        elif result is None or result not in WORKER_RESULTS:
+            # A word of a newer worker (rolling upgrade) or garbage: neither the
+            # change's success nor its failure: an infrastructure error, retried
+            # within the job's attempts unless the worker said not to.
+            message = f"worker returned an unknown result {word!r}" + (
+                f": {message}" if message else "")
             result = BuildResult.ERROR
+        elif result == BuildResult.CANCELED:
+            # Stopped, but not by us: the worker is shutting down and aborted it.
+            # Not the change's doing: LOST, launched again within the job's attempts.
+            message = f"the worker stopped the build ({message or 'no reason given'})"
+            result, retry = BuildResult.LOST, True
         self._finish(build.request.uuid, result, url=data.get("url"), node=data.get("node"),
                      provider=data.get("provider"), worker=data.get("worker"),
-                     message=message, retry=data.get("retry") is not False)
+                     message=message, retry=retry)
 
     def _on_lost(self, job: gear.Job, why: str) -> None:
         with self._lock:

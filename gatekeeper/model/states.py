@@ -16,7 +16,8 @@ class BuildResult(StrEnum):
     FAILURE = "FAILURE"  # the job's script failed: the change's fault, never retried
     TIMED_OUT = "TIMED_OUT"
     # Stopped before it finished because we asked (dequeue, gate reset,
-    # fail-fast, a worker stopping with abort). Older workers said ABORTED.
+    # fail-fast). Older workers said ABORTED. A worker stopping with abort
+    # says it too; the launcher, which did not ask, reports that as LOST.
     CANCELED = "CANCELED"
     SKIPPED = "SKIPPED"  # never launched (a parent job failed, or fail-fast)
     # Infrastructure, not the change (retried within the job's attempts):
@@ -27,7 +28,8 @@ class BuildResult(StrEnum):
 
     @classmethod
     def from_worker(cls, word: str) -> BuildResult | None:
-        """A result word from a worker's WORK_COMPLETE; None if it is not one."""
+        """A result word from a worker's WORK_COMPLETE; None if it is not one
+        (a newer worker's word: the launcher makes it a retried ERROR)."""
         if word == "ABORTED":  # what workers before the one vocabulary sent
             return cls.CANCELED
         try:

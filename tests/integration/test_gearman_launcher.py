@@ -165,13 +165,28 @@ def test_work_fail_and_exception_are_lost(gearman_server, launcher, workers, eve
 def test_bad_or_unknown_result_is_error_not_crash(launcher, workers, events):
     def weird(w, job):
         job.sendWorkData("not json")  # ignored
-        job.sendWorkComplete(json.dumps({"result": "GREAT"}))
+        job.sendWorkComplete(json.dumps({"result": "GREAT", "message": "m"}))  # a newer word
 
     workers("ww", ["build:unit"], weird)
     req = request()
     launcher.launch(req)
     done = events.wait_for(BuildCompleted, req.uuid)[0]
-    assert done.result == "ERROR" and "GREAT" in done.message
+    assert done.result == "ERROR" and done.retry
+    assert done.message == "worker returned an unknown result 'GREAT': m"
+
+
+def test_a_build_the_worker_stopped_on_its_own_is_lost_and_retried(launcher, workers, events):
+    # A worker shutting down aborts its builds (CANCELED): not the change's doing.
+    def shutting_down(w, job):
+        job.sendWorkData(started_data(w.name))
+        job.sendWorkComplete(json.dumps({"result": "CANCELED", "message": "stopped"}))
+
+    workers("leaving", ["build:unit"], shutting_down)
+    req = request()
+    launcher.launch(req)
+    done = events.wait_for(BuildCompleted, req.uuid)[0]
+    assert (done.result, done.retry) == ("LOST", True)
+    assert done.message == "the worker stopped the build (stopped)"
 
 
 def test_complete_without_data_is_not_read_from_work_data(launcher, workers, events):
@@ -264,15 +279,17 @@ def test_cancel_queued_build(gearman_server, launcher, workers, events):
     assert len(events.of(BuildCompleted, queued.uuid)) == 1
 
 
-def test_cancel_running_build_sends_stop_to_its_worker(launcher, workers, events):
+# What workers before the one vocabulary sent, this one's word, a newer worker's:
+# a build we asked to stop is CANCELED whatever the word.
+@pytest.mark.parametrize("word", ["ABORTED", "CANCELED", "STOPPED_SOMEHOW"])
+def test_cancel_running_build_sends_stop_to_its_worker(launcher, workers, events, word):
     stop_requests: list[str] = []
     stopped = threading.Event()
 
     def run_until_stopped(w, job):
         job.sendWorkData(started_data("runner"))
         stopped.wait(15)
-        # What workers before the one vocabulary sent: still read as CANCELED.
-        job.sendWorkComplete(json.dumps({"result": "ABORTED", "message": "stopped"}))
+        job.sendWorkComplete(json.dumps({"result": word, "message": "stopped"}))
 
     def on_stop(w, job):
         stop_requests.append(json.loads(job.arguments)["uuid"])
