@@ -3,6 +3,7 @@ metrics on loopback, clean stop on SIGTERM, and a restart that keeps nodes."""
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from gatekeeper.netutil import free_port
 from gatekeeper.nodes.claimer import GearmanNodeClaimer
 from gatekeeper.nodes.db import PoolStore
 from gatekeeper.store.db import create_engine
+from tests.fixtures.owned import owner_dir, stop_orphans, stop_owned
 from tests.fixtures.pool import wait_for
 
 pytestmark = pytest.mark.integration
@@ -35,14 +37,22 @@ def stop(proc: subprocess.Popen[str]) -> str:
 
 
 @pytest.fixture
-def local_nodes_cleanup(tmp_path):
-    """Whatever happens, stop the sshd nodes the pool process left running."""
-    yield
+def site(tmp_path):
+    """The directory of the pool's config and state, named for its owner
+    (tests/fixtures/owned.py). Whatever happens, nothing is left running:
+    what an earlier run killed before its teardown left is stopped first; at
+    teardown the nodes in the state dir, then anything else naming this
+    directory (the pool process, an sshd whose directory is gone)."""
+    stop_orphans()
+    d = owner_dir(tmp_path)
+    yield d
     from gatekeeper.nodes.providers.local import LocalProvider
-    LocalProvider("lo", tmp_path / "state/pool/local/lo").close()
+    LocalProvider("lo", d / "state/pool/local/lo").close()
+    stop_owned(d)
 
 
-def test_pool_command(tmp_path, gear_server, client_key, local_nodes_cleanup):
+def test_pool_command(site, gear_server, client_key):
+    tmp_path = site  # the config, and the state dir beside it, in the marked directory
     metrics_port = free_port()
     cfg = tmp_path / "gatekeeper.yaml"
     cfg.write_text(f"""
@@ -98,3 +108,23 @@ pool:
         wait_for(lambda: len(store.list_nodes([NodeState.READY])) == 1, timeout=60)  # max_servers 3
     finally:
         stop(proc)
+
+
+def test_an_earlier_runs_leftover_nodes_are_stopped(tmp_path, client_key):
+    """A pytest killed mid-test left an sshd node running and its tmp dir was
+    deleted since: stop_orphans finds it by the mark in its command line
+    alone, and leaves a live run's marked processes alone."""
+    from gatekeeper.nodes.localsshd import LocalSshd, wait_for_ssh_banner
+
+    keys = [client_key.with_suffix(".pub").read_text()]
+    dead = tmp_path / "gk-test-owner-999999999-0-0dead"  # no such process: that run is over
+    live = owner_dir(tmp_path)
+    nodes = [LocalSshd(d / "node", keys).start() for d in (dead, live)]
+    shutil.rmtree(dead)  # pytest removed the old run's tmp dir
+    try:
+        assert stop_orphans()  # the orphan's sshd
+        assert not wait_for_ssh_banner("127.0.0.1", nodes[0].port, 0.5)
+        assert wait_for_ssh_banner("127.0.0.1", nodes[1].port, 5)
+    finally:
+        assert stop_owned(live)
+    assert not wait_for_ssh_banner("127.0.0.1", nodes[1].port, 0.5)
