@@ -107,6 +107,7 @@ class BuildRequest:
     artifacts: tuple[str, ...] = ()  # extra paths on the node collected as logs
     projects: tuple[str, ...] = ()  # projects cloned into the workspace besides ZUUL_PROJECT
     hold_on_failure: bool = True
+    failure_output: tuple[str, ...] = ()  # regexes: a matching output line fails the build
 
 
 class Launcher(Protocol):

@@ -109,6 +109,9 @@ class DependentManager(PipelineManager):
             why = "merging" if change.is_merged else "entering the queue"
             self.enqueue(fresh, f"its dependency {change.id_string} {why}")
 
+    def trusts_early_failure(self) -> bool:
+        return self.strategy is None or not self.strategy.cfg.judge
+
     # --- gate strategy hooks -------------------------------------------------
 
     def judge(self, item: QueueItem, build: Build) -> bool:

@@ -18,6 +18,7 @@ from gatekeeper.model.change import Change, Ref
 from gatekeeper.model.events import (
     BuildCompleted,
     BuildEvent,
+    BuildFailing,
     BuildProgress,
     BuildStarted,
     MergeCompleted,
@@ -73,7 +74,7 @@ class Engine:
         match ev:
             case MergeCompleted():
                 self._on_merge(ev)
-            case BuildStarted() | BuildProgress() | BuildCompleted():
+            case BuildStarted() | BuildProgress() | BuildFailing() | BuildCompleted():
                 self._on_build(ev)
             case _:
                 assert_never(ev)
@@ -101,6 +102,9 @@ class Engine:
                 manager.on_build_started(item, build, ev)
             case BuildProgress():
                 self.ctx.door.set(build, progress=(ev.numerator, ev.denominator))
+            case BuildFailing():
+                if build.result is None and build.failing is None:
+                    manager.on_build_failing(item, build, ev)
             case BuildCompleted():
                 self.ctx.builds.pop(ev.build_uuid, None)
                 manager.on_build_completed(item, build, ev)

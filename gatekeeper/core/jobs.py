@@ -116,7 +116,9 @@ def all_complete(selected: list[SelectedJob], bs: BuildSet) -> bool:
                and bs.builds[s.job.name].judgment != "suspect" for s in selected)
 
 
-def failed_voting_jobs(selected: list[SelectedJob], bs: BuildSet) -> list[str]:
+def failed_voting_jobs(selected: list[SelectedJob], bs: BuildSet,
+                       early: bool = False) -> list[str]:
+    """Voting jobs that failed; with ``early``, also running builds known to fail."""
     out = []
     for s in selected:
         b = bs.builds.get(s.job.name)
@@ -124,6 +126,8 @@ def failed_voting_jobs(selected: list[SelectedJob], bs: BuildSet) -> list[str]:
             continue
         if b.judgment == "pending":  # failed; the queue goes on without it meanwhile
             out.append(f"{s.job.name} (FAILURE, being rerun)")
+        elif early and b.result is None and b.failing is not None:
+            out.append(f"{s.job.name} (failing: output matched /{b.failing}/)")
         elif b.result is not None and b.result not in PASSING_RESULTS \
                 and b.judgment not in NOT_COUNTED:
             out.append(f"{s.job.name} ({b.result})")

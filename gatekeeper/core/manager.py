@@ -12,7 +12,13 @@ from gatekeeper.core.report import MAIL_RESULT, base_fields, compose, job_lines,
 from gatekeeper.interfaces import BuildRequest, MailReport, MergeItem, MergeRequest, ReportResult
 from gatekeeper.layout.model import Job, MailAction, Pipeline, ReporterAction
 from gatekeeper.model.change import Change, Ref
-from gatekeeper.model.events import BuildCompleted, BuildStarted, MergeCompleted, TriggerEvent
+from gatekeeper.model.events import (
+    BuildCompleted,
+    BuildFailing,
+    BuildStarted,
+    MergeCompleted,
+    TriggerEvent,
+)
 from gatekeeper.model.runtime import (
     Build,
     BuildSet,
@@ -236,9 +242,9 @@ class PipelineManager:
                 todo.append((b, it))
 
     def cancel_builds(self, item: QueueItem, why: str,
-                      mark: BuildResult | None = None) -> None:
+                      mark: BuildResult | None = None, keep: str | None = None) -> None:
         for build in list(item.build_set.builds.values()):
-            if build.result is not None:
+            if build.result is not None or build.job == keep:
                 continue
             self.ctx.builds.pop(build.uuid, None)
             self.ctx.effects.cancel(build.uuid)
@@ -365,7 +371,8 @@ class PipelineManager:
                                precedence="high" if rerun else self.pipeline.precedence,
                                timeout=job.timeout,
                                run=job.run, artifacts=job.artifacts, projects=job.projects,
-                               hold_on_failure=job.hold_on_failure)
+                               hold_on_failure=job.hold_on_failure,
+                               failure_output=tuple(p.pattern for p in job.failure_output))
         self.door.add_build(bs, Build(uuid, job.name, job.voting, attempt,
                                       launch_time=self.ctx.clock(),
                                       judgment=judgment if rerun else None,
@@ -379,6 +386,20 @@ class PipelineManager:
     def on_build_started(self, item: QueueItem, build: Build, ev: BuildStarted) -> None:
         self.door.set(build, start_time=self.ctx.clock(), worker=ev.worker, node=ev.node,
                       provider=ev.provider, url=ev.url or build.url)
+
+    def on_build_failing(self, item: QueueItem, build: Build, ev: BuildFailing) -> None:
+        """Known to fail before it ends: counts as failed now, unless a strategy
+        judges this pipeline's failures (it needs the build's end for that)."""
+        self.door.set(build, failing=ev.pattern)
+        trusted = self.trusts_early_failure()
+        self.door.note(item, "build", f"{build.job} is failing: its output matched "
+                       f"failure-output /{ev.pattern}/"
+                       + ("" if trusted else "; judged when it ends (gate strategy)"))
+        if trusted and self.pipeline.fail_fast and build.voting:
+            self.fail_fast(item, build.job, running_on=True)
+
+    def trusts_early_failure(self) -> bool:
+        return True
 
     def on_build_completed(self, item: QueueItem, build: Build, ev: BuildCompleted) -> None:
         now = self.ctx.clock()
@@ -405,9 +426,12 @@ class PipelineManager:
         if self.pipeline.fail_fast and build.voting and ev.result not in PASSING_RESULTS:
             self.fail_fast(item, build.job)
 
-    def fail_fast(self, item: QueueItem, job: str) -> None:
-        why = f"fail-fast: {job} failed"
-        self.cancel_builds(item, why, mark=BuildResult.CANCELED)
+    def fail_fast(self, item: QueueItem, job: str, running_on: bool = False) -> None:
+        """Cancel the item's other builds; ``running_on``: ``job`` is failing but
+        runs on to its end (for its logs)."""
+        why = f"fail-fast: {job} {'is failing' if running_on else 'failed'}"
+        self.cancel_builds(item, why, mark=BuildResult.CANCELED,
+                           keep=job if running_on else None)
         bs = item.build_set
         for s in self.selected(item):
             if s.job.name not in bs.builds:
@@ -436,7 +460,8 @@ class PipelineManager:
         out = []
         if bs.merge_state == MergeState.COMPLETE and not bs.merged:
             out.append(bs.merge_error or "it does not merge")
-        failed = jobsel.failed_voting_jobs(self.selected(item), bs)
+        failed = jobsel.failed_voting_jobs(self.selected(item), bs,
+                                           early=self.trusts_early_failure())
         if failed:
             out.append(f"voting job{'s' if len(failed) > 1 else ''} failed: {', '.join(failed)}")
         return out

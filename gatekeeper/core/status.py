@@ -61,6 +61,7 @@ def _item(engine: Engine, item: QueueItem) -> dict[str, Any]:
             "node": b.node if b else None, "worker": b.worker if b else None,
             "message": b.message if b else None,
             "judgment": b.judgment if b else None,
+            "failing": b.failing if b else None,
         })
     return {
         "id": item.uuid, "change": item.display_name, "project": c.project, "branch": c.branch,

@@ -37,7 +37,13 @@ from gatekeeper.gearman.protocol import (
     stop_function,
 )
 from gatekeeper.interfaces import BuildRequest, EventSink
-from gatekeeper.model.events import BuildCompleted, BuildProgress, BuildStarted, ResultEvent
+from gatekeeper.model.events import (
+    BuildCompleted,
+    BuildFailing,
+    BuildProgress,
+    BuildStarted,
+    ResultEvent,
+)
 from gatekeeper.model.states import WORKER_RESULTS, BuildResult
 
 log = logging.getLogger("gatekeeper.gearman.launcher")
@@ -66,6 +72,7 @@ def build_arguments(request: BuildRequest) -> dict[str, Any]:
         "artifacts": list(request.artifacts),
         "projects": list(request.projects),
         "hold_on_failure": request.hold_on_failure,
+        "failure_output": list(request.failure_output),
     }
     return args
 
@@ -428,6 +435,8 @@ class GearmanLauncher(JobOwner):
             wants_stop = build.abort and build.worker not in build.stop_sent_to
         if event is not None:
             self._emit(event)
+        if isinstance(data.get("failing"), str):
+            self._emit(BuildFailing(build.request.uuid, data["failing"][:1000]))
         if wants_stop:
             self._work.put(("stop", build.request.uuid))
 

@@ -135,6 +135,7 @@ def build_job(
         success_url=attrs.get("success-url"),
         failure_url=attrs.get("failure-url"),
         hold_on_failure=attrs.get("hold-on-failure", True),
+        failure_output=patterns(attrs.get("failure-output")),
         variant_of=variant_of,
         variant=dict(variant),
     )

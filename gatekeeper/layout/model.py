@@ -179,6 +179,9 @@ class Job:
     success_url: str | None = None  # pattern; default: the build's log URL
     failure_url: str | None = None
     hold_on_failure: bool = True
+    # A line of the job's output matching one of these: the build fails, known
+    # while it still runs (the gate can act on it before the job ends).
+    failure_output: tuple[re.Pattern[str], ...] = ()
     # Matrix expansion: the name of the job as written and this variant's axis values.
     variant_of: str | None = None
     variant: dict[str, str] = field(default_factory=dict)

@@ -17,6 +17,7 @@ from croniter import croniter
 
 from gatekeeper.layout.model import MESSAGE_VARIABLES, URL_VARIABLES
 from gatekeeper.layout.strategy import SCHEMA as STRATEGY
+from gatekeeper.model.names import MAX_FAILURE_OUTPUT, MAX_PATTERN
 from gatekeeper.model.states import MergeMode
 from gatekeeper.yamlutil import type_name
 
@@ -412,6 +413,9 @@ _JOB_KEYS = vol.Schema(
         "success-url": url_template,
         "failure-url": url_template,
         "hold-on-failure": bool,
+        "failure-output": vol.All(one_or_many(vol.All(regex, vol.Length(
+            max=MAX_PATTERN, msg=f"at most {MAX_PATTERN} characters"))), vol.Length(
+            max=MAX_FAILURE_OUTPUT, msg=f"at most {MAX_FAILURE_OUTPUT} patterns")),
         "matrix": _matrix,
         "matrix-exclude": one_or_many({vol.Extra: scalar}),
     }

@@ -87,6 +87,15 @@ class BuildProgress:
 
 
 @dataclass(frozen=True)
+class BuildFailing:
+    """The running build's output matched its job's ``failure-output``: it will
+    end FAILURE (the job runs on for its logs)."""
+
+    build_uuid: str
+    pattern: str
+
+
+@dataclass(frozen=True)
 class BuildCompleted:
     build_uuid: str
     result: BuildResult
@@ -168,7 +177,7 @@ class Answered:
 # A new kind goes into its union; every ``match`` over the union ends in
 # ``assert_never``, so a kind nobody handles is a type error, not a silent drop.
 
-BuildEvent: TypeAlias = BuildStarted | BuildProgress | BuildCompleted
+BuildEvent: TypeAlias = BuildStarted | BuildProgress | BuildFailing | BuildCompleted
 ResultEvent: TypeAlias = BuildEvent | MergeCompleted
 # What an operator (or SIGHUP) asks of the loop; Answered carries one and a reply.
 Request: TypeAlias = Reconfigure | Enqueue | Dequeue | Promote

@@ -22,6 +22,8 @@ JOB_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
 GIT_URL = re.compile(r"^(git|ssh|https?|file)://[^\s]+$")
 SAFE_HOST = re.compile(r"^[A-Za-z0-9_.:\[\]-]+$")
 SAFE_USER = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.-]*$")
+MAX_FAILURE_OUTPUT = 20  # failure-output patterns of a job
+MAX_PATTERN = 1000  # characters of one
 
 
 def _check(pattern: re.Pattern[str], value: str, what: str) -> str:

@@ -44,6 +44,7 @@ class Build:
     # "flake" (not counted), "broken" (trusted).
     judgment: str | None = None
     suspect_failures: int = 0  # failed runs of this job on this state before this one
+    failing: str | None = None  # still running, its output matched this failure-output
 
     @property
     def duration(self) -> float | None:

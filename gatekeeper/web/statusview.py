@@ -47,6 +47,8 @@ class Filters:
 def job_state(job: dict[str, Any]) -> str:
     if job.get("result"):
         return str(job["result"])
+    if job.get("failing"):  # running; its output matched failure-output
+        return "failing"
     if job.get("start_time"):
         return "running"
     if job.get("launch_time"):

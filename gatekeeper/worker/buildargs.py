@@ -13,6 +13,8 @@ from typing import Any
 
 from gatekeeper.gearman.protocol import BUILD_PREFIX
 from gatekeeper.model.names import (
+    MAX_FAILURE_OUTPUT,
+    MAX_PATTERN,
     BadName,
     check_artifact,
     check_branch,
@@ -90,6 +92,7 @@ class BuildSpec:
     projects: tuple[str, ...] = ()  # the job's own extra projects
     hold_on_failure: bool = True
     changes: tuple[ChangeRef, ...] = field(default=())
+    failure_output: tuple[re.Pattern[str], ...] = ()
 
     @property
     def project(self) -> str:
@@ -177,9 +180,25 @@ def parse_build_args(function: str, args: Mapping[str, Any]) -> BuildSpec:
     hold = meta.get("hold_on_failure", True)
     if not isinstance(hold, bool):
         raise BadBuildArgs("'hold_on_failure' is not a boolean")
+    failure_output = _failure_output(meta.get("failure_output") or [])
     log_path = check_log_path(params.get("LOG_PATH") or default_log_path(params, job, uuid))
     params["LOG_PATH"] = log_path
     return BuildSpec(uuid=uuid, job=job, label=label, params=params, log_path=log_path,
                      timeout=float(timeout) if timeout is not None else None, run=run,
                      artifacts=tuple(artifacts), projects=tuple(projects),
-                     hold_on_failure=hold, changes=changes)
+                     hold_on_failure=hold, changes=changes, failure_output=failure_output)
+
+
+def _failure_output(value: object) -> tuple[re.Pattern[str], ...]:
+    if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
+        raise BadBuildArgs("'failure_output' is not a list of strings")
+    if len(value) > MAX_FAILURE_OUTPUT or any(len(p) > MAX_PATTERN for p in value):
+        raise BadBuildArgs(f"'failure_output': at most {MAX_FAILURE_OUTPUT} patterns of "
+                           f"{MAX_PATTERN} characters")
+    out = []
+    for p in value:
+        try:
+            out.append(re.compile(p))
+        except re.error as e:
+            raise BadBuildArgs(f"'failure_output': bad regex {p!r}: {e}") from None
+    return tuple(out)

@@ -13,6 +13,7 @@ ERROR (the workspace could not be prepared)."""
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import threading
 import time
@@ -293,7 +294,7 @@ class BuildExecutor:
                 out.message = str(e)
                 return BuildResult.NODE_FAILURE
             self._step(spec, reporter, STEP_PUSHED)
-            result = self._run_script(spec, lease, node, stop, console, out)
+            result = self._run_script(spec, lease, node, stop, console, out, reporter)
             self._step(spec, reporter, STEP_RAN)
             if result != BuildResult.NODE_FAILURE or node_reachable(node):
                 console("Collecting logs")
@@ -304,7 +305,8 @@ class BuildExecutor:
             node.close()
 
     def _run_script(self, spec: BuildSpec, lease: NodeLease, node: SshNode,
-                    stop: threading.Event, console: Console, out: BuildOutcome) -> BuildResult:
+                    stop: threading.Event, console: Console, out: BuildOutcome,
+                    reporter: BuildReporter) -> BuildResult:
         s = self.settings
         if not spec.run:
             console(f"Job {spec.job} has no script to run")
@@ -316,7 +318,8 @@ class BuildExecutor:
         timeout = spec.timeout or s.default_timeout
         console(f"Running {spec.run} (timeout {timeout:g}s)")
         started = self._clock()
-        proc = node.start_job([f"./{spec.run}"], env, console)
+        watch = FailureWatch(spec.failure_output, console, reporter)
+        proc = node.start_job([f"./{spec.run}"], env, watch if spec.failure_output else console)
         why: BuildResult | None = None
         while True:
             rc = proc.wait(s.poll_interval)
@@ -341,6 +344,9 @@ class BuildExecutor:
             out.message = "stopped" if stopped else f"timed out after {timeout:g}s"
             return why
         console(f"Script exited with status {rc} after {elapsed:.0f}s")
+        if watch.matched is not None:
+            out.message = f"its output matched failure-output /{watch.matched}/"
+            return BuildResult.FAILURE  # whatever the script's status: reported as failing
         if rc == 0:
             return BuildResult.SUCCESS
         if rc == SSH_FAILED:
@@ -358,6 +364,35 @@ class BuildExecutor:
                 out.message = "lost the connection to the node"
                 return BuildResult.NODE_FAILURE
         return BuildResult.FAILURE
+
+
+class FailureWatch:
+    """The job's output on its way to the console: the first line matching one of
+    the job's ``failure-output`` patterns is reported at once (WORK_DATA
+    ``failing``), so the scheduler can treat the build as failed while it runs;
+    the build then ends FAILURE. Called from the output reader thread."""
+
+    def __init__(self, patterns: tuple[re.Pattern[str], ...], console: Callable[[str], None],
+                 reporter: BuildReporter) -> None:
+        self.patterns = patterns
+        self.console = console
+        self.reporter = reporter
+        self.matched: str | None = None
+
+    def __call__(self, line: str) -> None:
+        self.console(line)
+        if self.matched is not None:
+            return
+        for p in self.patterns:
+            if p.search(line):
+                self.matched = p.pattern
+                self.console(f"*** this line matches failure-output /{p.pattern}/: the build "
+                             "fails (reported now; the job runs on for its logs)")
+                try:
+                    self.reporter.data({"failing": p.pattern})
+                except Exception as e:  # the result still says FAILURE
+                    log.warning("early failure not reported: %s", e)
+                return
 
 
 def node_reachable(node: SshNode) -> bool:

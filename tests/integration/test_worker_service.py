@@ -15,7 +15,7 @@ from gatekeeper.gearman.launcher import GearmanLauncher
 from gatekeeper.gearman.nodelay import NoDelayClient, has_nodelay
 from gatekeeper.gearman.protocol import build_function, encode, stop_function
 from gatekeeper.interfaces import BuildRequest
-from gatekeeper.model.events import BuildCompleted, BuildStarted
+from gatekeeper.model.events import BuildCompleted, BuildFailing, BuildStarted
 from gatekeeper.worker.service import GearServer, WorkerService, build_functions
 from tests.fixtures import worker as fx
 from tests.fixtures.gearman import GearmanServerHandle
@@ -252,3 +252,45 @@ def test_restarted_scheduler_stops_a_build_waiting_for_a_node(
                    for r in caplog.records)
     finally:
         svc.stop(abort=True, timeout=60)
+
+
+def test_failure_output_reports_early_and_fails_the_build(
+        worker_env: WorkerEnv, service: WorkerService,
+        gearman_server: GearmanServerHandle) -> None:
+    """A job output line matching failure-output: BuildFailing while the build runs
+    (WORK_DATA), then FAILURE though the script exited 0; the console says why."""
+    env = worker_env
+    ref, sha = env.sources.make_change({"ok.txt": "fine\n"})
+    args = build_args(env, "fout0000001", ref, sha, change=4343)
+    params = {k: v for k, v in args.items() if k != "gatekeeper"}
+    events = EventLog()
+    launcher = GearmanLauncher(gearman_server.host, gearman_server.port, events).start()
+    try:
+        assert launcher.wait_for_server(10)
+        launcher.launch(BuildRequest(uuid="fout0000001", job=JOB, label=LABEL, parameters=params,
+                                     timeout=120, run=GATE_SCRIPT, projects=(DEVSTACK,),
+                                     failure_output=(r"^devstack gate: \S+ change 4343\b",
+                                                     "never printed")))
+        early = events.wait_for(BuildFailing, "fout0000001", timeout=90)[0]
+        done = events.wait_for(BuildCompleted, "fout0000001", timeout=120)[0]
+    finally:
+        launcher.stop()
+    assert early.pattern == r"^devstack gate: \S+ change 4343\b"
+    assert done.result == "FAILURE"
+    assert done.message == r"its output matched failure-output /^devstack gate: \S+ change 4343\b/"
+    console = (env.settings.log_root / "43/4343/1/gate/gate-devstack/fout000"
+               / "console.txt").read_text()
+    assert "Script exited with status 0" in console
+    assert "*** this line matches failure-output" in console
+
+
+def test_bad_failure_output_is_refused(worker_env: WorkerEnv, service: WorkerService,
+                                       client: gear.Client) -> None:
+    env = worker_env
+    ref, sha = env.sources.make_change({"x": "1\n"})
+    job = submit(client, build_function(JOB, LABEL),
+                 encode(build_args(env, "fbad0000001", ref, sha, failure_output=["(unclosed"])),
+                 "fbad0000001")
+    wait_for(lambda: job.complete, 30, "the refusal")
+    result = json.loads(job.data[-1])
+    assert result["result"] == "ERROR" and "'failure_output': bad regex" in result["message"]

@@ -28,7 +28,7 @@ def test_build_arguments_keep_zuul_parameters_at_top_level():
     assert args["ZUUL_UUID"] == "u1" and args["ZUUL_REF"] == "refs/x" and args["OWN"] == "v"
     assert args["gatekeeper"] == {"job": "tempest", "label": "jammy", "timeout": 60,
                                   "run": "run.sh", "artifacts": ["a"], "projects": ["p"],
-                                  "hold_on_failure": False}
+                                  "hold_on_failure": False, "failure_output": []}
     assert build_function("tempest", "jammy") == "build:tempest:jammy"
     assert build_function("tempest") == "build:tempest"
     assert stop_function("w1") == "stop:w1"

@@ -153,6 +153,7 @@ jobs:
     success-url: 'http://logs/{job}/{uuid}'
     failure-url: 'http://logs/{job}/{uuid}/fail'
     hold-on-failure: false
+    failure-output: ['^FAILED: ', Traceback]
   - name: bare
 """
     )
@@ -166,6 +167,7 @@ jobs:
     assert (j.success_message, j.failure_message) == ("fine", "broken")
     assert (j.success_url, j.failure_url) == ("http://logs/{job}/{uuid}", "http://logs/{job}/{uuid}/fail")
     assert j.hold_on_failure is False
+    assert [p.pattern for p in j.failure_output] == ["^FAILED: ", "Traceback"]
     assert layout.jobs["bare"] == Job(name="bare")
 
 

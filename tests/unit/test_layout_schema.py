@@ -211,6 +211,15 @@ CASES = [
             "L:6: jobs[0].parameters.LIST: expected a string, number or boolean",
         ],
     ),
+    (
+        "jobs:\n  - name: j\n    failure-output: ['ok', '(bad']\n  - name: k\n"
+        "    failure-output: [" + ", ".join(["x"] * 21) + "]\n",
+        [
+            "L:3: jobs[0].failure-output[1]: bad regular expression '(bad': missing ), "
+            "unterminated subpattern at position 0",
+            "L:5: jobs[1].failure-output: at most 20 patterns",
+        ],
+    ),
     ("jobs:\n  - name: '^(bad'\n", ["L:2: jobs[0].name: bad regular expression '^(bad': missing ), unterminated subpattern at position 1"]),
     ("jobs:\n  - name: j\n    success-url: 'http://x/{'\n", ["L:3: jobs[0].success-url: bad template 'http://x/{': Single '{' encountered in format string (write {{ and }} for literal braces)"]),
     # --- matrix
