@@ -37,14 +37,16 @@ from gatekeeper.model.runtime import (
     HistoryEntry,
     PipelineState,
     QueueItem,
+    SpeculativeChange,
 )
 from gatekeeper.model.states import MergeState
-from gatekeeper.store import schema
+from gatekeeper.store import schema, stmt
 from gatekeeper.store.outbox import OutboxEntry
 from gatekeeper.store.recorder import HistoryRecorder
 from gatekeeper.store.serial import (
     change_from_dict,
     change_to_dict,
+    changes_json,
     item_from_dict,
     item_json,
     queue_from_dict,
@@ -55,6 +57,20 @@ log = logging.getLogger("gatekeeper.store.journal")
 
 FINISHED_KEPT = 500  # items that left their queue, kept for ``explain`` (as the core does)
 DECISIONS_KEPT = 1000  # per pipeline
+
+
+_ITEM_UPDATE = stmt.update(schema.items, ("uuid",), ("pipeline", "queue", "finished", "data"))
+_ITEMS_PURGE = sa.delete(schema.items).where(schema.items.c.finished > 0,
+                                             schema.items.c.finished <= sa.bindparam("upto"))
+_OUTBOX_HAVE = sa.select(schema.outbox.c.key).where(
+    schema.outbox.c.key.in_(sa.bindparam("keys", expanding=True)))
+_CHANGES_UPDATE = stmt.update(schema.item_changes, ("item",), ("buildset", "data"))
+_CHANGES_PURGE = sa.delete(schema.item_changes).where(schema.item_changes.c.item.in_(
+    sa.select(schema.items.c.uuid).where(schema.items.c.finished > 0,
+                                         schema.items.c.finished <= sa.bindparam("upto"))))
+_QUEUE_UPDATE = stmt.update(schema.queues, ("pipeline", "name"), ("data",))
+_META_UPDATE = stmt.update(schema.meta, ("key",), ("value",))
+_STATUS_UPDATE = stmt.update(schema.status, ("id",), ("time", "data"))
 
 
 def _dumps(d: Any) -> str:
@@ -90,6 +106,9 @@ class StateJournal:
         self._builds: dict[str, tuple[BuildSet, Build]] = {}
         self._set_of: dict[str, BuildSet] = {}  # build uuid -> its build set
         self._persisted: set[str] = set()  # item uuids with a row
+        # item uuid -> (build set uuid, its changes) of the item's changes row, for
+        # the items in queues: rewritten only when the build set or its changes differ
+        self._changes: dict[str, tuple[str, tuple[SpeculativeChange, ...] | None]] = {}
         self._queue_pos: dict[tuple[str, str], int] = {}
         self._next_pos = 0
         self._finished_seq = 0
@@ -180,7 +199,7 @@ class StateJournal:
             self._write_queues(conn, core)
             self._write_waiting(conn)
             if self._decisions:
-                conn.execute(sa.insert(schema.decisions), self._decisions)
+                conn.execute(stmt.insert(schema.decisions), self._decisions)
             if self._reports:
                 self._write_reports(conn)
             if self._mails:
@@ -217,25 +236,55 @@ class StateJournal:
 
     def _write_items(self, conn: Connection) -> None:
         t = schema.items
+        updates: list[dict[str, Any]] = []
+        inserts: list[dict[str, Any]] = []
+        changes: list[dict[str, Any]] = []  # item changes rows to update
+        new_changes: list[dict[str, Any]] = []  # to insert
+        unknown: list[dict[str, Any]] = []  # may exist (an older release wrote the item's row)
         for uuid, it in self._items.items():
             left = uuid in self._left
             if left:
                 self._finished_seq += 1
-            for b in it.build_set.builds.values():
+            bs = it.build_set
+            for b in bs.builds.values():
                 self._owner.setdefault(b.uuid, it)
             values = dict(pipeline=it.pipeline, queue=it.queue,
                           finished=self._finished_seq if left else 0,
                           data=item_json(it))
+            had = self._changes.get(uuid)
+            if had is None or had[0] != bs.uuid or had[1] is not bs.changes:
+                row = dict(buildset=bs.uuid, data=changes_json(bs))
+                if had is not None:
+                    changes.append(dict(k_item=uuid, **row))
+                elif uuid in self._persisted:
+                    unknown.append(dict(item=uuid, **row))
+                else:
+                    new_changes.append(dict(item=uuid, **row))
+                self._changes[uuid] = (bs.uuid, bs.changes)
             if uuid in self._persisted:
-                conn.execute(sa.update(t).where(t.c.uuid == uuid).values(**values))
+                updates.append(dict(k_uuid=uuid, **values))
             else:
-                conn.execute(sa.insert(t).values(uuid=uuid, **values))
+                inserts.append(dict(uuid=uuid, **values))
                 self._persisted.add(uuid)
             if left:
                 self._persisted.discard(uuid)
+                self._changes.pop(uuid, None)
+        if updates:
+            conn.execute(_ITEM_UPDATE, updates[0] if len(updates) == 1 else updates)
+        if inserts:
+            conn.execute(stmt.insert(t), inserts)
+        if changes:
+            conn.execute(_CHANGES_UPDATE, changes[0] if len(changes) == 1 else changes)
+        if new_changes:
+            conn.execute(stmt.insert(schema.item_changes), new_changes)
+        for row in unknown:
+            if conn.execute(_CHANGES_UPDATE, dict(k_item=row["item"], buildset=row["buildset"],
+                                                  data=row["data"])).rowcount == 0:
+                conn.execute(stmt.insert(schema.item_changes), row)
         if self._left:
-            conn.execute(sa.delete(t).where(t.c.finished > 0,
-                                            t.c.finished <= self._finished_seq - FINISHED_KEPT))
+            upto = dict(upto=self._finished_seq - FINISHED_KEPT)
+            conn.execute(_CHANGES_PURGE, upto)
+            conn.execute(_ITEMS_PURGE, upto)
 
     def _write_queues(self, conn: Connection, core: CoreEngine) -> None:
         t = schema.queues
@@ -250,7 +299,7 @@ class StateJournal:
             data = _dumps(queue_to_dict(q))
             pos = self._queue_pos.get((pipeline, name))
             if pos is not None:
-                conn.execute(sa.update(t).where(*where).values(data=data))
+                conn.execute(_QUEUE_UPDATE, dict(k_pipeline=pipeline, k_name=name, data=data))
             else:
                 pos = self._queue_pos[(pipeline, name)] = self._next_pos
                 self._next_pos += 1
@@ -265,12 +314,11 @@ class StateJournal:
             _put_meta(conn, f"waiting/{name}", value)
 
     def _write_reports(self, conn: Connection) -> None:
-        t = schema.outbox
         keys = [e.key for e in self._reports]
-        have = set(conn.execute(sa.select(t.c.key).where(t.c.key.in_(keys))).scalars())
+        have = set(conn.execute(_OUTBOX_HAVE, dict(keys=keys)).scalars())
         rows = [e.row() for e in self._reports if e.key not in have]
         if rows:
-            conn.execute(sa.insert(t), rows)
+            conn.execute(stmt.insert(schema.outbox), rows)
 
     # --- restart ------------------------------------------------------------
 
@@ -288,12 +336,26 @@ class StateJournal:
                                  .limit(FINISHED_KEPT)).all()
             meta = {r.key: json.loads(r.value) for r in conn.execute(sa.select(schema.meta))}
             drows = self._decision_rows(conn, core.states.keys())
+            crows = {r.item: (r.buildset, r.data)
+                     for r in conn.execute(sa.select(schema.item_changes))}
         out.meta = meta
-        loaded: dict[str, tuple[QueueItem, str | None]] = {
-            r.uuid: item_from_dict(json.loads(r.data)) for r in irows}
+
+        def load(text: str) -> tuple[QueueItem, str | None]:
+            d = json.loads(text)
+            bs_uuid, changes = crows.get(d["uuid"], (None, None))
+            if "changes" not in d and bs_uuid == d["build_set"]["uuid"]:
+                d["changes"] = json.loads(changes or "[]")
+            return item_from_dict(d)
+
+        loaded = {r.uuid: load(r.data) for r in irows}
+        for uuid, (it, _) in loaded.items():
+            if uuid in crows:  # rewritten when the item's build set or its changes differ
+                bs_uuid = crows[uuid][0]
+                self._changes[uuid] = (bs_uuid, it.build_set.changes
+                                       if bs_uuid == it.build_set.uuid else None)
         self._finished_seq = max((r.finished for r in frows), default=0)
         for r in reversed(frows):
-            item, _ = item_from_dict(json.loads(r.data))
+            item, _ = load(r.data)
             core.ctx.finished.append(item)
         placed: set[str] = set()
         for r in qrows:
@@ -374,16 +436,14 @@ def reindex(core: CoreEngine) -> None:
 
 
 def _put_meta(conn: Connection, key: str, value: Any) -> None:
-    t = schema.meta
     data = _dumps(value)
-    if conn.execute(sa.update(t).where(t.c.key == key).values(value=data)).rowcount == 0:
-        conn.execute(sa.insert(t).values(key=key, value=data))
+    if conn.execute(_META_UPDATE, dict(k_key=key, value=data)).rowcount == 0:
+        conn.execute(stmt.insert(schema.meta), dict(key=key, value=data))
 
 
 def put_status(conn: Connection, now: float, text: str) -> None:
-    t = schema.status
-    if conn.execute(sa.update(t).where(t.c.id == 1).values(time=now, data=text)).rowcount == 0:
-        conn.execute(sa.insert(t).values(id=1, time=now, data=text))
+    if conn.execute(_STATUS_UPDATE, dict(k_id=1, time=now, data=text)).rowcount == 0:
+        conn.execute(stmt.insert(schema.status), dict(id=1, time=now, data=text))
 
 
 def read_meta(engine: Engine, key: str) -> Any:

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from gatekeeper.model.change import Change
 from gatekeeper.model.runtime import Build, BuildSet, QueueItem
 from gatekeeper.model.states import BuildResult
-from gatekeeper.store import schema
+from gatekeeper.store import schema, stmt
 from gatekeeper.store.serial import changes_json
 
 log = logging.getLogger("gatekeeper.store.recorder")
@@ -69,9 +69,9 @@ class HistoryRecorder:
         if self._rows.get(uuid) == fp:
             return
         self._rows[uuid] = fp
-        done = conn.execute(sa.update(table).where(table.c.uuid == uuid).values(**values))
-        if done.rowcount == 0:
-            conn.execute(sa.insert(table).values(uuid=uuid, **values))
+        update = stmt.update(table, ("uuid",), tuple(values))
+        if conn.execute(update, dict(k_uuid=uuid, **values)).rowcount == 0:
+            conn.execute(stmt.insert(table), dict(uuid=uuid, **values))
 
     def _write_buildset(self, conn: Connection, item: QueueItem, bs: BuildSet,
                         now: float) -> None:
@@ -87,10 +87,9 @@ class HistoryRecorder:
             return
         self._rows[bs.uuid] = fp
         values["completed"] = now if bs.result is not None else None
-        done = conn.execute(sa.update(schema.buildsets)
-                            .where(schema.buildsets.c.uuid == bs.uuid).values(**values))
-        if done.rowcount == 0:
-            conn.execute(sa.insert(schema.buildsets).values(uuid=bs.uuid, created=now, **values))
+        update = stmt.update(schema.buildsets, ("uuid",), tuple(values))
+        if conn.execute(update, dict(k_uuid=bs.uuid, **values)).rowcount == 0:
+            conn.execute(stmt.insert(schema.buildsets), dict(uuid=bs.uuid, created=now, **values))
 
     def _write_build(self, conn: Connection, item: QueueItem, bs: BuildSet, b: Build) -> None:
         c = item.change

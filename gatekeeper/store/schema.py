@@ -5,6 +5,7 @@ The migrations in ``gatekeeper/store/migrations`` create exactly these
 
 - ``sched_*``: the scheduler's state, one row per queue item and per queue,
   rewritten when the Door reports a change to it (see ``journal.py``), the
+  changes each item's build set is tested on (written once per build set), the
   report outbox, meta values (last event time, ...) and decisions about
   changes that never became items;
 - ``buildsets`` / ``builds``: build history, like Zuul's SQL reporter;
@@ -28,6 +29,16 @@ items = sa.Table(
     sa.Column("finished", sa.BigInteger, nullable=False, default=0),
     sa.Column("data", sa.Text, nullable=False),  # JSON, see serial.py
     sa.Index("ix_sched_items_finished", "finished"),
+)
+
+# The changes an item's build set is tested on (every change ahead, then its
+# own): set once per build set and up to the queue's length, so written only
+# when the build set gets them, not with every rewrite of the item's row.
+item_changes = sa.Table(
+    "sched_item_changes", metadata,
+    sa.Column("item", sa.String(64), primary_key=True),
+    sa.Column("buildset", sa.String(64), nullable=False),
+    sa.Column("data", sa.Text, nullable=False),  # JSON, see serial.changes_json
 )
 
 queues = sa.Table(

@@ -65,9 +65,9 @@ def build_from_dict(d: dict[str, Any]) -> Build:
     return b
 
 
-# A build set's ``changes`` (every change ahead, then its own) is set once and
-# written with every later change of its item: encoded once (per build set)
-# it keeps a turn's cost independent of the queue's length.
+# A build set's ``changes`` (every change ahead, then its own) is set once, is
+# up to the queue's length, and is written to its item's changes row and to
+# the history's build set row: encoded once (per build set).
 _CHANGES_CACHE: dict[str, tuple[tuple[SpeculativeChange, ...], str]] = {}
 CACHE_LIMIT = 20000
 
@@ -118,10 +118,9 @@ def build_set_from_dict(d: dict[str, Any]) -> BuildSet:
 
 
 def item_json(item: QueueItem) -> str:
-    """``item_to_dict`` as JSON text, its build set's changes from the cache."""
-    d = item_to_dict(item, changes=False)
-    text = json.dumps(d, separators=(",", ":"))
-    return text[:-1] + ',"changes":' + changes_json(item.build_set) + "}"
+    """``item_to_dict`` as JSON text, without its build set's changes: those are
+    a row of their own (``schema.item_changes``), written when they change."""
+    return json.dumps(item_to_dict(item, changes=False), separators=(",", ":"))
 
 
 def item_to_dict(item: QueueItem, changes: bool = True) -> dict[str, Any]:
@@ -141,7 +140,7 @@ def item_to_dict(item: QueueItem, changes: bool = True) -> dict[str, Any]:
 def item_from_dict(d: dict[str, Any]) -> tuple[QueueItem, str | None]:
     """The item (unlinked) and the uuid of the item it was tested on top of."""
     bs = dict(d["build_set"])
-    if "changes" in d:  # written by item_json
+    if "changes" in d:  # from their own row, or inside the item's (before 0003)
         bs["changes"] = d["changes"]
     item = QueueItem(
         uuid=d["uuid"], change=change_from_dict(d["change"]), pipeline=d["pipeline"],
