@@ -52,6 +52,7 @@ from gatekeeper.store.serial import (
     queue_from_dict,
     queue_to_dict,
 )
+from gatekeeper.store.undo import Undo
 
 log = logging.getLogger("gatekeeper.store.journal")
 
@@ -60,6 +61,7 @@ DECISIONS_KEPT = 1000  # per pipeline
 
 
 _ITEM_UPDATE = stmt.update(schema.items, ("uuid",), ("pipeline", "queue", "finished", "data"))
+_ITEM_DATA = stmt.update(schema.items, ("uuid",), ("data",))
 _ITEMS_PURGE = sa.delete(schema.items).where(schema.items.c.finished > 0,
                                              schema.items.c.finished <= sa.bindparam("upto"))
 _OUTBOX_HAVE = sa.select(schema.outbox.c.key).where(
@@ -105,7 +107,8 @@ class StateJournal:
         # attempt replaced within the turn (a rerun) is no longer in its build set
         self._builds: dict[str, tuple[BuildSet, Build]] = {}
         self._set_of: dict[str, BuildSet] = {}  # build uuid -> its build set
-        self._persisted: set[str] = set()  # item uuids with a row
+        # item uuid -> (pipeline, queue) of its row, for the items with a row in a queue
+        self._persisted: dict[str, tuple[str, str]] = {}
         # item uuid -> (build set uuid, its changes) of the item's changes row, for
         # the items in queues: rewritten only when the build set or its changes differ
         self._changes: dict[str, tuple[str, tuple[SpeculativeChange, ...] | None]] = {}
@@ -194,24 +197,16 @@ class StateJournal:
                     self._own(it)
                 for q in state.queues:
                     self._queues.add((state.name, q.name))
-        with self.engine.begin() as conn:
-            self._write_items(conn)
-            self._write_queues(conn, core)
-            self._write_waiting(conn)
-            if self._decisions:
-                conn.execute(stmt.insert(schema.decisions), self._decisions)
-            if self._reports:
-                self._write_reports(conn)
-            if self._mails:
-                write_mails(conn, self._mails)
-            for key, value in self._meta.items():
-                _put_meta(conn, key, value)
-            history = [(it, it.uuid in self._left) for it in self._items.values()]
-            replaced = [(self._owner[u], bs, b) for u, (bs, b) in self._builds.items()
-                        if bs.builds.get(b.job) is not b and u in self._owner]
-            self.recorder.write(conn, history, now, replaced)
-            if self._status is not None:
-                put_status(conn, self._status[0], _dumps(self._status[1]))
+        # What the bookkeeping below says about the rows must stay true if the
+        # transaction fails: the next turn writes these changes again.
+        undo = Undo()
+        seq, pos = self._finished_seq, self._next_pos
+        try:
+            self._write(core, now, undo)
+        except BaseException:
+            undo.rollback()
+            self._finished_seq, self._next_pos = seq, pos
+            raise
         for it in self._left.values():
             for k in [it.build_set.uuid, *(b.uuid for b in it.build_set.builds.values())]:
                 self._owner.pop(k, None)
@@ -234,9 +229,30 @@ class StateJournal:
         self.flushes += 1
         return True
 
-    def _write_items(self, conn: Connection) -> None:
+    def _write(self, core: CoreEngine, now: float, undo: Undo) -> None:
+        with self.engine.begin() as conn:
+            self._write_items(conn, undo)
+            self._write_queues(conn, core, undo)
+            self._write_waiting(conn)
+            if self._decisions:
+                conn.execute(stmt.insert(schema.decisions), self._decisions)
+            if self._reports:
+                self._write_reports(conn)
+            if self._mails:
+                write_mails(conn, self._mails)
+            for key, value in self._meta.items():
+                _put_meta(conn, key, value)
+            history = [(it, it.uuid in self._left) for it in self._items.values()]
+            replaced = [(self._owner[u], bs, b) for u, (bs, b) in self._builds.items()
+                        if bs.builds.get(b.job) is not b and u in self._owner]
+            self.recorder.write(conn, history, now, replaced, undo)
+            if self._status is not None:
+                put_status(conn, self._status[0], _dumps(self._status[1]))
+
+    def _write_items(self, conn: Connection, undo: Undo) -> None:
         t = schema.items
-        updates: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []  # of the data only: a turn's usual write
+        moves: list[dict[str, Any]] = []  # of every column (the item left its queue, ...)
         inserts: list[dict[str, Any]] = []
         changes: list[dict[str, Any]] = []  # item changes rows to update
         new_changes: list[dict[str, Any]] = []  # to insert
@@ -248,9 +264,6 @@ class StateJournal:
             bs = it.build_set
             for b in bs.builds.values():
                 self._owner.setdefault(b.uuid, it)
-            values = dict(pipeline=it.pipeline, queue=it.queue,
-                          finished=self._finished_seq if left else 0,
-                          data=item_json(it))
             had = self._changes.get(uuid)
             if had is None or had[0] != bs.uuid or had[1] is not bs.changes:
                 row = dict(buildset=bs.uuid, data=changes_json(bs))
@@ -260,23 +273,28 @@ class StateJournal:
                     unknown.append(dict(item=uuid, **row))
                 else:
                     new_changes.append(dict(item=uuid, **row))
-                self._changes[uuid] = (bs.uuid, bs.changes)
-            if uuid in self._persisted:
-                updates.append(dict(k_uuid=uuid, **values))
+                undo.set(self._changes, uuid, (bs.uuid, bs.changes))
+            data = item_json(it)
+            where = self._persisted.get(uuid)
+            if where is None:
+                inserts.append(dict(uuid=uuid, pipeline=it.pipeline, queue=it.queue,
+                                    finished=self._finished_seq if left else 0, data=data))
+            elif left or where != (it.pipeline, it.queue):
+                # SQLite rewrites an index's entry for every column SET, changed or not
+                moves.append(dict(k_uuid=uuid, pipeline=it.pipeline, queue=it.queue,
+                                  finished=self._finished_seq if left else 0, data=data))
             else:
-                inserts.append(dict(uuid=uuid, **values))
-                self._persisted.add(uuid)
+                updates.append(dict(k_uuid=uuid, data=data))
             if left:
-                self._persisted.discard(uuid)
-                self._changes.pop(uuid, None)
-        if updates:
-            conn.execute(_ITEM_UPDATE, updates[0] if len(updates) == 1 else updates)
-        if inserts:
-            conn.execute(stmt.insert(t), inserts)
-        if changes:
-            conn.execute(_CHANGES_UPDATE, changes[0] if len(changes) == 1 else changes)
-        if new_changes:
-            conn.execute(stmt.insert(schema.item_changes), new_changes)
+                undo.pop(self._persisted, uuid)
+                undo.pop(self._changes, uuid)
+            elif where != (it.pipeline, it.queue):
+                undo.set(self._persisted, uuid, (it.pipeline, it.queue))
+        for statement, rows in ((_ITEM_DATA, updates), (_ITEM_UPDATE, moves),
+                                (stmt.insert(t), inserts), (_CHANGES_UPDATE, changes),
+                                (stmt.insert(schema.item_changes), new_changes)):
+            if rows:
+                conn.execute(statement, rows[0] if len(rows) == 1 else rows)
         for row in unknown:
             if conn.execute(_CHANGES_UPDATE, dict(k_item=row["item"], buildset=row["buildset"],
                                                   data=row["data"])).rowcount == 0:
@@ -286,7 +304,7 @@ class StateJournal:
             conn.execute(_CHANGES_PURGE, upto)
             conn.execute(_ITEMS_PURGE, upto)
 
-    def _write_queues(self, conn: Connection, core: CoreEngine) -> None:
+    def _write_queues(self, conn: Connection, core: CoreEngine, undo: Undo) -> None:
         t = schema.queues
         for pipeline, name in self._queues:
             state = core.states.get(pipeline)
@@ -294,14 +312,15 @@ class StateJournal:
             where = (t.c.pipeline == pipeline, t.c.name == name)
             if q is None:
                 conn.execute(sa.delete(t).where(*where))
-                self._queue_pos.pop((pipeline, name), None)
+                undo.pop(self._queue_pos, (pipeline, name))
                 continue
             data = _dumps(queue_to_dict(q))
             pos = self._queue_pos.get((pipeline, name))
             if pos is not None:
                 conn.execute(_QUEUE_UPDATE, dict(k_pipeline=pipeline, k_name=name, data=data))
             else:
-                pos = self._queue_pos[(pipeline, name)] = self._next_pos
+                pos = self._next_pos
+                undo.set(self._queue_pos, (pipeline, name), pos)
                 self._next_pos += 1
                 conn.execute(sa.delete(t).where(*where))
                 conn.execute(sa.insert(t).values(pipeline=pipeline, name=name, position=pos,
@@ -386,9 +405,9 @@ class StateJournal:
                 out.dropped.append((it, "its queue was not recorded"))
         for it in out.items:
             self._own(it)
-            self._persisted.add(it.uuid)
+            self._persisted[it.uuid] = (it.pipeline, it.queue)
         for it, _ in out.dropped:
-            self._persisted.add(it.uuid)
+            self._persisted[it.uuid] = (it.pipeline, it.queue)
         for name, state in core.states.items():
             for dep, changes in (meta.get(f"waiting/{name}") or {}).items():
                 state.waiting[dep] = [c for c in map(change_from_dict, changes)

@@ -2,8 +2,10 @@
 
 Called at the end of each scheduler turn, in the same transaction as the
 state (``journal.py``), with the items the Door saw change. Only rows whose
-content changed since the last write are touched (a fingerprint per row), so
-a turn costs what it changed, not what is queued."""
+content changed since the last write are touched (a fingerprint per row), and
+only their columns that changed (an index on a column SET is rewritten, on
+SQLite, even when its value is the same), so a turn costs what it changed,
+not what is queued."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from gatekeeper.model.runtime import Build, BuildSet, QueueItem
 from gatekeeper.model.states import BuildResult
 from gatekeeper.store import schema, stmt
 from gatekeeper.store.serial import changes_json
+from gatekeeper.store.undo import Undo
 
 log = logging.getLogger("gatekeeper.store.recorder")
 
@@ -33,48 +36,64 @@ class HistoryRecorder:
         self._last_expiry = 0.0
 
     def write(self, conn: Connection, items: list[tuple[QueueItem, bool]], now: float,
-              replaced: Sequence[tuple[QueueItem, BuildSet, Build]] = ()) -> None:
+              replaced: Sequence[tuple[QueueItem, BuildSet, Build]] = (),
+              undo: Undo | None = None) -> None:
         """Record the build sets and builds of ``items`` ((item, left its queue)),
         and ``replaced``: earlier attempts no longer in their build set (a job
         run again within the turn), each its own row with its attempt number,
-        so that a failure rerun at once is in the history (flake rates)."""
+        so that a failure rerun at once is in the history (flake rates). What it
+        remembers of the rows goes through ``undo``: the caller undoes it if the
+        transaction fails."""
+        undo = undo or Undo()
         for item, bs, b in replaced:
-            self._write_build(conn, item, bs, b)
+            self._write_build(conn, item, bs, b, undo)
             if b.result is not None:
-                self._rows.pop(b.uuid, None)
+                undo.pop(self._rows, b.uuid)
         for item, left in items:
             bs = item.build_set
             old = self._current.get(item.uuid)
             if old is not None and old != bs.uuid:
                 self._close(conn, old, "RESET", now)
             if not bs.is_fresh:
-                self._current[item.uuid] = bs.uuid
-                self._write_buildset(conn, item, bs, now)
+                if old != bs.uuid:
+                    undo.set(self._current, item.uuid, bs.uuid)
+                self._write_buildset(conn, item, bs, now, undo)
                 for b in bs.builds.values():
-                    self._write_build(conn, item, bs, b)
+                    self._write_build(conn, item, bs, b, undo)
             if left:
-                self._current.pop(item.uuid, None)
+                undo.pop(self._current, item.uuid)
                 if not bs.is_fresh:
                     self._close(conn, bs.uuid, "DEQUEUED", now)
-                    self._rows.pop(bs.uuid, None)
+                    undo.pop(self._rows, bs.uuid)
                     for b in bs.builds.values():
-                        self._rows.pop(b.uuid, None)
+                        undo.pop(self._rows, b.uuid)
         if self.retention and now - self._last_expiry >= RETENTION_EVERY:
-            self._last_expiry = now
+            self._last_expiry = now  # a failed expiry is only tried again later
             self.expire(conn, now - self.retention)
 
-    def _upsert(self, conn: Connection, table: sa.Table, uuid: str,
-                values: dict[str, Any]) -> None:
+    def _changed(self, uuid: str, values: dict[str, Any], undo: Undo) -> dict[str, Any] | None:
+        """The columns of the row ``uuid`` to SET for it to hold ``values`` (those
+        that differ from its last write); None: it holds them."""
         fp = tuple(values.values())
-        if self._rows.get(uuid) == fp:
-            return
-        self._rows[uuid] = fp
-        update = stmt.update(table, ("uuid",), tuple(values))
-        if conn.execute(update, dict(k_uuid=uuid, **values)).rowcount == 0:
-            conn.execute(stmt.insert(table), dict(uuid=uuid, **values))
+        old = self._rows.get(uuid)
+        if old == fp:
+            return None
+        undo.set(self._rows, uuid, fp)
+        if old is None or len(old) != len(fp):
+            return dict(values)
+        return {k: v for (k, v), was in zip(values.items(), old, strict=True)
+                if v != was}
+
+    @staticmethod
+    def _put(conn: Connection, table: sa.Table, uuid: str, changed: dict[str, Any],
+             row: dict[str, Any]) -> None:
+        """UPDATE ``changed``; INSERT ``row`` if there is none (first write, expired)."""
+        if conn.execute(stmt.update(table, ("uuid",), tuple(changed)),
+                        dict(k_uuid=uuid, **changed)).rowcount == 0:
+            conn.execute(stmt.insert(table), dict(uuid=uuid, **row))
 
     def _write_buildset(self, conn: Connection, item: QueueItem, bs: BuildSet,
-                        now: float) -> None:
+                        now: float, undo: Undo) -> None:
         c = item.change
         values: dict[str, Any] = dict(
             item=item.uuid, pipeline=item.pipeline, project=c.project, branch=c.branch or "",
@@ -82,16 +101,15 @@ class HistoryRecorder:
             ref=c.ref, newrev="" if isinstance(c, Change) else c.newrev,
             result=bs.result, message=bs.merge_error or "",
             changes=changes_json(bs), base_item=bs.base_item)
-        fp = tuple(values.values())
-        if self._rows.get(bs.uuid) == fp:
+        changed = self._changed(bs.uuid, values, undo)
+        if changed is None:
             return
-        self._rows[bs.uuid] = fp
-        values["completed"] = now if bs.result is not None else None
-        update = stmt.update(schema.buildsets, ("uuid",), tuple(values))
-        if conn.execute(update, dict(k_uuid=bs.uuid, **values)).rowcount == 0:
-            conn.execute(stmt.insert(schema.buildsets), dict(uuid=bs.uuid, created=now, **values))
+        completed = now if bs.result is not None else None
+        self._put(conn, schema.buildsets, bs.uuid, {**changed, "completed": completed},
+                  {**values, "completed": completed, "created": now})
 
-    def _write_build(self, conn: Connection, item: QueueItem, bs: BuildSet, b: Build) -> None:
+    def _write_build(self, conn: Connection, item: QueueItem, bs: BuildSet, b: Build,
+                     undo: Undo) -> None:
         c = item.change
         values = dict(buildset=bs.uuid, pipeline=item.pipeline, project=c.project,
                       branch=c.branch or "",
@@ -100,7 +118,9 @@ class HistoryRecorder:
                       voting=b.voting, launch_time=b.launch_time, start_time=b.start_time,
                       end_time=b.end_time, node=b.node, provider=b.provider, worker=b.worker,
                       log_url=b.url, message=b.message)
-        self._upsert(conn, schema.builds, b.uuid, values)
+        changed = self._changed(b.uuid, values, undo)
+        if changed is not None:
+            self._put(conn, schema.builds, b.uuid, changed, values)
 
     def _close(self, conn: Connection, bs_uuid: str, result: str, now: float) -> None:
         """A build set left behind: what never finished was cancelled."""
