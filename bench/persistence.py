@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -127,6 +128,9 @@ def main() -> None:
                   f"{per_turn[name] * 1e3:6.2f} ms ({r.turns} turns)")
         j = runners["persisted"].h.sched.journal
         print(f"persisted: {j.flushes if j else 0} transactions")
+        writes = write_volume(runners["persisted"], args.tick)
+        print(f"persisted: per transaction (50 more completions, untimed) {writes[0]:.1f} "
+              f"statements, {writes[1] / 1e3:.1f} kB of values")
         snap = snapshot_cost(runners["persisted"].h)
     base = statistics.median(runners["baseline"].times)
     print(f"ratio per turn persisted/baseline: {per_turn['persisted'] / per_turn['baseline']:.2f}x"
@@ -136,6 +140,46 @@ def main() -> None:
           f"thread (median of 10), {snap[1] * 1e3:.1f} ms encoding+writing on its own "
           f"thread, {snap[2] / 1e6:.1f} MB; written at most once a second: "
           f"{snap[0] * 100:.1f}% of the scheduler's time")
+
+
+def write_volume(r: Runner, tick: float, completions: int = 50) -> tuple[float, int]:
+    """Statements and bytes of text/blob values per transaction: the work a turn
+    writes, whatever the machine's load."""
+    import sqlalchemy as sa
+
+    j = r.h.sched.journal
+    assert j is not None
+    count = [0, 0]
+    flushing = [False]
+    real = j.flush
+
+    def flush(core: Any, now: float) -> bool:
+        flushing[0] = True
+        try:
+            return real(core, now)
+        finally:
+            flushing[0] = False
+
+    def note(conn, cursor, statement, params, context, many):
+        if not flushing[0] or not statement.lstrip().upper().startswith(
+                ("UPDATE", "INSERT", "DELETE")):
+            return
+        count[0] += 1
+        for row in params if many else [params]:
+            values = row.values() if isinstance(row, dict) else row
+            count[1] += sum(len(v) for v in values if isinstance(v, (str, bytes)))
+
+    before = j.flushes
+    sa.event.listen(j.engine, "before_cursor_execute", note)
+    j.flush = flush  # type: ignore[method-assign]
+    try:
+        for _ in range(completions):
+            r.step(tick)
+    finally:
+        sa.event.remove(j.engine, "before_cursor_execute", note)
+        j.flush = real  # type: ignore[method-assign]
+    n = max(1, j.flushes - before)
+    return count[0] / n, count[1] // n
 
 
 def snapshot_cost(h: Harness) -> tuple[float, float, int]:
