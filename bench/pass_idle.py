@@ -5,9 +5,11 @@ merger; virtual clock), one gate queue with window 0 (unlimited): N approved
 changes are enqueued, merged speculatively and all their builds are running.
 Then ``engine.process()`` is timed with nothing new: every build is still
 running, so nothing can act. Baseline, same run: the same pass over a
-100-item gate. Prints the ratio (10x means the pass walks the whole queue). Then, for
-contrast, a turn after one BuildProgress event (one change: the queues are
-walked again).
+100-item gate. Prints the ratio (10x means the pass walks the whole queue). Then a turn
+after one build event (a BuildProgress on the head's build; a BuildCompleted
+of an item behind the head), 1,000 vs 100 items, with the dirty walk and
+with the full walk (``Context.full_walk``: every item, as before per-item
+dirty tracking) in the same run, with the items each turn visits.
 
     .venv/bin/python bench/pass_idle.py [--small 100] [--big 1000] [--passes 200]
 """
@@ -55,19 +57,38 @@ def idle_pass(h: Harness, passes: int) -> tuple[float, int]:
     return best, (engine.ctx.ops - before_ops) // (5 * passes)
 
 
-def progress_turn(h: Harness, passes: int) -> float:
-    """Seconds per turn after one BuildProgress on the head's build: one
-    change passed the Door, so the queues are walked again."""
+def progress_turn(h: Harness, passes: int) -> tuple[float, float]:
+    """Seconds per turn after one BuildProgress on the head's build (one
+    change passed the Door, so a pass runs), and items visited per turn."""
     from gatekeeper.model.events import BuildProgress
     build = h.running()[0].request.uuid
     best = float("inf")
+    ops = h.engine.ctx.ops
     for _ in range(5):
         t0 = time.perf_counter()
         for k in range(passes):
             h.sched.add_result_event(BuildProgress(build, k + 1, passes + 1))
             h.sched.run_once()
         best = min(best, (time.perf_counter() - t0) / passes)
-    return best
+    return best, (h.engine.ctx.ops - ops) / (5 * passes)
+
+
+def completed_turn(h: Harness, turns: int) -> tuple[float, float]:
+    """Seconds of the quickest turn after one build of an item behind the head succeeds
+    (it is done, waits for those ahead: nothing else changes), and items
+    visited per turn; a different item each turn, from the middle back."""
+    from gatekeeper.model.events import BuildCompleted
+    running = h.running()
+    builds = running[len(running) // 2:][:turns]
+    ops = h.engine.ctx.ops
+    best = float("inf")  # the quickest turn: load on the machine only adds
+    for b in builds:
+        b.state = "completed"
+        t0 = time.perf_counter()
+        h.sched.add_result_event(BuildCompleted(b.request.uuid, "SUCCESS"))
+        h.sched.run_once()
+        best = min(best, time.perf_counter() - t0)
+    return best, (h.engine.ctx.ops - ops) / len(builds)
 
 
 def main() -> int:
@@ -85,9 +106,21 @@ def main() -> int:
     print(f"{args.big:6d} {t_big * 1e6:9.1f} {ops_big:14d}")
     print(f"ratio {args.big} vs {args.small}: {t_big / t_small:.1f}x time "
           f"(queue {args.big / args.small:.0f}x longer)")
-    p_small, p_big = progress_turn(small, args.passes), progress_turn(big, args.passes)
-    print(f"a turn after one BuildProgress: {p_small * 1e6:.1f} us vs {p_big * 1e6:.1f} us: "
-          f"{p_big / p_small:.1f}x")
+    print("a turn after one build event: the dirty walk vs the full walk "
+          "(Context.full_walk, the walk before per-item dirty tracking), same run")
+    print(f"{'event':>16} {'walk':>5} {'us @' + str(args.small):>10} {'us @' + str(args.big):>10} "
+          f"{'ratio':>6} {'visits @' + str(args.small):>11} {'visits @' + str(args.big):>12}")
+    turns = min(args.passes, args.small // 2)
+    for name, fn, n in (("BuildProgress", progress_turn, args.passes),
+                        ("BuildCompleted", completed_turn, turns)):
+        for walk in ("dirty", "full"):
+            hs = (full_gate(args.small), full_gate(args.big)) if name == "BuildCompleted" \
+                else (small, big)
+            for x in hs:
+                x.engine.ctx.full_walk = walk == "full"
+            (ts, vs), (tb, vb) = fn(hs[0], n), fn(hs[1], n)
+            print(f"{name:>16} {walk:>5} {ts * 1e6:10.1f} {tb * 1e6:10.1f} {tb / ts:5.1f}x "
+                  f"{vs:11.1f} {vb:12.1f}")
     return 0
 
 

@@ -57,3 +57,6 @@ class Context:
     # What each pipeline's gate strategy has learned (flake rates, broken rate).
     learned: dict[str, Learned] = field(default_factory=dict)
     ops: int = 0  # items processed or reset: the cost counter the scale tests assert on
+    # Every pass visits every item (up to each window's end) instead of the
+    # dirty walk: the reference the tests compare the dirty walk with.
+    full_walk: bool = False

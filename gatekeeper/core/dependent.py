@@ -8,7 +8,7 @@ from gatekeeper.core.context import Context
 from gatekeeper.core.deps import resolve
 from gatekeeper.core.filters import check_requirements
 from gatekeeper.core.manager import PipelineManager
-from gatekeeper.core.strategy import Learned, Strategy
+from gatekeeper.core.strategy import JUDGING, Learned, Strategy
 from gatekeeper.model.change import Change, Ref
 from gatekeeper.model.events import TriggerEvent
 from gatekeeper.model.runtime import Build, ChangeQueue, PipelineState, QueueItem
@@ -113,6 +113,17 @@ class DependentManager(PipelineManager):
         return self.strategy is None or not self.strategy.cfg.judge
 
     # --- gate strategy hooks -------------------------------------------------
+
+    def visited(self, item: QueueItem) -> None:
+        """An item with a failure under judgment is visited by every pass:
+        its review reads the items around it and what was learned."""
+        if self.strategy is None or not self.strategy.cfg.judge:
+            return
+        if not item.dequeued and any(b.judgment in JUDGING
+                                     for b in item.build_set.builds.values()):
+            self.every_pass.add(item)
+        else:
+            self.every_pass.discard(item)
 
     def judge(self, item: QueueItem, build: Build) -> bool:
         return self.strategy is not None and self.strategy.judge(item, build)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from gatekeeper.core.dirty import Dirty
 from gatekeeper.model.change import Change
 from gatekeeper.model.runtime import (
     Build,
@@ -52,6 +53,7 @@ class Door:
         self.clock = clock
         self.count = 0
         self.listeners: list[Callable[[Mutation], None]] = []
+        self.dirty = Dirty()  # what changed, for the pass (core/dirty.py)
 
     def _emit(self, op: str, target: str, subject: object = None, **data: Any) -> None:
         self.count += 1
@@ -72,6 +74,7 @@ class Door:
                 setattr(obj, k, v)
                 changed[k] = v.uuid if isinstance(v, (QueueItem, BuildSet)) else v
         if changed:
+            self.dirty.touch(obj)
             self._emit("set", _target(obj), obj, **changed)
         return bool(changed)
 
@@ -83,6 +86,7 @@ class Door:
 
     def remove_queue(self, state: PipelineState, queue: ChangeQueue) -> None:
         state.queues.remove(queue)
+        self.dirty.full.discard(queue)
         self._emit("remove-queue", _target(queue), queue)
 
     def add_item(self, state: PipelineState, queue: ChangeQueue, item: QueueItem) -> None:
@@ -93,6 +97,9 @@ class Door:
         if tail is not None:
             tail.items_behind.append(item)
         state.index.setdefault(item.change.key, []).append(item)
+        self.dirty.own(item, queue)
+        self.dirty.mark(item)
+        self.dirty.mark(tail)
         self._emit("add-item", item.uuid, item, queue=queue.name, ahead=tail.uuid if tail else None,
                    change=item.display_name, live=item.live)
 
@@ -106,17 +113,23 @@ class Door:
         item.item_ahead = ahead
         if ahead is not None:
             ahead.items_behind.append(item)
+        for x in (item, old, ahead):
+            self.dirty.mark(x)
         self._emit("move-item", item.uuid, item, ahead=ahead.uuid if ahead else None)
 
     def reorder(self, queue: ChangeQueue, items: list[QueueItem]) -> None:
         queue.items[:] = items
+        self.dirty.full.add(queue)
         self._emit("reorder", _target(queue), queue, items=[i.uuid for i in items])
 
     def remove_item(self, state: PipelineState, queue: ChangeQueue, item: QueueItem,
                     reason: str) -> None:
         """Take ``item`` out; those behind it now sit on the item that was ahead."""
         ahead = item.item_ahead
+        dirty = self.dirty
+        dirty.mark(ahead)
         for behind in list(item.items_behind):
+            dirty.mark(behind)
             behind.item_ahead = ahead
             if ahead is not None:
                 ahead.items_behind.append(behind)
@@ -133,23 +146,43 @@ class Door:
         item.dequeued = True
         item.dequeue_reason = reason
         item.active = False
+        dirty.forget(item, queue)
         self._emit("remove-item", item.uuid, item, reason=reason)
 
     # --- build sets and builds --------------------------------------------
 
     def new_build_set(self, item: QueueItem, build_set: BuildSet) -> None:
+        if self.dirty.owner.get(item.build_set) is item:
+            self.dirty.forget_set(item.build_set)
+            self.dirty.own_set(item, build_set)
+        else:
+            self.dirty.unknown()
+        self.dirty.mark(item)
         item.build_set = build_set
         self._emit("new-build-set", item.uuid, item, build_set=build_set.uuid,
                    base=build_set.base_item)
 
     def add_build(self, build_set: BuildSet, build: Build) -> None:
+        dirty = self.dirty
+        prev = build_set.builds.get(build.job)
+        if prev is not None:
+            dirty.owner.pop(prev, None)
+        owner = dirty.owner.get(build_set)
+        if owner is None:
+            dirty.unknown()
+        else:
+            dirty.owner[build] = owner
+            dirty.mark(owner)
         build_set.builds[build.job] = build
         self._emit("add-build", build_set.uuid, build_set, job=build.job, build=build.uuid,
                    attempt=build.attempt, result=build.result)
 
     def drop_build(self, build_set: BuildSet, job: str) -> None:
         """Forget ``job``'s build (its job left the layout)."""
-        build_set.builds.pop(job, None)
+        self.dirty.touch(build_set)
+        prev = build_set.builds.pop(job, None)
+        if prev is not None:
+            self.dirty.owner.pop(prev, None)
         self._emit("drop-build", build_set.uuid, build_set, job=job)
 
     # --- changes waiting for a dependency (gate) ------------------------
@@ -171,6 +204,7 @@ class Door:
     def note(self, item: QueueItem, kind: str, text: str) -> None:
         entry = HistoryEntry(self.clock(), kind, text)
         item.history.append(entry)
+        self.dirty.mark(item)
         log.info("%s %s [%s] %s", item.pipeline, item.display_name, kind, text)
         self._emit("note", item.uuid, item, kind=kind, text=text)
 
@@ -187,9 +221,11 @@ class Door:
         returns its key. The same decision made again (after a restart replays
         a turn) has the same key, so the outbox sends it once."""
         key = f"{item.uuid}/{item.build_set.uuid}/{kind}"
+        self.dirty.mark(item)
         self._emit("report", item.uuid, item, kind=kind, key=key)
         return key
 
     def other(self, op: str, target: str, **data: Any) -> None:
         """Changes to engine-level state (window of a queue, layout swap)."""
+        self.dirty.all = True
         self._emit(op, target, **data)

@@ -144,10 +144,22 @@ class Engine:
         if self._settled is not None and self._settled[0] is door \
                 and self._settled[1] == door.count:
             return 0
+        dirty = door.dirty
         for n in range(1, MAX_PASSES + 1):
             before = door.count
+            # A pass visits the items the Door saw change and what depends on
+            # them (core/dirty.py); everything after a restore, a layout swap
+            # or a change the tracker could not place.
+            full = self.ctx.full_walk or dirty.all
+            if dirty.all:
+                dirty.rebuild(list(self.states.values()))
+            if full:
+                dirty.items.clear()
+                dirty.full.clear()
+            dirty.log.clear()
+            dirty.removed.clear()
             for manager in self.managers.values():
-                manager.process()
+                manager.process(full)
             if door.count == before:
                 self._settled = (door, before)
                 return n
@@ -177,6 +189,7 @@ class Engine:
         self.states = {n: s for n, s in old.items() if n in layout.pipelines and
                        layout.pipelines[n].manager == self.ctx.layout.pipelines[n].manager}
         self._bind(layout)
+        door.dirty.all = True  # new managers, new jobs: the next pass walks everything
         door.other("layout", "engine", files=list(layout.files))
         for name, manager in self.managers.items():
             state = self.states[name]

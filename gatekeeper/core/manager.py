@@ -3,7 +3,10 @@ merge, launch, report). Subclasses decide how changes enter queues."""
 
 from __future__ import annotations
 
+import bisect
+import heapq
 import logging
+from typing import TypeVar
 
 from gatekeeper.core import jobs as jobsel
 from gatekeeper.core.context import Context
@@ -40,6 +43,16 @@ log = logging.getLogger("gatekeeper.core.manager")
 
 # merge items remembered per build set: enough for the widest window's chain
 MERGE_ITEMS_KEPT = 4096
+T = TypeVar("T")
+
+
+def _index(seq: list[T], x: T, lo: int = 0) -> int:
+    """Where ``x`` is in ``seq`` at or after ``lo``, else -1 (without
+    ``list.index``'s ValueError, whose message is the repr of ``x``)."""
+    if x not in seq:
+        return -1
+    i = seq.index(x)
+    return i if i >= lo else -1
 
 
 class PipelineManager:
@@ -54,6 +67,9 @@ class PipelineManager:
         # rebuilding one per change of the chain (a manager lives for one layout)
         self._merge_items: dict[str, tuple[tuple[SpeculativeChange, ...],
                                            tuple[MergeItem, ...]]] = {}
+        # items every dirty pass visits (a strategy's judgment reads the
+        # items around them and what was learned; see DependentManager)
+        self.every_pass: set[QueueItem] = set()
 
     @property
     def pipeline(self) -> Pipeline:
@@ -131,18 +147,179 @@ class PipelineManager:
 
     # --- processing -------------------------------------------------------
 
-    def process(self) -> None:
-        for q in list(self.state.queues):
-            self.process_queue(q)
-            if q.dynamic and not q.items and q in self.state.queues:
-                self.door.remove_queue(self.state, q)
+    def process(self, full: bool = True) -> None:
+        """One pass over the queues. ``full``: every item (up to each window's
+        end); otherwise only the items the Door saw change since their last
+        visit and those whose decisions depend on them (``_walk``)."""
+        if full:
+            for q in list(self.state.queues):
+                self.process_queue(q)
+                if q.dynamic and not q.items and q in self.state.queues:
+                    self.door.remove_queue(self.state, q)
+            return
+        dirty = self.door.dirty
+        queues = list(self.state.queues)
+        name = self.state.name
+        todo: dict[ChangeQueue, set[QueueItem]] = {}
+        for item in list(dirty.items):
+            mine = dirty.queue_of.get(item)
+            if mine is None:
+                dirty.items.discard(item)
+            elif mine.pipeline == name:
+                todo.setdefault(mine, set()).add(item)
+        for item in list(self.every_pass):
+            mine = dirty.queue_of.get(item)
+            if item.dequeued or mine is None:
+                self.every_pass.discard(item)
+            else:
+                todo.setdefault(mine, set()).add(item)
+        for whole in dirty.full:
+            if whole.pipeline == name:
+                todo.setdefault(whole, set())
+        heap = []
+        for q in todo:
+            j = _index(queues, q)
+            if j >= 0:  # (not: a queue made during this pass, for the next one)
+                heap.append(j)
+        heapq.heapify(heap)
+        seen = len(dirty.log)
+        cur = -1
+        while heap:
+            k = heapq.heappop(heap)
+            if k <= cur:
+                continue
+            cur = k
+            q = queues[k]
+            if q in self.state.queues:
+                self.process_queue(q, todo.pop(q, set()))
+                if q.dynamic and not q.items and q in self.state.queues:
+                    self.door.remove_queue(self.state, q)
+            # items marked meanwhile in queues further on are visited this pass
+            for item in dirty.log[seen:]:
+                other = dirty.queue_of.get(item)
+                if other is None or other.pipeline != name or item not in dirty.items:
+                    continue
+                if other not in todo:
+                    j = _index(queues, other, cur + 1)
+                    if j < 0:
+                        continue
+                    heapq.heappush(heap, j)
+                todo.setdefault(other, set()).add(item)
+            seen = len(dirty.log)
 
-    def process_queue(self, q: ChangeQueue) -> None:
-        nnfi: QueueItem | None = None
-        pos = -1
-        for item in list(q.items):
+    def process_queue(self, q: ChangeQueue, marked: set[QueueItem] | None = None) -> None:
+        """Process ``q``'s items in order. ``marked`` (the dirty walk): the
+        items to visit at least; the walk adds what depends on them."""
+        items = list(q.items)
+        dirty = self.door.dirty
+        if marked is None or q in dirty.full:
+            dirty.full.discard(q)
+            self._walk_from(q, items, 0, -1, None)
+            return
+        # Visited: the marked items and those the pass must revisit, in queue
+        # order. Skipped items are unchanged since a visit that decided
+        # nothing, with the same item ahead and place in the window (a window
+        # move or a removal from a windowed queue walks it whole).
+        heap: list[int] = []
+        pushed: set[QueueItem] = set()
+        for item in marked | self.every_pass:
+            if item in pushed or dirty.queue_of.get(item) is not q:
+                continue
+            j = _index(items, item)
+            if j < 0:  # enqueued during this pass: the next one
+                continue
+            heap.append(j)
+            pushed.add(item)
+        heapq.heapify(heap)
+        gone: list[int] = []  # indexes (in ``items``) of the items that left
+        seen_log, seen_gone = len(dirty.log), len(dirty.removed)
+        out: dict[QueueItem, QueueItem | None] = {}  # what each visit returned
+        window = q.window
+        cur = -1
+        while heap:
+            k = heapq.heappop(heap)
+            if k <= cur:
+                continue
+            item = items[k]
+            if item.dequeued:
+                continue
+            if window and k >= window:
+                # behind the window's end: the full walk stops before it (a
+                # window move or a removal walks the queue whole)
+                dirty.items.discard(item)
+                for j in heap:
+                    dirty.items.discard(items[j])
+                break
+            cur = k
+            dirty.items.discard(item)
+            pos = k - bisect.bisect_left(gone, k)
+            nnfi = self._nnfi_before(items, k, out)
+            self.ctx.ops += 1
+            nxt = self.process_item(q, item, nnfi, pos)
+            out[item] = nxt
+            self.visited(item)
+            for x in dirty.removed[seen_gone:]:
+                j = _index(items, x)
+                if j >= 0:
+                    bisect.insort(gone, j)
+            seen_gone = len(dirty.removed)
+            if window and (q in dirty.full or q.window != window):
+                # positions or the window moved: the rest as the full walk
+                dirty.full.discard(q)
+                self._walk_from(q, items, k + 1, pos - 1 if item.dequeued else pos, nxt)
+                dirty.full.add(q)  # and the next pass walks it whole
+                return
+            for x in dirty.log[seen_log:]:
+                if x in pushed or x not in dirty.items or dirty.queue_of.get(x) is not q:
+                    continue
+                j = _index(items, x, k + 1)
+                if j >= 0:  # (ahead of this one: the next pass)
+                    heapq.heappush(heap, j)
+                    pushed.add(x)
+            seen_log = len(dirty.log)
+            if self.speculative:
+                # the item behind moves if what it is now tested on changed
+                j = k + 1
+                while j < len(items) and items[j].dequeued:
+                    j += 1
+                if j < len(items) and items[j] not in pushed \
+                        and self._ahead(items[j]) is not nxt:
+                    pushed.add(items[j])
+                    heapq.heappush(heap, j)
+        if window and window < len(items):
+            # the first item outside the window: where the full walk stops
+            cur_pos = window - 1 - bisect.bisect_left(gone, window)
+            self._walk_from(q, items, window, cur_pos, self._nnfi_before(items, window, out))
+
+    @staticmethod
+    def _ahead(item: QueueItem) -> QueueItem | None:
+        ahead = item.item_ahead
+        return None if ahead is not None and not ahead.live else ahead
+
+    def _nnfi_before(self, items: list[QueueItem], k: int,
+                     out: dict[QueueItem, QueueItem | None]) -> QueueItem | None:
+        """What the full walk would carry to ``items[k]``: the return of the
+        visit of the item before it, or for one not visited (its ahead is its
+        nnfi, as after every pass) itself if it is not failing."""
+        j = k - 1
+        while j >= 0 and items[j].dequeued:
+            j -= 1
+        if j < 0:
+            return None
+        prev = items[j]
+        if prev in out:
+            return out[prev]
+        if prev.live and not prev.failing_reasons:
+            return prev
+        return self._ahead(prev) if self.speculative else None
+
+    def _walk_from(self, q: ChangeQueue, items: list[QueueItem], start: int, pos: int,
+                   nnfi: QueueItem | None) -> None:
+        dirty = self.door.dirty
+        for item in items[start:] if start else items:
             if item.dequeued:  # left during this pass (e.g. the head merged)
                 continue
+            dirty.items.discard(item)
             pos += 1
             if q.window and pos >= q.window:
                 # Outside the window nothing runs (the window shrank past it:
@@ -158,8 +335,12 @@ class PipelineManager:
                 continue
             self.ctx.ops += 1
             nnfi = self.process_item(q, item, nnfi, pos)
+            self.visited(item)
             if item.dequeued:
                 pos -= 1  # it no longer takes a place in the window
+
+    def visited(self, item: QueueItem) -> None:
+        """``item`` was just processed (the dependent manager tracks judgments)."""
 
     def process_item(self, q: ChangeQueue, item: QueueItem, nnfi: QueueItem | None,
                      pos: int) -> QueueItem | None:
