@@ -16,7 +16,13 @@ from hypothesis import strategies as st
 
 from gatekeeper.core.door import Mutation
 from gatekeeper.model.change import Approval
-from gatekeeper.model.events import BuildCompleted, BuildProgress, EventApproval, TriggerEvent
+from gatekeeper.model.events import (
+    BuildCompleted,
+    BuildFailing,
+    BuildProgress,
+    EventApproval,
+    TriggerEvent,
+)
 from tests.unit.core.harness import Harness
 from tests.unit.core.layouts import layout
 
@@ -77,6 +83,9 @@ def act(h: Harness, action: tuple[str, int, int]) -> None:
     elif kind == "progress" and running:
         build = running[a % len(running)]
         h.sched.add_result_event(BuildProgress(build.request.uuid, b % 10, 10))
+    elif kind == "failing" and running:  # its output matched failure-output
+        build = running[a % len(running)]
+        h.sched.add_result_event(BuildFailing(build.request.uuid, "Traceback"))
     elif kind == "all" and running:
         for build in running:
             build.state, build.result = "completed", "SUCCESS"
@@ -100,7 +109,7 @@ def act(h: Harness, action: tuple[str, int, int]) -> None:
 
 ACTIONS = st.lists(st.tuples(
     st.sampled_from(["approve", "approve", "approve", "upload", "pass", "pass", "pass",
-                     "fail", "fail", "lost", "progress", "all", "abandon", "patchset",
+                     "fail", "fail", "lost", "progress", "failing", "all", "abandon", "patchset",
                      "conflict", "clock"]),
     st.integers(0, 7), st.integers(0, 7)), min_size=1, max_size=40)
 
