@@ -26,6 +26,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from gatekeeper.interfaces import MergeItem
+from gatekeeper.merger.publish import PREFIX as PUBLISHED
 from gatekeeper.merger.publish import PublishRepo
 from gatekeeper.merger.repo import (
     GitError,
@@ -36,6 +37,7 @@ from gatekeeper.merger.repo import (
     is_sha,
     run_git,
 )
+from gatekeeper.merger.sshmux import SshMux
 from gatekeeper.model.events import MergeCompleted
 from gatekeeper.model.states import MergeMode
 
@@ -43,7 +45,6 @@ log = logging.getLogger("gatekeeper.merger.merger")
 
 _PROJECT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*(/[A-Za-z0-9_][A-Za-z0-9_.+-]*)*$")
 _ZERO = "0" * 40
-MIRROR = "+refs/remotes/origin/*:refs/heads/*"  # branches into the publish repository
 
 
 def _step(key: str, *parts: str) -> str:
@@ -79,7 +80,7 @@ class Merger:
                  user_name: str = "Gatekeeper", user_email: str = "gatekeeper@localhost",
                  private_key: str | None = None, known_hosts: str | None = None,
                  keep_refs: int = 1000, max_ref_age: float = 3 * 86400,
-                 git_timeout: float = 600):
+                 git_timeout: float = 600, share_ssh: bool = True):
         self.git_dir = Path(git_dir)
         self.git_url_base = git_url_base
         self.publish_root = Path(publish_root)
@@ -91,14 +92,26 @@ class Merger:
             tofu = str(self.git_dir / "ssh_known_hosts")
             log.warning("merger: no known_hosts for ssh fetches; trusting the host key on "
                         "first use (recorded in %s)", tofu)
-        self.env = git_env(private_key, known_hosts, tofu)
+        # ssh:// fetches share one connection (one handshake per merger, not per fetch).
+        over_ssh = git_url_base.startswith(("ssh://", "git+ssh://", "ssh+git://")) or bool(
+            re.match(r"^[^/]+@[^/]+:", git_url_base))
+        self.mux = SshMux(self.git_dir) if share_ssh and over_ssh and (
+            private_key or known_hosts) else None
+        self.env = git_env(private_key, known_hosts, tofu,
+                           self.mux.options() if self.mux is not None else ())
         self.keep_refs = keep_refs
         self.max_ref_age = max_ref_age
         self.git_timeout = git_timeout
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
         self._repos: dict[str, Repo] = {}  # set up once per process
+        self._pubs: dict[str, PublishRepo] = {}  # set up once per process
         self._heads: dict[str, str] = {}  # publish repo -> the HEAD we set
+
+    def close(self) -> None:
+        """End the shared ssh connection (idempotent; a later fetch opens a new one)."""
+        if self.mux is not None:
+            self.mux.close()
 
     # --- repositories -------------------------------------------------------
 
@@ -114,9 +127,14 @@ class Merger:
         return repo
 
     def publish_repo(self, project: str) -> PublishRepo:
+        """The publish repository of ``project``, borrowing the objects of its
+        clone; set up on its first use in this process."""
         check_project_name(project)
-        pub = PublishRepo(self.publish_root / project, self.env, self.git_timeout)
-        pub.ensure()
+        pub = self._pubs.get(project)
+        if pub is None or not (pub.path / "HEAD").exists():
+            pub = PublishRepo(self.publish_root / project, self.env, self.git_timeout)
+            pub.ensure(objects_from=self.repo(project).path / ".git" / "objects")
+            self._pubs[project] = pub
         return pub
 
     @contextmanager
@@ -144,9 +162,12 @@ class Merger:
                 result[project] = repo.branches()
         return result
 
-    def _mirror_branches(self, repo: Repo, pub: PublishRepo, refspecs: Sequence[str] = ()) -> None:
-        """Push the branches (and ``refspecs``, in the same push) to ``pub``."""
-        repo.push(pub.path, [MIRROR, *refspecs])
+    def _mirror_branches(self, repo: Repo, pub: PublishRepo,
+                         refs: dict[str, str] | None = None) -> None:
+        """Set the branches (and ``refs``, {name: commit}, in the same
+        transaction) in ``pub``; the commits are the clone's objects."""
+        pub.set_refs({**{f"refs/heads/{b}": sha for b, sha in repo.branch_tips().items()},
+                      **(refs or {})})
         default = repo.default_branch
         key = str(pub.path)
         if default and self._heads.get(key) != default:
@@ -251,17 +272,17 @@ class Merger:
         commits: dict[str, str] = {}
         published: dict[str, list[str]] = {}
         last_ref = ""
-        specs: dict[str, list[str]] = {}
+        specs: dict[str, dict[str, str]] = {}
         for (project, branch), sha in states.items():
             ref = ref_name or f"refs/gatekeeper/{branch}/Z{uuid}"
-            specs.setdefault(project, []).append(f"{sha}:{ref}")
+            specs.setdefault(project, {})[ref] = sha
             published.setdefault(project, []).append(ref)
             commits[project] = sha
             last_ref = ref
         now = time.time()
         for project, refs in published.items():
             pub = self.publish_repo(project)
-            self._mirror_branches(repos[project], pub, specs[project])  # one push per project
+            self._mirror_branches(repos[project], pub, specs[project])  # one process per project
             pub.record(refs, now)
         log.info("merge %s: published %s for %s", uuid, last_ref, ", ".join(commits))
         return MergeCompleted(uuid, True, commits=commits, ref=last_ref)
@@ -277,13 +298,29 @@ class Merger:
                 pub = PublishRepo(path, self.env, self.git_timeout)
                 deleted += len(pub.prune(self.keep_refs, self.max_ref_age, now))
                 self._gc(path)
-                if (self.git_dir / project / ".git").is_dir():
+                clone = self.git_dir / project
+                if (clone / ".git").is_dir():
+                    # The publish repository borrows the clone's objects: its
+                    # refs must be the clone's too, or gc there drops them.
+                    self._keep_published(clone, pub.published())
                     # gc may drop commits only remembered here: forget them.
                     repo = self._repos.get(project)
                     if repo is not None:
                         repo.forget()
-                    self._gc(self.git_dir / project)
+                    self._gc(clone)
         return deleted
+
+    def _keep_published(self, clone: Path, published: dict[str, str]) -> None:
+        """Make the clone's refs/gatekeeper/* exactly ``published`` (one transaction)."""
+        out = run_git(["for-each-ref", "--format=%(refname) %(objectname)", PUBLISHED],
+                      clone, self.env, self.git_timeout).stdout
+        have = dict(line.split(" ", 1) for line in out.splitlines() if line)
+        lines = [f"delete {ref}\n" for ref in have if ref not in published]
+        lines += [f"update {ref} {sha}\n" for ref, sha in published.items()
+                  if have.get(ref) != sha]
+        if lines:
+            PublishRepo(clone, self.env, self.git_timeout).git(
+                "update-ref", "--stdin", stdin="".join(lines))
 
     def _gc(self, path: Path) -> None:
         """Repositories run with gc.auto=0 (no gc in the middle of a merge):

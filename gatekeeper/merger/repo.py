@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,18 +49,20 @@ def is_sha(value: str) -> bool:
 
 
 def git_env(private_key: str | None = None, known_hosts: str | None = None,
-            tofu_known_hosts: str | None = None) -> dict[str, str]:
+            tofu_known_hosts: str | None = None,
+            ssh_options: Sequence[str] = ()) -> dict[str, str]:
     """Environment for git: no prompts, C locale, our ssh key and known_hosts.
 
     With ``known_hosts`` the host key must be in it. Without it but with
     ``tofu_known_hosts``, an unknown host key is recorded there on first
-    use and any later change is refused (StrictHostKeyChecking=accept-new)."""
+    use and any later change is refused (StrictHostKeyChecking=accept-new).
+    ``ssh_options`` come on top (the shared connection, see sshmux.py)."""
     env = dict(os.environ)
     env.update({"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "LANG": "C",
                 "GIT_ASKPASS": "/bin/true"})
     if private_key or known_hosts or tofu_known_hosts:
         # GIT_SSH_COMMAND is run by a shell: quote every value we put in.
-        ssh = ["ssh", "-o", "BatchMode=yes"]
+        ssh = ["ssh", "-o", "BatchMode=yes", *ssh_options]
         if private_key:
             ssh += ["-i", private_key, "-o", "IdentitiesOnly=yes"]
         if known_hosts:
@@ -72,11 +75,14 @@ def git_env(private_key: str | None = None, known_hosts: str | None = None,
 
 
 def run_git(args: list[str], cwd: Path | None, env: dict[str, str],
-            timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
+            timeout: float = 600, check: bool = True,
+            stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Every git process of the merger goes through here (tests count them)."""
     argv = ["git", *args]
+    feed = {"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}
     try:
-        proc = subprocess.run(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, timeout=timeout, check=False)
+        proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True,
+                              timeout=timeout, check=False, **feed)
     except subprocess.TimeoutExpired as e:
         raise GitError(scrub(f"git {args[0]} timed out after {timeout:.0f}s")) from e
     if check and proc.returncode != 0:
@@ -85,6 +91,30 @@ def run_git(args: list[str], cwd: Path | None, env: dict[str, str],
         detail = [line for line in lines if line and not line.startswith(_BOILERPLATE)]
         raise GitError(scrub(f"git {args[0]} failed: {' '.join(detail[-3:])}"))
     return proc
+
+
+def clear_stale_locks(git_dir: Path) -> int:
+    """Remove the ``*.lock`` files a killed git left in ``git_dir`` (a bare
+    repository or a clone's .git): with one, every later update of that ref
+    (or of the index) fails. Only for repositories the merger alone writes,
+    at its first use of them in a process, when no git of ours runs there."""
+    removed = 0
+    candidates = [git_dir / n for n in ("HEAD.lock", "index.lock", "packed-refs.lock",
+                                        "config.lock", "shallow.lock", "FETCH_HEAD.lock")]
+    refs = git_dir / "refs"
+    if refs.is_dir():
+        candidates += [p for p in refs.rglob("*.lock")]
+    for path in candidates:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            log.warning("cannot remove stale lock %s: %s", path, e)
+            continue
+        removed += 1
+        log.warning("removed stale lock %s (a git process was killed)", path)
+    return removed
 
 
 def valid_ref_format(ref: str) -> bool:
@@ -139,6 +169,7 @@ class Repo:
         self._fresh = False  # cloned by us without a checkout: nothing to clean
         self._known: dict[str, str] = {}  # patchset ref -> commit
         self._tips: dict[str, str] = {}  # branch -> commit, from the last fetch
+        self._tips_partial = False  # FETCH_HEAD had names we could not read
         self._default: str | None = None
         # speculative states built: key (the merger's) -> commit
         self._states: OrderedDict[str, str] = OrderedDict()
@@ -153,8 +184,10 @@ class Repo:
             run_git(["clone", "--quiet", "--no-checkout", "--", self.url, str(self.path)],
                     None, self.env, self.timeout)
             self._fresh = True
-        elif self.git("remote", "get-url", "origin").stdout.strip() != self.url:
-            self.git("remote", "set-url", "origin", self.url)
+        else:
+            clear_stale_locks(self.path / ".git")
+            if self.git("remote", "get-url", "origin").stdout.strip() != self.url:
+                self.git("remote", "set-url", "origin", self.url)
         # origin/HEAD would be mirrored as a branch named "HEAD": remember
         # the default branch it points to, then drop it.
         head = self.git("symbolic-ref", "--quiet", "refs/remotes/origin/HEAD", check=False)
@@ -167,6 +200,8 @@ class Repo:
         # Never open an editor or run gc in the middle of a merge.
         self.git("config", "core.editor", "true")
         self.git("config", "gc.auto", "0")
+        # ... nor spawn "git maintenance run --auto" after every fetch and merge.
+        self.git("config", "maintenance.auto", "false")
         proc = self.git("config", "--get", "gatekeeper.defaultbranch", check=False)
         self._default = proc.stdout.strip() or None
 
@@ -217,6 +252,7 @@ class Repo:
             if "'" in name or name in seen:
                 clash.add(name)
             seen[name] = sha
+        self._tips_partial = bool(clash)
         return {k: v for k, v in seen.items() if k not in clash}
 
     @property
@@ -231,6 +267,12 @@ class Repo:
         proc = self.git("rev-parse", "--verify", "--quiet",
                         f"refs/remotes/origin/{branch}^{{commit}}", check=False)
         return proc.stdout.strip() if proc.returncode == 0 else None
+
+    def branch_tips(self) -> dict[str, str]:
+        """{branch: commit} as of the last fetch (no process when it was ours)."""
+        if self._tips and not self._tips_partial:
+            return dict(self._tips)
+        return self.branches()
 
     def branches(self) -> dict[str, str]:
         out = self.git("for-each-ref", "--format=%(refname:strip=3) %(objectname)",

@@ -63,5 +63,6 @@ class MergerProcess:
         if self.service is not None:
             self.service.stop()
             self.service = None
+        self.merger.close()  # no ssh master outlives the merger
         if self.daemon is not None:
             self.daemon.stop()

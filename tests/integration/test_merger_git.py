@@ -219,6 +219,9 @@ def test_one_fetch_leaves_no_temporary_refs_and_survives_moved_tags(upstream, me
 
 
 def _count_git(monkeypatch):
+    """Every git process of the merger (all of them go through run_git)."""
+    import gatekeeper.merger.merger as merger_mod
+    import gatekeeper.merger.publish as publish_mod
     import gatekeeper.merger.repo as repo_mod
     calls: list[list[str]] = []
     real = repo_mod.run_git
@@ -226,7 +229,8 @@ def _count_git(monkeypatch):
     def counting(args, *a, **kw):
         calls.append(list(args))
         return real(args, *a, **kw)
-    monkeypatch.setattr(repo_mod, "run_git", counting)
+    for mod in (repo_mod, publish_mod, merger_mod):
+        monkeypatch.setattr(mod, "run_git", counting)
     return calls
 
 
@@ -288,3 +292,72 @@ def test_ref_format_rules_are_gits():
         want = subprocess.run(["git", "check-ref-format", name], capture_output=True,
                               check=False).returncode == 0
         assert valid_ref_format(name) == want, name
+
+
+def test_publishing_is_one_update_ref_into_a_repo_borrowing_the_clones_objects(
+        upstream, merger, tmp_path, monkeypatch):
+    upstream.add_change("org/demo", 1, 1, {"one.txt": "1\n"})
+    upstream.add_change("org/demo", 2, 1, {"two.txt": "2\n"})
+    assert merger.merge([change(1)], uuid="p1").merged
+    calls = _count_git(monkeypatch)
+    done = merger.merge([change(1), change(2)], uuid="p2")
+    assert done.merged
+    # fetch, merge, publish: no push (receive-pack, pack-objects, ...) behind it
+    assert [c[0] for c in calls] == ["fetch", "merge", "update-ref"], calls
+    pub = merger.publish_root / "org/demo"
+    clone_objects = (tmp_path / "git" / "org/demo" / ".git" / "objects").resolve()
+    assert (pub / "objects/info/alternates").read_text() == f"{clone_objects}\n"
+    assert git(pub, "count-objects") == "0 objects, 0 kilobytes"
+    # the branches are mirrored in the same transaction
+    assert git(pub, "rev-parse", "refs/heads/stable") == git(upstream.bare("org/demo"),
+                                                             "rev-parse", "stable")
+    assert git(pub, "symbolic-ref", "HEAD") == "refs/heads/master"
+    # what a worker fetches from the publish repository is the whole state
+    work = tmp_path / "worker"
+    git(tmp_path, "init", "--quiet", str(work))
+    git(work, "fetch", "--quiet", str(pub), done.ref)
+    assert git(work, "rev-parse", "FETCH_HEAD") == done.commits["org/demo"]
+    assert git(work, "fsck", "--connectivity-only", "--no-dangling", "FETCH_HEAD") == ""
+
+
+def test_gc_of_the_clone_keeps_what_is_published(upstream, tmp_path):
+    merger = Merger(tmp_path / "git", f"file://{upstream.root}", tmp_path / "publish",
+                    keep_refs=1)
+    upstream.add_change("org/demo", 1, 1, {"one.txt": "1\n"})
+    upstream.add_change("org/demo", 2, 1, {"two.txt": "2\n"})
+    old = merger.merge([change(1)], uuid="g1")
+    new = merger.merge([change(2)], uuid="g2")
+    assert merger.prune() == 1  # keep_refs=1: g1 goes
+    clone = tmp_path / "git" / "org/demo"
+    # The merge commits are reachable in the clone only through the refs
+    # copied from the publish repository: the harshest gc keeps exactly those.
+    assert git(clone, "for-each-ref", "--format=%(refname)", "refs/gatekeeper/") == new.ref
+    git(clone, "-c", "gc.reflogExpire=now", "-c", "gc.reflogExpireUnreachable=now",
+        "gc", "--quiet", "--prune=now")
+    assert published(merger, "org/demo", new.ref) == {**BASE, "two.txt": "2\n"}
+    assert git(clone, "cat-file", "-t", new.commits["org/demo"]) == "commit"
+    missing = subprocess.run(["git", "cat-file", "-e", old.commits["org/demo"]], cwd=clone,
+                             capture_output=True, check=False)
+    assert missing.returncode != 0  # the pruned state is really gone
+
+
+def test_locks_left_by_a_killed_git_are_cleared_at_first_use(upstream, tmp_path):
+    upstream.add_change("org/demo", 1, 1, {"one.txt": "1\n"})
+    first = Merger(tmp_path / "git", f"file://{upstream.root}", tmp_path / "publish")
+    assert first.merge([change(1)], uuid="k1").merged
+    # kill -9 in the middle of update-ref / fetch / checkout leaves these behind
+    pub = tmp_path / "publish" / "org/demo"
+    clone = tmp_path / "git" / "org/demo" / ".git"
+    stale = [pub / "refs/heads/master.lock", pub / "packed-refs.lock",
+             clone / "index.lock", clone / "refs/remotes/origin/master.lock"]
+    for path in stale:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("")
+    upstream.advance("org/demo", {"moved.txt": "m\n"})
+    again = Merger(tmp_path / "git", f"file://{upstream.root}", tmp_path / "publish")
+    done = again.merge([change(1)], uuid="k2")
+    assert done.merged, done
+    assert not any(p.exists() for p in stale)
+    assert published(again, "org/demo", done.ref)["moved.txt"] == "m\n"
+    assert git(pub, "rev-parse", "refs/heads/master") == git(upstream.bare("org/demo"),
+                                                             "rev-parse", "master")

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import stat
+import time
+from pathlib import Path
+
 import pytest
 
 from gatekeeper.interfaces import MergeItem
@@ -24,6 +29,7 @@ def test_merge_over_ssh_verifies_the_host_key(tmp_path, sshd_node, client_key):
     merger = Merger(tmp_path / "git", base, tmp_path / "pub", private_key=str(client_key),
                     known_hosts=str(known))
     done = merger.merge(items, uuid="ssh")
+    merger.close()
     assert done.merged, done
     assert read_tree(tmp_path / "pub" / "org/demo", done.ref) == {"a.txt": "a\n", "b.txt": "b\n"}
 
@@ -34,6 +40,7 @@ def test_merge_over_ssh_verifies_the_host_key(tmp_path, sshd_node, client_key):
     strict = Merger(tmp_path / "git2", base, tmp_path / "pub2", private_key=str(client_key),
                     known_hosts=str(other))
     refused = strict.merge(items, uuid="mitm")
+    strict.close()
     assert not refused.merged
     assert "git clone failed" in refused.error
     assert "Host key verification failed" in refused.error
@@ -49,8 +56,121 @@ def test_without_known_hosts_the_host_key_is_pinned_on_first_use(tmp_path, sshd_
     assert merger.merge([MergeItem("org/demo", "master")], uuid="first").merged
     pinned = tmp_path / "git" / "ssh_known_hosts"
     assert sshd_node.host_key_line().split()[1] in pinned.read_text()
-    # The host key changes (or someone is in the middle): refused.
+    # The host key changes (or someone is in the middle): the next connection
+    # is refused. (Fetches share one connection, whose key was checked when it
+    # was made; close() ends it, as a merger restart or an idle minute would.)
     pinned.write_text(f"[127.0.0.1]:{sshd_node.port} ssh-ed25519 "
                       "AAAAC3NzaC1lZDI1NTE5AAAAIB6sF1Qz7m3y5yJQv0Yc2s9m1bWQ1k3O6o6mF2xJ8kq5\n")
+    merger.close()
     refused = merger.merge([MergeItem("org/demo", "master")], uuid="second")
+    merger.close()
     assert not refused.merged and "git fetch failed" in refused.error
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is gone for our purposes (its parent, init, reaps it).
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _wait_gone(pid: int, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.fixture
+def emulator_merger(tmp_path, gerrit_emulator, monkeypatch):
+    """A merger fetching from the Gerrit emulator over SSH, and a count of
+    the SSH connections the emulator accepted."""
+    from gatekeeper.sim.gerrit import server
+
+    setup = gerrit_emulator
+    emu = setup.emu
+    connections = []
+    real = server._Transport.__init__
+
+    def counting(self, sock):
+        connections.append(sock)
+        real(self, sock)
+    monkeypatch.setattr(server._Transport, "__init__", counting)
+    base = f"ssh://gatekeeper@{emu.host}:{emu.port}/"
+
+    def make(git_dir="git"):
+        return Merger(tmp_path / git_dir, base, tmp_path / "pub", private_key=str(setup.key),
+                      known_hosts=str(setup.known_hosts))
+    return emu, make, connections
+
+
+def test_fetches_share_one_ssh_connection_until_close(emulator_merger):
+    emu, make, connections = emulator_merger
+    merger = make()
+    try:
+        results = []
+        for n in range(3):
+            number = emu.create_change("org/project", subject=f"c{n}",
+                                       files={f"f{n}.txt": f"{n}\n"})
+            ref = f"refs/changes/{number % 100:02d}/{number}/1"
+            results.append(merger.merge([MergeItem("org/project", "master", number, 1, ref)],
+                                        uuid=f"s{n}"))
+            assert results[-1].merged, results[-1]
+        # clone + three fetches: one handshake
+        assert len(connections) == 1
+        sockets = merger.mux.sockets()
+        assert len(sockets) == 1
+        pid = merger.mux.master_pid(sockets[0])
+        assert pid is not None and _alive(pid)
+    finally:
+        merger.close()
+    assert merger.mux.sockets() == []
+    assert _wait_gone(pid), "the ssh master outlived close()"
+    # Used again after close: a new connection, ended by the next close.
+    number = emu.create_change("org/project", subject="later", files={"l.txt": "l\n"})
+    assert merger.merge([MergeItem("org/project", "master", number, 1,
+                                   f"refs/changes/{number % 100:02d}/{number}/1")],
+                        uuid="later").merged
+    assert len(connections) == 2
+    pid = merger.mux.master_pid(merger.mux.sockets()[0])
+    merger.close()
+    assert pid is not None and _wait_gone(pid)
+
+
+def test_a_killed_mergers_ssh_master_is_ended_by_the_next_one(emulator_merger):
+    emu, make, connections = emulator_merger
+    first = make()
+    assert first.merge([MergeItem("org/project", "master")], uuid="a").merged
+    pid = first.mux.master_pid(first.mux.sockets()[0])
+    assert pid is not None
+    # kill -9 of the merger: no close(). The master is not our child (ssh
+    # detached it), so it would live on until idle; the next merger on the
+    # same git_dir ends it as it starts.
+    del first
+    second = make()
+    try:
+        assert _wait_gone(pid), "a stale ssh master survived the next merger's start"
+        assert second.mux.sockets() == []
+        assert second.merge([MergeItem("org/project", "master")], uuid="b").merged
+    finally:
+        second.close()
+
+
+def test_the_shared_connection_uses_only_our_key_and_known_hosts(emulator_merger):
+    emu, make, connections = emulator_merger
+    merger = make()
+    ssh = merger.env["GIT_SSH_COMMAND"]
+    merger.close()
+    for option in ("IdentitiesOnly=yes", "StrictHostKeyChecking=yes", "BatchMode=yes",
+                   "ControlMaster=auto", "ControlPersist="):
+        assert option in ssh
+    # the control sockets live in a private directory of ours
+    st = merger.mux.dir.stat()
+    assert st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) == 0o700
