@@ -28,6 +28,7 @@ from pathlib import Path
 from gatekeeper.interfaces import MergeItem
 from gatekeeper.merger.publish import PREFIX as PUBLISHED
 from gatekeeper.merger.publish import PublishRepo
+from gatekeeper.merger.refprobe import RefProbe
 from gatekeeper.merger.repo import (
     GitError,
     Repo,
@@ -99,6 +100,9 @@ class Merger:
             private_key or known_hosts) else None
         self.env = git_env(private_key, known_hosts, tofu,
                            self.mux.options() if self.mux is not None else ())
+        # ... and a fetch that would bring nothing is not run (refprobe.py).
+        self.probe = RefProbe(git_url_base, private_key, known_hosts or tofu) if (
+            share_ssh and over_ssh and private_key) else None
         self.keep_refs = keep_refs
         self.max_ref_age = max_ref_age
         self.git_timeout = git_timeout
@@ -109,7 +113,9 @@ class Merger:
         self._heads: dict[str, str] = {}  # publish repo -> the HEAD we set
 
     def close(self) -> None:
-        """End the shared ssh connection (idempotent; a later fetch opens a new one)."""
+        """End the shared ssh connections (idempotent; later use opens new ones)."""
+        if self.probe is not None:
+            self.probe.close()
         if self.mux is not None:
             self.mux.close()
 
@@ -120,8 +126,10 @@ class Merger:
         check_project_name(project)
         repo = self._repos.get(project)
         if repo is None or not (repo.path / ".git").is_dir():
+            probe = self.probe
             repo = Repo(self.git_dir / project, project_url(self.git_url_base, project),
-                        self.env, self.user_name, self.user_email, self.git_timeout)
+                        self.env, self.user_name, self.user_email, self.git_timeout,
+                        probe=(lambda: probe.refs(project)) if probe is not None else None)
             repo.ensure()
             self._repos[project] = repo
         return repo

@@ -14,7 +14,7 @@ import os
 import re
 import subprocess
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,7 +156,8 @@ class Repo:
     """A working clone of ``url`` at ``path`` (created on first use)."""
 
     def __init__(self, path: Path, url: str, env: dict[str, str], user_name: str,
-                 user_email: str, timeout: float = 600):
+                 user_email: str, timeout: float = 600,
+                 probe: Callable[[], dict[str, str] | None] | None = None):
         self.path = Path(path)
         self.url = url
         self.env = env
@@ -170,6 +171,12 @@ class Repo:
         self._known: dict[str, str] = {}  # patchset ref -> commit
         self._tips: dict[str, str] = {}  # branch -> commit, from the last fetch
         self._tips_partial = False  # FETCH_HEAD had names we could not read
+        # The server's branch and tag tips (refs/heads/*, refs/tags/*) as our
+        # last fetch got them; None: not known. ``probe`` asks the server for
+        # the same (refprobe.py): equal, a fetch would bring nothing.
+        self._remote: dict[str, str] | None = None
+        self.probe = probe
+        self.fetches_skipped = 0
         self._default: str | None = None
         # speculative states built: key (the merger's) -> commit
         self._states: OrderedDict[str, str] = OrderedDict()
@@ -213,14 +220,22 @@ class Repo:
         for ref in refs:
             check_ref_name(ref)
         new = [ref for ref in refs if ref not in self._known]
+        if not new and self._remote is not None and self.probe is not None:
+            if self.probe() == self._remote:  # nothing moved: skip the fetch
+                self.fetches_skipped += 1
+                return {ref: self._known[ref] for ref in refs}
         # Forced tag refspec: a moved tag must not fail the fetch. Change
         # refs get no local name: their commits are read from FETCH_HEAD.
-        self._tips = {}
+        self._tips, self._remote = {}, None
         self.git("fetch", "--quiet", "--prune", "origin", "+refs/heads/*:refs/remotes/origin/*",
                  "+refs/tags/*:refs/tags/*", *new)
         heads = self._fetch_head()
         self._tips = {name[len("branch "):]: sha for name, sha in heads.items()
                       if name.startswith("branch ")}
+        if not self._tips_partial:
+            self._remote = {**{f"refs/heads/{b}": sha for b, sha in self._tips.items()},
+                            **{f"refs/tags/{name[len('tag '):]}": sha
+                               for name, sha in heads.items() if name.startswith("tag ")}}
         out: dict[str, str] = {}
         for ref in refs:
             sha = self._known.get(ref) or heads.get(ref) or self.fetch(ref)
@@ -232,8 +247,9 @@ class Repo:
         return out
 
     def _fetch_head(self) -> dict[str, str]:
-        """FETCH_HEAD's lines as {"branch NAME" or REF: commit}; a name that
-        is not unambiguous (quotes in names) is left out: callers fetch it alone."""
+        """FETCH_HEAD's lines as {"branch NAME", "tag NAME" or REF: object};
+        a name that is not unambiguous (quotes in names) is left out: callers
+        fetch it alone."""
         try:
             text = (self.path / ".git" / "FETCH_HEAD").read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
@@ -243,7 +259,7 @@ class Repo:
         for line in text.splitlines():
             sha, _, rest = line.partition("\t")
             desc = rest.partition("\t")[2]
-            kind = "branch " if desc.startswith("branch '") else ""
+            kind = next((k for k in ("branch ", "tag ") if desc.startswith(k + "'")), "")
             quoted = desc[len(kind):]
             end = quoted.rfind("' of ")
             if not is_sha(sha) or not quoted.startswith("'") or end < 1:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 import time
 from pathlib import Path
 
@@ -174,3 +175,78 @@ def test_the_shared_connection_uses_only_our_key_and_known_hosts(emulator_merger
     # the control sockets live in a private directory of ours
     st = merger.mux.dir.stat()
     assert st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) == 0o700
+
+
+def _git_calls(monkeypatch):
+    import gatekeeper.merger.merger as merger_mod
+    import gatekeeper.merger.publish as publish_mod
+    import gatekeeper.merger.repo as repo_mod
+    calls: list[str] = []
+    real = repo_mod.run_git
+
+    def counting(args, *a, **kw):
+        calls.append(args[0])
+        return real(args, *a, **kw)
+    for mod in (repo_mod, publish_mod, merger_mod):
+        monkeypatch.setattr(mod, "run_git", counting)
+    return calls
+
+
+def test_a_fetch_that_would_bring_nothing_is_not_run(emulator_merger, monkeypatch):
+    emu, make, connections = emulator_merger
+    merger = make()
+    try:
+        number = emu.create_change("org/project", subject="c", files={"c.txt": "c\n"})
+        item = MergeItem("org/project", "master", number, 1,
+                         f"refs/changes/{number % 100:02d}/{number}/1")
+        assert merger.merge([item], uuid="check").merged  # as the check pipeline does
+        calls = _git_calls(monkeypatch)
+        # The approval: same patchset, nothing moved. The server is asked for
+        # its branch and tag tips on the merger's own connection; no git fetch.
+        gate = merger.merge([item], uuid="gate")
+        assert gate.merged
+        assert calls == ["update-ref"], calls
+        assert merger.probe.probes == 1
+        # A branch moved: the probe sees it, the fetch runs, the state is on the new tip.
+        calls.clear()
+        emu.push_branch_commit("org/project", "master", {"moved.txt": "m\n"})
+        moved = merger.merge([item], uuid="moved")
+        assert moved.merged and calls.count("fetch") == 1, calls
+        tree = read_tree(merger.publish_root / "org/project", moved.ref)
+        assert tree["moved.txt"] == "m\n" and tree["c.txt"] == "c\n"
+        # A new tag (or branch) is a change too.
+        calls.clear()
+        subprocess.run(["git", "tag", "v1", "master"], cwd=emu.project_path("org/project"),
+                       check=True, capture_output=True)
+        assert merger.merge([item], uuid="tag").merged and calls.count("fetch") == 1
+        clone = merger.git_dir / "org/project"
+        assert subprocess.run(["git", "rev-parse", "refs/tags/v1"], cwd=clone,
+                              capture_output=True, check=False).returncode == 0
+        # ... and once fetched, tags do not make every later probe differ.
+        calls.clear()
+        assert merger.merge([item], uuid="quiet").merged and "fetch" not in calls, calls
+        # one connection for git (ControlMaster), one for the probe; none per merge
+        assert len(connections) == 2
+    finally:
+        merger.close()
+
+
+def test_the_probe_never_trusts_an_unknown_host_key(emulator_merger, tmp_path):
+    emu, make, connections = emulator_merger
+    merger = make()
+    number = emu.create_change("org/project", subject="c", files={"c.txt": "c\n"})
+    item = MergeItem("org/project", "master", number, 1,
+                     f"refs/changes/{number % 100:02d}/{number}/1")
+    try:
+        assert merger.merge([item], uuid="one").merged
+        assert merger.probe.refs("org/project") is not None
+    finally:
+        merger.close()
+    # Another key in known_hosts (the server changed, or someone is in between):
+    # the probe gets no answer, git refuses, the merge fails with git's reason.
+    merger.probe.known_hosts = str(tmp_path / "wrong_known_hosts")
+    (tmp_path / "wrong_known_hosts").write_text(
+        f"[{emu.host}]:{emu.port} ssh-ed25519 "
+        "AAAAC3NzaC1lZDI1NTE5AAAAIB6sF1Qz7m3y5yJQv0Yc2s9m1bWQ1k3O6o6mF2xJ8kq5\n")
+    assert merger.probe.refs("org/project") is None
+    merger.close()
