@@ -124,6 +124,8 @@ class Merger:
     def repo(self, project: str) -> Repo:
         """The clone of ``project``; set up on its first use in this process."""
         check_project_name(project)
+        if self.mux is not None:
+            self.mux.ensure()  # before anything here may connect
         repo = self._repos.get(project)
         if repo is None or not (repo.path / ".git").is_dir():
             probe = self.probe

@@ -68,6 +68,13 @@ class SshMux:
             return None
         return path
 
+    def ensure(self) -> None:
+        """Recreate the directory if it went (a temp cleaner): ssh fails
+        rather than fetch without the socket it was told to make."""
+        if self.dir is not None and not self.dir.is_dir():
+            log.warning("merger: %s went away; making it again", self.dir)
+            self._private_dir(self.dir)
+
     def options(self) -> list[str]:
         """ssh options making fetches share one connection (none if disabled)."""
         if self.dir is None:

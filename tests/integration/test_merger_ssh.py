@@ -250,3 +250,25 @@ def test_the_probe_never_trusts_an_unknown_host_key(emulator_merger, tmp_path):
         "AAAAC3NzaC1lZDI1NTE5AAAAIB6sF1Qz7m3y5yJQv0Yc2s9m1bWQ1k3O6o6mF2xJ8kq5\n")
     assert merger.probe.refs("org/project") is None
     merger.close()
+
+
+def test_a_control_dir_removed_by_a_temp_cleaner_is_made_again(emulator_merger):
+    import shutil
+
+    emu, make, connections = emulator_merger
+    merger = make()
+    try:
+        assert merger.merge([MergeItem("org/project", "master")], uuid="a").merged
+        pid = merger.mux.master_pid(merger.mux.sockets()[0])
+        shutil.rmtree(merger.mux.dir)  # the socket goes too; the master lives on
+        number = emu.create_change("org/project", subject="c", files={"c.txt": "c\n"})
+        done = merger.merge([MergeItem("org/project", "master", number, 1,
+                                       f"refs/changes/{number % 100:02d}/{number}/1")],
+                            uuid="b")
+        assert done.merged, done
+        assert len(merger.mux.sockets()) == 1
+    finally:
+        merger.close()
+    # The orphaned master cannot be told to exit: it ends after ControlPersist
+    # idle seconds (or now, with the emulator's connections, at teardown).
+    assert pid is not None
