@@ -92,6 +92,25 @@ autohold_keys = sa.Table(
 )
 
 
+# A worker's own static node (worker.nodes): the worker holds the truth in
+# memory and writes it here; ``gatekeeper nodes`` reads it and writes holds
+# and releases, which the worker picks up (gatekeeper/worker/noderecords.py).
+# Apart from pool_nodes: the pool service must never claim, reset or delete them.
+worker_nodes = sa.Table(
+    "worker_nodes", Base.metadata,
+    sa.Column("worker", sa.String(255), primary_key=True),
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("labels", sa.String(1024), nullable=False),  # comma-separated
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("port", sa.Integer, nullable=False),
+    sa.Column("state", sa.String(32), nullable=False),  # ready, in-use, hold
+    sa.Column("state_time", sa.Float, nullable=False),
+    sa.Column("build", sa.String(255), nullable=False),
+    sa.Column("hold_until", sa.Float, nullable=True),  # None while held: until released
+    sa.Column("hold_reason", sa.Text, nullable=False),
+)
+
+
 @dataclass(frozen=True)
 class Node:
     """A snapshot of one node record (what the planner and callers see)."""

@@ -42,7 +42,9 @@ LATE_COLUMNS: dict[str, frozenset[str]] = {"pool_nodes": frozenset({"workdir"})}
 def adoptable(inspector: sa.engine.Inspector) -> str | None:
     """None if the pool tables in the inspected database are ones an earlier
     release made with create_all; else why not."""
-    for table in sorted(set(inspector.get_table_names()) & set(LEGACY_COLUMNS)):
+    for table in sorted(set(inspector.get_table_names()) & set(Base.metadata.tables)):
+        if table not in LEGACY_COLUMNS:  # made by a migration: its version is missing
+            return f"{table} was never made without a version: not made by this Gatekeeper"
         have = {c["name"] for c in inspector.get_columns(table)}
         extra = have - LEGACY_COLUMNS[table]
         missing = LEGACY_COLUMNS[table] - LATE_COLUMNS.get(table, frozenset()) - have

@@ -5,7 +5,9 @@ claimer implements the same interface, so the executor does not know which
 one it has. Static nodes are never deleted: "used" returns the node to the
 free list (a site resets it between builds, e.g. LVM snapshot + kexec),
 "hold" keeps it out of rotation until the hold expires or an operator
-releases it."""
+releases it. With ``records`` (the pool's database, noderecords.py) every
+claim, release and hold is written there, where ``gatekeeper nodes`` shows
+them and an operator holds or releases a node; holds survive a restart."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 from gatekeeper.interfaces import NodeClaimError, NodeLease
 from gatekeeper.model.states import NodeState
 from gatekeeper.nodes.holdcap import DEFAULT_MAX_HELD, hold_refusal
+from gatekeeper.worker.noderecords import FOREVER, WorkerNodeRecords
 
 __all__ = ["NodeClaimError", "StaticNode", "StaticNodeClaimer"]
 
@@ -61,7 +64,8 @@ class StaticNodeClaimer:
 
     def __init__(self, nodes: Iterable[StaticNode],
                  clock: Callable[[], float] = time.time,
-                 max_held: float = DEFAULT_MAX_HELD) -> None:
+                 max_held: float = DEFAULT_MAX_HELD,
+                 records: WorkerNodeRecords | None = None) -> None:
         self.max_held = max_held  # see gatekeeper.nodes.holdcap
         self._slots: dict[str, _Slot] = {}
         for n in nodes:
@@ -70,6 +74,30 @@ class StaticNodeClaimer:
             self._slots[n.name] = _Slot(n)
         self._clock = clock
         self._cond = threading.Condition()
+        self._records = records
+        if records is not None:
+            kept = records.register((s.node for s in self._slots.values()), clock())
+            for name, (until, reason) in kept.items():
+                self._slots[name].held_until, self._slots[name].hold_reason = until, reason
+                log.info("node %s: still held (%s)", name, reason)
+
+    def _write(self, slot: _Slot, state: NodeState) -> None:
+        if self._records is not None:
+            self._records.write(slot.node.name, state, self._clock(), build=slot.build or "",
+                                hold_until=slot.held_until, hold_reason=slot.hold_reason)
+
+    def _sync(self) -> None:
+        """Take an operator's holds and releases from the records."""
+        held = self._records.holds() if self._records is not None else None
+        if held is None:
+            return
+        for name, s in self._slots.items():
+            if name in held and s.held_until is None and s.build is None:
+                s.held_until, s.hold_reason = held[name]
+                log.info("node %s held by an operator: %s", name, s.hold_reason)
+            elif name not in held and s.held_until is not None:
+                log.info("node %s released by an operator (was: %s)", name, s.hold_reason)
+                s.held_until, s.hold_reason = None, ""
 
     @property
     def labels(self) -> frozenset[str]:
@@ -77,11 +105,13 @@ class StaticNodeClaimer:
         return frozenset(label for s in self._slots.values() for label in s.node.labels)
 
     def _expire_holds(self) -> None:
+        self._sync()
         now = self._clock()
         for s in self._slots.values():
             if s.held_until is not None and s.held_until <= now:
                 log.info("node %s: hold expired (%s)", s.node.name, s.hold_reason)
                 s.held_until, s.hold_reason = None, ""
+                self._write(s, NodeState.READY)
 
     def _free(self, label: str) -> _Slot | None:
         for s in self._slots.values():
@@ -100,6 +130,7 @@ class StaticNodeClaimer:
                 slot = self._free(label)
                 if slot is not None:
                     slot.build = build_uuid
+                    self._write(slot, NodeState.IN_USE)
                     log.info("node %s claimed by build %s (label %s)",
                              slot.node.name, build_uuid, label)
                     lease = slot.node.lease()
@@ -127,12 +158,14 @@ class StaticNodeClaimer:
                          refused, build)
             elif state == NodeState.HOLD and (hold_for is None or hold_for > 0):
                 slot.held_until = (self._clock() + hold_for if hold_for is not None
-                                   else float("inf"))
+                                   else FOREVER)
                 slot.hold_reason = reason or f"build {build}"
                 log.info("node %s held for %s: %s", lease.node_id,
                          "ever" if hold_for is None else f"{hold_for:g}s", slot.hold_reason)
+                self._write(slot, NodeState.HOLD)
             else:
                 log.info("node %s released by build %s", lease.node_id, build)
+                self._write(slot, NodeState.READY)
             self._cond.notify_all()
 
     def _hold_refusal(self, slot: _Slot) -> str | None:
@@ -152,6 +185,7 @@ class StaticNodeClaimer:
             if slot is None or slot.held_until is None:
                 return False
             slot.held_until, slot.hold_reason = None, ""
+            self._write(slot, NodeState.READY)
             self._cond.notify_all()
             return True
 

@@ -16,6 +16,7 @@ from typing import Any
 from gatekeeper.errors import UserError
 from gatekeeper.layout.model import Layout
 from gatekeeper.worker.executor import BuildExecutor, ExecutorSettings
+from gatekeeper.worker.noderecords import WorkerNodeRecords
 from gatekeeper.worker.nodes import StaticNode, StaticNodeClaimer
 from gatekeeper.worker.service import GearServer, WorkerService, build_functions
 from gatekeeper.worker.ssh import host_key_from_known_hosts
@@ -56,6 +57,23 @@ def static_nodes(cfg: Any, known_hosts: str | None) -> list[StaticNode]:
         host_key = n.host_key or host_key_from_known_hosts(text, n.host, n.port)
         out.append(dataclasses.replace(n, host_key=host_key))
     return out
+
+
+def node_records(cfg: Any, worker: str) -> WorkerNodeRecords | None:
+    """Where this worker records its static nodes' claims and holds (the
+    pool's database, for ``gatekeeper nodes``); None, and a warning, if it
+    cannot be opened: the holds then live in this process only."""
+    from gatekeeper.commands.pool import database_url
+    from gatekeeper.nodes.db import PoolStore
+    from gatekeeper.store.db import create_engine
+
+    try:
+        store = PoolStore(create_engine(database_url(cfg)))
+    except UserError as e:
+        log.warning("worker %s: static node holds are kept in memory only (gatekeeper nodes "
+                    "does not show them): %s", worker, e.messages[0])
+        return None
+    return WorkerNodeRecords(store.engine, worker)
 
 
 def layout_functions(cfg: Any, labels: set[str], only: list[str] | None,
@@ -121,7 +139,8 @@ def worker_from_config(cfg: Any, options: WorkerOptions | None = None,
     opts = options or WorkerOptions()
     wk = cfg.worker
     name = opts.name or wk.hostname
-    static = (StaticNodeClaimer(static_nodes(cfg, opts.known_hosts), max_held=wk.max_held)
+    static = (StaticNodeClaimer(static_nodes(cfg, opts.known_hosts), max_held=wk.max_held,
+                                records=node_records(cfg, name))
               if wk.nodes else None)
     labels = set(static.labels) if static is not None else pool_labels(cfg.pool)
     if not labels:

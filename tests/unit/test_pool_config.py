@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import textwrap
@@ -171,6 +172,31 @@ def test_operator_commands(tmp_path, capsys):
     assert main(["autohold", "-c", path, "--remove", "1"]) == 0
     assert store.list_autoholds() == []
     assert main(["autohold", "-c", path]) == 2
+
+
+def test_operator_commands_on_a_workers_static_nodes(tmp_path, capsys):
+    from gatekeeper.worker.noderecords import WorkerNodeRecords
+    from gatekeeper.worker.nodes import StaticNode, StaticNodeClaimer
+
+    path = write(tmp_path)
+    store = PoolStore(create_engine(f"sqlite:///{tmp_path / 'gk.db'}"))
+    metal = [StaticNode(name=f"m{i}", host="10.0.0.9", port=22 + i, labels=("metal",))
+             for i in range(3)]
+    worker = StaticNodeClaimer(metal, records=WorkerNodeRecords(store.engine, "w1"))
+    worker.release(worker.claim("metal", "b1", 1), "hold", hold_for=None, reason="b1 failed")
+    assert main(["nodes", "-c", path, "list"]) == 0
+    out = capsys.readouterr().out
+    assert "w1/m0 metal          worker:w1    hold" in out and "b1 failed" in out
+    assert main(["nodes", "-c", path, "list", "--json", "--state", "hold"]) == 0
+    [line] = capsys.readouterr().out.splitlines()
+    assert json.loads(line)["id"] == "w1/m0"
+    assert main(["nodes", "-c", path, "hold", "w1/m1", "--reason", "look"]) == 0
+    assert main(["nodes", "-c", path, "delete", "w1/m0"]) == 0  # released
+    assert main(["nodes", "-c", path, "delete", "w1/m2"]) == 2  # not held
+    assert "only released from a hold" in capsys.readouterr().err
+    assert main(["nodes", "-c", path, "hold", "w9/m0"]) == 2
+    held = {s["name"]: s["hold_reason"] for s in worker.state() if s["held_until"] is not None}
+    assert held == {"m1": "look"}  # the worker took both at its next look
 
 
 def test_pool_command_rejects_bad_config(tmp_path, capsys):

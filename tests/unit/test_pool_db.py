@@ -234,6 +234,9 @@ def test_schema_and_claim_compile_for_postgresql():
         if table.name == "pool_autohold_keys":  # keyed by its request's id
             assert "ssh_key TEXT NOT NULL" in ddl
             continue
+        if table.name == "worker_nodes":  # keyed by worker and node name
+            assert "PRIMARY KEY (worker, name)" in ddl and "state_time FLOAT NOT NULL" in ddl
+            continue
         # SERIAL keys; FLOAT without precision is float8 in PostgreSQL (epoch
         # seconds keep their fraction).
         assert "id SERIAL NOT NULL" in ddl and "created FLOAT NOT NULL" in ddl

@@ -138,3 +138,88 @@ def test_hold_cap_counts_every_label_of_the_node() -> None:
     lease = c.claim("big", "b1", 1)
     c.release(lease, "hold", hold_for=3600)  # the only 'big' node: not held
     assert all(st["held_until"] is None for st in c.state())
+
+
+# -- records in the pool's database (gatekeeper nodes shows and manages them) --
+
+@pytest.fixture
+def engine(tmp_path):
+    from gatekeeper.nodes.db import PoolStore
+    from gatekeeper.store.db import create_engine
+
+    e = create_engine(f"sqlite:///{tmp_path}/gk.sqlite")
+    PoolStore(e)  # the pool schema, worker_nodes included
+    yield e
+    e.dispose()
+
+
+def recorded(engine) -> dict[str, tuple[str, str, float | None, str]]:
+    from gatekeeper.worker.noderecords import list_worker_nodes
+
+    return {w.ident: (w.state, w.build, w.hold_until, w.hold_reason)
+            for w in list_worker_nodes(engine)}
+
+
+def test_claims_releases_and_holds_are_recorded(engine) -> None:
+    from gatekeeper.worker.noderecords import WorkerNodeRecords
+
+    clock = FakeClock()
+    c = StaticNodeClaimer(nodes(3), clock=clock, records=WorkerNodeRecords(engine, "w1"))
+    assert recorded(engine) == {f"w1/n{i}": ("ready", "", None, "") for i in range(3)}
+    lease = c.claim("small", "b1", 1)
+    assert recorded(engine)["w1/n0"] == ("in-use", "b1", None, "")
+    c.release(lease, "hold", hold_for=60, reason="build b1 failed")
+    assert recorded(engine)["w1/n0"] == ("hold", "", 1060.0, "build b1 failed")
+    clock.now += 61
+    c.state()  # the hold expires
+    assert recorded(engine)["w1/n0"] == ("ready", "", None, "")
+    second = c.claim("small", "b2", 1)
+    c.release(second, "hold", hold_for=None, reason="forever")
+    assert recorded(engine)["w1/n0"] == ("hold", "", None, "forever")  # NULL: until released
+
+
+def test_an_operator_holds_and_releases_a_worker_node(engine) -> None:
+    from gatekeeper.model.states import NodeState
+    from gatekeeper.worker.noderecords import WorkerNodeRecords, operator_transition
+
+    c = StaticNodeClaimer(nodes(2), clock=FakeClock(), records=WorkerNodeRecords(engine, "w1"))
+    assert operator_transition(engine, "w1/n0", [NodeState.READY], NodeState.HOLD, 1.0,
+                               hold_reason="look at its disk")
+    held = {s["name"]: s["hold_reason"] for s in c.state() if s["held_until"] is not None}
+    assert held == {"n0": "look at its disk"}
+    assert c.claim("small", "b1", 1).node_id == "n1"
+    with pytest.raises(NodeClaimError):
+        c.claim("small", "b2", 0.01)  # n0 held, n1 busy
+    assert operator_transition(engine, "w1/n0", [NodeState.HOLD], NodeState.READY, 2.0)
+    assert c.claim("small", "b2", 1).node_id == "n0"
+
+
+def test_holds_survive_a_worker_restart(engine) -> None:
+    from gatekeeper.worker.noderecords import WorkerNodeRecords
+
+    clock = FakeClock()
+    c = StaticNodeClaimer(nodes(3), clock=clock, records=WorkerNodeRecords(engine, "w1"))
+    c.release(c.claim("small", "b1", 1), "hold", hold_for=3600, reason="debug me")
+    c.claim("small", "b2", 1)  # n1 in use when the worker dies
+    other = StaticNodeClaimer(nodes(1), clock=clock, records=WorkerNodeRecords(engine, "w2"))
+    restarted = StaticNodeClaimer(nodes(2), clock=clock,  # n2 left the config
+                                  records=WorkerNodeRecords(engine, "w1"))
+    assert recorded(engine) == {"w1/n0": ("hold", "", 4600.0, "debug me"),
+                                "w1/n1": ("ready", "", None, ""),
+                                "w2/n0": ("ready", "", None, "")}
+    assert restarted.claim("small", "b3", 1).node_id == "n1"
+    assert other.claim("small", "b4", 1).node_id == "n0"  # another worker's n0 is its own
+
+
+def test_a_failing_database_does_not_stop_builds(engine, caplog) -> None:
+    import sqlalchemy as sa
+
+    from gatekeeper.worker.noderecords import WorkerNodeRecords
+
+    c = StaticNodeClaimer(nodes(2), clock=FakeClock(), records=WorkerNodeRecords(engine, "w1"))
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE worker_nodes"))
+    lease = c.claim("small", "b1", 1)
+    c.release(lease, "hold", hold_for=60, reason="r")
+    assert [s["name"] for s in c.state() if s["held_until"] is not None] == ["n0"]
+    assert "could not" in caplog.text
