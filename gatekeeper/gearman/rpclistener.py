@@ -16,15 +16,13 @@ from typing import Any, Protocol
 
 import gear
 
-from gatekeeper.gearman.jobloop import JobLoop
+from gatekeeper.gearman.jobloop import RequestLoop, answer
 from gatekeeper.gearman.nodelay import NoDelayWorker
 from gatekeeper.gearman.protocol import (
     EXPLAIN_FUNCTION,
     MANAGE_FUNCTION,
     METRICS_FUNCTION,
     STATUS_FUNCTION,
-    decode,
-    encode,
 )
 from gatekeeper.model.events import Answered, Dequeue, Enqueue, Promote, Reconfigure, Request
 
@@ -96,7 +94,12 @@ def management_event(args: dict[str, Any]) -> Request:
     raise BadRequest(f"unknown action {action!r}")
 
 
-class RPCListener(JobLoop):
+class RPCListener(RequestLoop):
+    # An answer that cannot be sent is logged and forgotten: nothing was handed
+    # over (a management event is handled whether or not its asker still waits).
+    INTERNAL_ERROR = "internal error in the scheduler"
+    _what = "scheduler RPC"
+
     def __init__(self, scheduler: SchedulerLike, host: str, port: int,
                  name: str = "gatekeeper-scheduler-rpc", ssl_key: str | None = None,
                  ssl_cert: str | None = None, ssl_ca: str | None = None,
@@ -116,43 +119,26 @@ class RPCListener(JobLoop):
         self._start_loop(w, "scheduler-rpc")
         return self
 
-    def _take(self, job: gear.WorkerJob) -> None:
-        try:
-            self._handle(job)
-        except Exception:  # a bad request never stops the scheduler
-            log.exception("RPC %s failed", job.name)
-            _send(job, {"error": "internal error in the scheduler"})
-
-    def _handle(self, job: gear.WorkerJob) -> None:
-        name = job.name if isinstance(job.name, str) else job.name.decode("utf-8", "replace")
-        try:
-            args = decode(job.arguments)
-        except ValueError as e:
-            _send(job, {"error": f"bad request: {e}"})
-            return
+    def _request(self, job: gear.WorkerJob, name: str, args: dict[str, Any]) -> None:
         if name == STATUS_FUNCTION:
             # The last turn's snapshot (at most ~1 s old): a status request never waits
             # for the scheduler's lock, however long its turn.
-            _send(job, self.scheduler.last_status())
+            answer(job, self.scheduler.last_status())
         elif name == METRICS_FUNCTION:
-            _send(job, {"text": self.metrics() if self.metrics else ""})
+            answer(job, {"text": self.metrics() if self.metrics else ""})
         elif name == EXPLAIN_FUNCTION:
-            _send(job, {"text": self.scheduler.explain(str(args.get("change", "")))})
+            answer(job, {"text": self.scheduler.explain(str(args.get("change", "")))})
         elif name == MANAGE_FUNCTION:
             try:
                 event = management_event(args)
             except BadRequest as e:
-                _send(job, {"error": str(e)})
+                answer(job, {"error": str(e)})
                 return
             log.info("management request %s from the web", args.get("action"))
-            self.scheduler.add_management_event(Answered(event, lambda err: _send(
-                job, {"error": err} if err else {"ok": True})))
+
+            def answered(err: str | None) -> None:
+                answer(job, {"error": err} if err else {"ok": True})
+
+            self.scheduler.add_management_event(Answered(event, answered))
         else:
-            _send(job, {"error": f"unknown function {name}"})
-
-
-def _send(job: gear.WorkerJob, payload: dict[str, Any]) -> None:
-    try:
-        job.sendWorkComplete(encode(payload).encode("utf-8"))
-    except Exception as e:  # the client went away
-        log.warning("could not answer %s: %s", job.name, e)
+            answer(job, {"error": f"unknown function {name}"})

@@ -19,13 +19,11 @@ from typing import Any
 
 import gear
 
-from gatekeeper.gearman.jobloop import JobLoop
+from gatekeeper.gearman.jobloop import RequestLoop, answer
 from gatekeeper.gearman.nodelay import NoDelayWorker
 from gatekeeper.gearman.protocol import (
     NODE_CLAIM_PREFIX,
     NODE_RELEASE_FUNCTION,
-    decode,
-    encode,
     node_claim_function,
 )
 from gatekeeper.model.states import NodeState
@@ -36,7 +34,10 @@ log = logging.getLogger("gatekeeper.nodes.gearsvc")
 DEFAULT_CLAIM_TIMEOUT = 3600.0
 
 
-class PoolGearmanWorker(JobLoop):
+class PoolGearmanWorker(RequestLoop):
+    INTERNAL_ERROR = "internal error in the pool"
+    _what = "pool node request"
+
     def __init__(self, service: PoolService, host: str, port: int,
                  name: str = "gatekeeper-pool", ssl_key: str | None = None,
                  ssl_cert: str | None = None, ssl_ca: str | None = None):
@@ -62,20 +63,7 @@ class PoolGearmanWorker(JobLoop):
                  self.port)
         return self
 
-    def _take(self, job: gear.WorkerJob) -> None:
-        try:
-            self._handle(job)
-        except Exception:  # a bad request never stops the pool
-            log.exception("node request %s failed", job.name)
-            _send(job, {"error": "internal error in the pool"})
-
-    def _handle(self, job: gear.WorkerJob) -> None:
-        name = job.name if isinstance(job.name, str) else job.name.decode("utf-8", "replace")
-        try:
-            args = decode(job.arguments)
-        except ValueError as e:
-            _send(job, {"error": f"bad request: {e}"})
-            return
+    def _request(self, job: gear.WorkerJob, name: str, args: dict[str, Any]) -> None:
         if name == NODE_RELEASE_FUNCTION:
             hold_for = args.get("hold_for")
             err = self.service.release(
@@ -83,7 +71,7 @@ class PoolGearmanWorker(JobLoop):
                 float(hold_for) if isinstance(hold_for, int | float) else None,
                 str(args.get("reason", "")), str(args.get("build", "")),
                 str(args.get("result", "")))
-            _send(job, {"error": err} if err else {"ok": True})
+            answer(job, {"error": err} if err else {"ok": True})
             return
         if name.startswith(NODE_CLAIM_PREFIX):
             label = name[len(NODE_CLAIM_PREFIX):]
@@ -92,17 +80,12 @@ class PoolGearmanWorker(JobLoop):
                 timeout = DEFAULT_CLAIM_TIMEOUT
 
             def reply(lease: dict[str, Any] | None, err: str) -> None:
-                _send(job, lease if lease is not None else {"error": err})
+                # Raises when the lease did not reach the build: the service
+                # then takes the node back (PoolService._handed).
+                if not answer(job, lease if lease is not None else {"error": err}):
+                    raise ConnectionError(f"could not answer {job.name}")
 
             self.service.claim(label, str(args.get("build", "")), float(timeout), reply,
                                str(args.get("project", "")), str(args.get("job", "")))
             return
-        _send(job, {"error": f"unknown function {name}"})
-
-
-def _send(job: gear.WorkerJob, payload: dict[str, Any]) -> None:
-    try:
-        job.sendWorkComplete(encode(payload).encode("utf-8"))
-    except Exception as e:  # the client went away
-        log.warning("could not answer %s: %s", job.name, e)
-        raise
+        answer(job, {"error": f"unknown function {name}"})
