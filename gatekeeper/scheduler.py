@@ -78,7 +78,13 @@ ALIVE_EVERY = 30.0  # seconds between writes of "events seen up to now" when idl
 
 
 def event_to_dict(ev: TriggerEvent) -> dict[str, Any]:
-    return dataclasses.asdict(ev)
+    """The fields that differ from their defaults (``event_from_dict`` restores the rest)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(TriggerEvent):
+        v = getattr(ev, f.name)
+        if v != f.default or f.name == "type":
+            out[f.name] = [dataclasses.asdict(a) for a in v] if f.name == "approvals" else v
+    return out
 
 
 def event_from_dict(d: dict[str, Any]) -> TriggerEvent:
@@ -245,7 +251,9 @@ class Scheduler:
             events = restored.meta.get("events") or {}
             self.event_time = events.get("time")
             self._resume_time = events.get("alive", self.event_time)
-            self._recent_events = deque(event_from_dict(e) for e in events.get("recent") or ())
+            # rows of their own; "recent" in the meta value: written by an older release
+            self._recent_events = deque(event_from_dict(e) for e in
+                                        [*(events.get("recent") or ()), *restored.events])
             self._relaunch_in_flight()
             journal.flush(self.engine, self.clock())  # the lost builds' history first
             self._forget_lost()
@@ -348,9 +356,12 @@ class Scheduler:
             self.event_time = ev.timestamp
         if ev.is_change_event:
             self._recent_events.append(ev)
-        while self._recent_events and (self._recent_events[0].timestamp or 0) < \
-                self.event_time - EVENTS_KEPT:
-            self._recent_events.popleft()
+            self.journal.add_event(ev.timestamp, event_to_dict(ev))
+        cutoff = self.event_time - EVENTS_KEPT
+        if self._recent_events and (self._recent_events[0].timestamp or 0) < cutoff:
+            while self._recent_events and (self._recent_events[0].timestamp or 0) < cutoff:
+                self._recent_events.popleft()
+            self.journal.forget_events(cutoff)
 
     @property
     def resume_time(self) -> float | None:
@@ -392,8 +403,8 @@ class Scheduler:
         if self._events_changed or now - self._alive_at >= ALIVE_EVERY:
             # "alive": the stream was being read up to here (a restart catches up
             # from it, minus the catch-up margin); "recent": what was acted on.
-            journal.set_meta("events", {"time": self.event_time, "alive": now,
-                                        "recent": [event_to_dict(e) for e in self._recent_events]})
+            # (the events acted on are rows of their own, added as they are handled)
+            journal.set_meta("events", {"time": self.event_time, "alive": now})
             self._events_changed = False
             self._alive_at = now
         try:

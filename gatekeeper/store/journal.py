@@ -86,6 +86,7 @@ class Restored:
     items: list[QueueItem] = field(default_factory=list)  # in queues, queue order
     dropped: list[tuple[QueueItem, str]] = field(default_factory=list)  # pipeline gone
     meta: dict[str, Any] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)  # handled, oldest first
 
 
 class StateJournal:
@@ -100,6 +101,8 @@ class StateJournal:
         self._reports: list[OutboxEntry] = []
         self._mails: list[MailEntry] = []
         self._meta: dict[str, Any] = {}
+        self._events: list[dict[str, Any]] = []  # handled this turn: rows to add
+        self._events_before: float | None = None  # rows older than this go
         self._status: tuple[float, dict[str, Any]] | None = None
         self._all = False  # a change to something we could not place: rewrite all
         self._owner: dict[str, QueueItem] = {}  # build set / build uuid -> item
@@ -177,12 +180,21 @@ class StateJournal:
     def set_meta(self, key: str, value: Any) -> None:
         self._meta[key] = value
 
+    def add_event(self, time: float, data: dict[str, Any]) -> None:
+        """A Gerrit event this turn acted on (committed with the turn)."""
+        self._events.append({"time": time, "data": _dumps(data)})
+
+    def forget_events(self, before: float) -> None:
+        """Handled events older than ``before`` need not be kept."""
+        self._events_before = before
+
     def set_status(self, now: float, data: dict[str, Any]) -> None:
         self._status = (now, data)
 
     def dirty(self) -> bool:
         return bool(self._items or self._left or self._queues or self._waiting or self._decisions
-                    or self._reports or self._mails or self._meta or self._status or self._all)
+                    or self._reports or self._mails or self._meta or self._status or self._all
+                    or self._events or self._events_before is not None)
 
     # --- per turn -----------------------------------------------------------
 
@@ -224,6 +236,8 @@ class StateJournal:
         self._reports.clear()
         self._mails.clear()
         self._meta.clear()
+        self._events.clear()
+        self._events_before = None
         self._status = None
         self._all = False
         self.flushes += 1
@@ -242,6 +256,11 @@ class StateJournal:
                 write_mails(conn, self._mails)
             for key, value in self._meta.items():
                 _put_meta(conn, key, value)
+            if self._events:
+                conn.execute(stmt.insert(schema.events), self._events)
+            if self._events_before is not None:
+                conn.execute(schema.events.delete().where(
+                    schema.events.c.time < self._events_before))
             history = [(it, it.uuid in self._left) for it in self._items.values()]
             replaced = [(self._owner[u], bs, b) for u, (bs, b) in self._builds.items()
                         if bs.builds.get(b.job) is not b and u in self._owner]
@@ -354,6 +373,8 @@ class StateJournal:
                                  .order_by(schema.items.c.finished.desc())
                                  .limit(FINISHED_KEPT)).all()
             meta = {r.key: json.loads(r.value) for r in conn.execute(sa.select(schema.meta))}
+            out.events = [json.loads(r.data) for r in conn.execute(
+                sa.select(schema.events.c.data).order_by(schema.events.c.id))]
             drows = self._decision_rows(conn, core.states.keys())
             crows = {r.item: (r.buildset, r.data)
                      for r in conn.execute(sa.select(schema.item_changes))}
