@@ -8,7 +8,7 @@ result queue."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -99,7 +99,9 @@ class BuildRequest:
     uuid: str
     job: str  # job name
     label: str | None  # node label, selects the Gearman function build:JOB:LABEL
-    parameters: dict[str, str]  # ZUUL_* and the job's own parameters
+    # ZUUL_* and the job's own parameters (the core's: model/buildparams.py,
+    # whose chain-long values are joined when read)
+    parameters: MutableMapping[str, str]
     precedence: str = "normal"  # low | normal | high -> Gearman priority
     timeout: int | None = None  # seconds
     # What the worker needs to know of the job (from the layout's Job):

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from gatekeeper.layout.model import Job, Pipeline
+from gatekeeper.model.buildparams import BuildParameters, Joined
 from gatekeeper.model.change import Subject
 from gatekeeper.model.runtime import QueueItem
 
 
 def build_parameters(pipeline: Pipeline, item: QueueItem, job: Job, uuid: str,
-                     git_url: str = "") -> dict[str, str]:
+                     git_url: str = "") -> BuildParameters:
     c: Subject = item.change
     bs = item.build_set
-    params: dict[str, str] = dict(job.parameters)
+    params: dict[str, str | Joined] = dict(job.parameters)
     for axis, value in job.variant.items():
         params.setdefault(f"MATRIX_{axis.upper().replace('-', '_')}", value)
     params.update({
@@ -26,6 +27,10 @@ def build_parameters(pipeline: Pipeline, item: QueueItem, job: Job, uuid: str,
     own = c.build_parameters(bs.changes)
     params.update(own)
     # The merger's speculative ref and commit when it made them, else the subject's own.
-    params["ZUUL_REF"] = bs.ref or own.get("ZUUL_REF", "")
-    params["ZUUL_COMMIT"] = bs.commits.get(c.project) or own.get("ZUUL_COMMIT", "")
-    return params
+    params["ZUUL_REF"] = bs.ref or _plain(own.get("ZUUL_REF"))
+    params["ZUUL_COMMIT"] = bs.commits.get(c.project) or _plain(own.get("ZUUL_COMMIT"))
+    return BuildParameters(params, bs.changes)
+
+
+def _plain(v: str | Joined | None) -> str:
+    return v if isinstance(v, str) else ""

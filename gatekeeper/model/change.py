@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from gatekeeper.model.buildparams import Joined, zuul_change_ids, zuul_changes
+
 if TYPE_CHECKING:
     from gatekeeper.model.runtime import SpeculativeChange
 
@@ -48,8 +50,9 @@ class Subject(Protocol):
         """Where a build's logs go under the log root (Zuul's layout)."""
         ...
 
-    def build_parameters(self, changes: Sequence[SpeculativeChange]) -> dict[str, str]:
-        """The ZUUL_* parameters that describe it (``changes``: the speculative state)."""
+    def build_parameters(self, changes: Sequence[SpeculativeChange]) -> dict[str, str | Joined]:
+        """The ZUUL_* parameters that describe it (``changes``: the speculative state;
+        a ``Joined`` value is computed from it when read, see model/buildparams.py)."""
         ...
 
 
@@ -116,15 +119,14 @@ class Change:
         n = str(self.number)
         return f"{n[-2:]}/{n}/{self.patchset}/{pipeline}/{job}/{uuid[:7]}"
 
-    def build_parameters(self, changes: Sequence[SpeculativeChange]) -> dict[str, str]:
-        ahead = [x for x in changes if x.number is not None]
+    def build_parameters(self, changes: Sequence[SpeculativeChange]) -> dict[str, str | Joined]:
         return {
             "ZUUL_BRANCH": self.branch,
             "ZUUL_CHANGE": str(self.number),
             "ZUUL_PATCHSET": str(self.patchset),
-            # project:branch:ref of every change in the speculative state, ^-joined
-            "ZUUL_CHANGES": "^".join(f"{x.project}:{x.branch}:{x.ref}" for x in ahead),
-            "ZUUL_CHANGE_IDS": " ".join(x.id_string for x in ahead),
+            # Name every change of the speculative state: joined when read.
+            "ZUUL_CHANGES": zuul_changes,
+            "ZUUL_CHANGE_IDS": zuul_change_ids,
         }
 
     @property
@@ -187,7 +189,7 @@ class Ref:
             return f"{self.newrev[:2]}/{self.newrev}/{pipeline}/{job}/{uuid[:7]}"
         return f"{pipeline}/{self.project}/{self.branch or self.ref}/{job}/{uuid[:7]}"
 
-    def build_parameters(self, changes: Sequence[SpeculativeChange]) -> dict[str, str]:
+    def build_parameters(self, changes: Sequence[SpeculativeChange]) -> dict[str, str | Joined]:
         return {
             "ZUUL_BRANCH": self.branch or "",
             "ZUUL_REFNAME": self.ref,

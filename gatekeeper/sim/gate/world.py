@@ -13,10 +13,12 @@ import heapq
 import math
 import random
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from gatekeeper.interfaces import BuildRequest, EventSink, MergeRequest, ReportResult
+from gatekeeper.model.buildparams import BuildParameters
 from gatekeeper.model.change import Approval, Change, Ref
 from gatekeeper.model.events import (
     BuildCompleted,
@@ -29,12 +31,14 @@ from gatekeeper.model.states import BuildResult
 from gatekeeper.sim.gate.workload import Duration, Workload
 
 START = 1_700_000_000.0  # virtual epoch of minute 0
+# Read per change of a state at C speed: a state is as deep as the queue.
+_number = attrgetter("number")
+_project = attrgetter("project")
 
 
 @dataclass(eq=False)
 class SimBuild:
     request: BuildRequest
-    changes: tuple[int, ...]  # change numbers in the tested state
     result: BuildResult
     minutes: float
     start: float | None = None
@@ -184,7 +188,7 @@ class World:
     # --- Merger -------------------------------------------------------------
 
     def merge(self, request: MergeRequest) -> None:
-        commits = {it.project: request.uuid for it in request.items}
+        commits = dict.fromkeys(map(_project, request.items), request.uuid)
         ev = MergeCompleted(request.uuid, True, commits=commits, ref=request.ref_name,
                             url="sim://merger")
         if self.wl.merge_time:
@@ -220,16 +224,18 @@ class World:
 
     def launch(self, request: BuildRequest) -> None:
         p = request.parameters
-        ids = p.get("ZUUL_CHANGE_IDS", "")
-        nums = tuple(int(x.split(",", 1)[0]) for x in ids.split())
-        broken = any(n in self.bad for n in nums)
+        if isinstance(p, BuildParameters):  # the core's: the state as it is, nothing joined
+            nums: Iterable[int | None] = map(_number, p.changes)
+        else:
+            nums = (int(x.split(",", 1)[0]) for x in p.get("ZUUL_CHANGE_IDS", "").split())
+        broken = not self.bad.isdisjoint(nums)
         flaky = self._flakes(request, p.get("ZUUL_REF", ""))
         minutes = self._minutes(self.wl.duration_of(request.job))
         fails = broken or flaky
         if fails and self.wl.early_failure < 1.0:
             minutes *= self.wl.early_failure
             self.c.early_ends += 1
-        b = SimBuild(request, nums, BuildResult.FAILURE if fails else BuildResult.SUCCESS, minutes,
+        b = SimBuild(request, BuildResult.FAILURE if fails else BuildResult.SUCCESS, minutes,
                      flake=flaky and not broken)
         self.builds[request.uuid] = b
         if not self.wl.nodes or self._busy < self.wl.nodes:
