@@ -66,7 +66,11 @@ class PipelineManager:
         # no Door; the item behind extends its ahead's items instead of
         # rebuilding one per change of the chain (a manager lives for one layout)
         self._merge_items: dict[str, tuple[tuple[SpeculativeChange, ...],
-                                           tuple[MergeItem, ...]]] = {}
+                                           tuple[MergeItem, ...], int]] = {}
+        # Items dequeued so far. A chain changes without a reset of the items
+        # on it only when an item leaves (merged); remembered with the merge
+        # items, an unchanged count says the item ahead's chain is as it was.
+        self._left = 0
         # items every dirty pass visits (a strategy's judgment reads the
         # items around them and what was learned; see DependentManager)
         self.every_pass: set[QueueItem] = set()
@@ -458,6 +462,34 @@ class PipelineManager:
                           merged=True, commits={c.project: c.newrev} if c.newrev else {},
                           ref=c.ref)
             return True
+        ahead = item.item_ahead if self.speculative else None
+        known = self._merge_items.get(ahead.build_set.uuid) if ahead is not None else None
+        if ahead is not None and known is not None and known[2] == self._left \
+                and known[0] is ahead.build_set.changes:
+            # Nothing left the queue since the item ahead was prepared, on the
+            # build set it still has: extend its state without walking the chain.
+            changes = known[0] + (self._spec(c),)
+            merge_items = known[1] + (self._merge_item(changes[-1]),)
+        else:
+            changes, merge_items = self._walk_chain(item)
+        if len(self._merge_items) >= MERGE_ITEMS_KEPT:
+            del self._merge_items[next(iter(self._merge_items))]  # the oldest
+        self._merge_items[bs.uuid] = (changes, merge_items, self._left)
+        uuid = self.ctx.new_uuid()
+        request = MergeRequest(uuid, merge_items,
+                               ref_name=f"refs/gatekeeper/{c.branch}/Z{bs.uuid}")
+        self.door.set(bs, changes=changes, base_item=base, merge_state=MergeState.PENDING,
+                      merge_request=uuid)
+        self.ctx.merges[uuid] = (item, bs)
+        self.door.note(item, "merge", "speculative merge requested: "
+                       + self._on_top(c.id_string, changes))
+        self.ctx.effects.merge(request)
+        return False
+
+    def _walk_chain(self, item: QueueItem) -> tuple[tuple[SpeculativeChange, ...],
+                                                    tuple[MergeItem, ...]]:
+        """The changes and merge items of ``item``'s chain, the ones of the item
+        ahead extended when it was prepared on this same chain."""
         chain = [x for x in self.speculative_chain(item) if isinstance(x.change, Change)]
         ahead_item = chain[-2] if len(chain) > 1 else None
         reuse = ahead_item.build_set.changes if ahead_item is not None else ()
@@ -470,22 +502,8 @@ class PipelineManager:
             changes = tuple(self._spec(it.change) for it in chain)
             known = None
         if known is not None and known[0] is reuse:
-            merge_items = known[1] + (self._merge_item(changes[-1]),)
-        else:
-            merge_items = tuple(self._merge_item(x) for x in changes)
-        if len(self._merge_items) >= MERGE_ITEMS_KEPT:
-            del self._merge_items[next(iter(self._merge_items))]  # the oldest
-        self._merge_items[bs.uuid] = (changes, merge_items)
-        uuid = self.ctx.new_uuid()
-        request = MergeRequest(uuid, merge_items,
-                               ref_name=f"refs/gatekeeper/{c.branch}/Z{bs.uuid}")
-        self.door.set(bs, changes=changes, base_item=base, merge_state=MergeState.PENDING,
-                      merge_request=uuid)
-        self.ctx.merges[uuid] = (item, bs)
-        self.door.note(item, "merge", "speculative merge requested: "
-                       + self._on_top(c.id_string, changes))
-        self.ctx.effects.merge(request)
-        return False
+            return changes, known[1] + (self._merge_item(changes[-1]),)
+        return changes, tuple(self._merge_item(x) for x in changes)
 
     def _merge_item(self, x: SpeculativeChange) -> MergeItem:
         proj = self.ctx.layout.projects.get(x.project)
@@ -763,6 +781,7 @@ class PipelineManager:
         self.ctx.merges.pop(item.build_set.merge_request or "", None)
         self.door.note(item, "dequeue", reason)
         self.door.remove_item(self.state, q, item, reason)
+        self._left += 1
         self.ctx.finished.append(item)
         if not merged and self.speculative:
             for b in behind:
