@@ -69,8 +69,10 @@ class GerritSource:
                    refresh: bool = False) -> Change | None:
         key = (number if type(number) is int else int(number), patchset)
         if not refresh:
-            with self._lock:
-                cached = self._changes.get(key)
+            # Lock-free: one dict.get is atomic, and a reader racing with an
+            # invalidation sees the entry before or after it, as under the lock
+            # (the lock orders the writers: fills and invalidations).
+            cached = self._changes.get(key)
             if cached is not None:
                 return cached
         options = CHANGE_OPTIONS if patchset is None else PATCHSET_OPTIONS
@@ -89,8 +91,7 @@ class GerritSource:
     def get_changes_by_change_id(self, change_id: str) -> list[Change]:
         if not CHANGE_ID_RE.match(change_id or ""):
             return []  # never send something that is not a Change-Id to Gerrit
-        with self._lock:
-            cached = self._by_change_id.get(change_id)
+        cached = self._by_change_id.get(change_id)  # lock-free, as in get_change
         if cached is not None:
             return list(cached)
         rows = self._query([f"change:{change_id}"], CHANGE_OPTIONS)
@@ -108,8 +109,7 @@ class GerritSource:
         return f"{self.git_url}/{project}"
 
     def get_project_branches(self, project: str) -> list[str]:
-        with self._lock:
-            cached = self._branches.get(project)
+        cached = self._branches.get(project)  # lock-free, as in get_change
         if cached is not None:
             return list(cached)
         refs = self.ls_remote(project)
