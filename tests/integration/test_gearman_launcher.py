@@ -97,7 +97,8 @@ def test_build_runs_and_reports_started_progress_completed(launcher, workers, ev
     assert args["ZUUL_UUID"] == req.uuid
     assert args["gatekeeper"] == {"job": "unit", "label": None, "timeout": 600,
                                   "run": "tests/run.sh", "artifacts": ["/var/log/x"],
-                                  "projects": ["org/lib"], "hold_on_failure": True}
+                                  "projects": ["org/lib"], "hold_on_failure": True,
+                                  "failure_output": []}
     assert launcher.in_flight() == []
 
 
