@@ -22,7 +22,10 @@ class Dirty:
         # items as they became dirty, for a walk to find those marked behind it
         self.log: list[QueueItem] = []
         self.removed: list[QueueItem] = []  # items that left, for positions in a walk
-        self.full: set[ChangeQueue] = set()  # queues to walk whole (window moved, reorder)
+        self.full: set[ChangeQueue] = set()  # queues to walk whole (reordered)
+        # windowed queues whose window or positions moved: walked even with
+        # nothing marked (items come inside, or go outside, the window)
+        self.moved: set[ChangeQueue] = set()
         self.queue_of: dict[QueueItem, ChangeQueue] = {}
         self.owner: dict[object, QueueItem] = {}  # build set / build -> its item
         self.fallbacks = 0  # changes it could not place (each asked for a full walk)
@@ -43,7 +46,7 @@ class Dirty:
         elif isinstance(obj, QueueItem):
             self.mark(obj)
         elif isinstance(obj, ChangeQueue):
-            self.full.add(obj)
+            self.moved.add(obj)
         elif not isinstance(obj, PipelineState):
             self.unknown()
 
@@ -72,8 +75,8 @@ class Dirty:
         self.queue_of.pop(item, None)
         self.items.discard(item)
         self.removed.append(item)
-        if queue.window:  # the positions behind it moved across the window
-            self.full.add(queue)
+        if queue.window:  # the positions behind it moved toward the window
+            self.moved.add(queue)
 
     def rebuild(self, states: list[PipelineState]) -> None:
         """Register every queued item (before a full walk)."""

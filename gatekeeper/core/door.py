@@ -87,6 +87,7 @@ class Door:
     def remove_queue(self, state: PipelineState, queue: ChangeQueue) -> None:
         state.queues.remove(queue)
         self.dirty.full.discard(queue)
+        self.dirty.moved.discard(queue)
         self._emit("remove-queue", _target(queue), queue)
 
     def add_item(self, state: PipelineState, queue: ChangeQueue, item: QueueItem) -> None:

@@ -156,6 +156,7 @@ class Engine:
             if full:
                 dirty.items.clear()
                 dirty.full.clear()
+                dirty.moved.clear()
             dirty.log.clear()
             dirty.removed.clear()
             for manager in self.managers.values():

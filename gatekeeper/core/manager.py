@@ -177,7 +177,7 @@ class PipelineManager:
                 self.every_pass.discard(item)
             else:
                 todo.setdefault(mine, set()).add(item)
-        for whole in dirty.full:
+        for whole in dirty.full | dirty.moved:
             if whole.pipeline == name:
                 todo.setdefault(whole, set())
         heap = []
@@ -216,14 +216,14 @@ class PipelineManager:
         items to visit at least; the walk adds what depends on them."""
         items = list(q.items)
         dirty = self.door.dirty
+        dirty.moved.discard(q)
         if marked is None or q in dirty.full:
             dirty.full.discard(q)
             self._walk_from(q, items, 0, -1, None)
             return
         # Visited: the marked items and those the pass must revisit, in queue
         # order. Skipped items are unchanged since a visit that decided
-        # nothing, with the same item ahead and place in the window (a window
-        # move or a removal from a windowed queue walks it whole).
+        # nothing, with the same item ahead, and active inside the window.
         heap: list[int] = []
         pushed: set[QueueItem] = set()
         for item in marked | self.every_pass:
@@ -238,22 +238,38 @@ class PipelineManager:
         gone: list[int] = []  # indexes (in ``items``) of the items that left
         seen_log, seen_gone = len(dirty.log), len(dirty.removed)
         out: dict[QueueItem, QueueItem | None] = {}  # what each visit returned
-        window = q.window
+        n = len(items)
+        # The items active form a prefix of the queue (the window's, after a
+        # pass): the first inactive one is visited once the window or the
+        # positions moved it inside; from the first item outside the window
+        # on, the rest is walked as the full walk does (it stops there).
+        first_off = bisect.bisect_left(items, True, key=lambda x: not x.active) \
+            if q.window else n
         cur = -1
-        while heap:
-            k = heapq.heappop(heap)
-            if k <= cur:
-                continue
+        while True:
+            while heap and (heap[0] <= cur or items[heap[0]].dequeued):
+                heapq.heappop(heap)
+            k = heap[0] if heap else n
+            window = q.window
+            if window:
+                while first_off < n and (first_off <= cur or items[first_off].dequeued):
+                    first_off += 1
+                if first_off < k and first_off - bisect.bisect_left(gone, first_off) < window:
+                    k = first_off
+                o = max(cur + 1, window)
+                while o < n and (items[o].dequeued or o - bisect.bisect_left(gone, o) < window):
+                    o += 1
+                if o < n and o <= k:
+                    for j in heap:  # outside: nothing runs there until it moves up
+                        dirty.items.discard(items[j])
+                    at = o - bisect.bisect_left(gone, o)
+                    self._walk_from(q, items, o, at - 1, self._nnfi_before(items, o, out))
+                    return
+            if k >= n:
+                return
+            if heap and heap[0] == k:
+                heapq.heappop(heap)
             item = items[k]
-            if item.dequeued:
-                continue
-            if window and k >= window:
-                # behind the window's end: the full walk stops before it (a
-                # window move or a removal walks the queue whole)
-                dirty.items.discard(item)
-                for j in heap:
-                    dirty.items.discard(items[j])
-                break
             cur = k
             dirty.items.discard(item)
             pos = k - bisect.bisect_left(gone, k)
@@ -267,12 +283,6 @@ class PipelineManager:
                 if j >= 0:
                     bisect.insort(gone, j)
             seen_gone = len(dirty.removed)
-            if window and (q in dirty.full or q.window != window):
-                # positions or the window moved: the rest as the full walk
-                dirty.full.discard(q)
-                self._walk_from(q, items, k + 1, pos - 1 if item.dequeued else pos, nxt)
-                dirty.full.add(q)  # and the next pass walks it whole
-                return
             for x in dirty.log[seen_log:]:
                 if x in pushed or x not in dirty.items or dirty.queue_of.get(x) is not q:
                     continue
@@ -284,16 +294,11 @@ class PipelineManager:
             if self.speculative:
                 # the item behind moves if what it is now tested on changed
                 j = k + 1
-                while j < len(items) and items[j].dequeued:
+                while j < n and items[j].dequeued:
                     j += 1
-                if j < len(items) and items[j] not in pushed \
-                        and self._ahead(items[j]) is not nxt:
+                if j < n and items[j] not in pushed and self._ahead(items[j]) is not nxt:
                     pushed.add(items[j])
                     heapq.heappush(heap, j)
-        if window and window < len(items):
-            # the first item outside the window: where the full walk stops
-            cur_pos = window - 1 - bisect.bisect_left(gone, window)
-            self._walk_from(q, items, window, cur_pos, self._nnfi_before(items, window, out))
 
     @staticmethod
     def _ahead(item: QueueItem) -> QueueItem | None:
