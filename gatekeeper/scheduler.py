@@ -55,10 +55,11 @@ from gatekeeper.model.events import (
     Reconfigure,
     Request,
     ResultEvent,
+    SubmitCompleted,
     TriggerEvent,
 )
 from gatekeeper.model.runtime import QueueItem
-from gatekeeper.model.states import BuildResult
+from gatekeeper.model.states import BuildResult, SubmitState
 from gatekeeper.store.journal import Restored, StateJournal
 from gatekeeper.store.learned import seed_learned
 from gatekeeper.store.outbox import Outbox, OutboxEntry, ReportSender
@@ -157,10 +158,24 @@ class AdapterEffects:
         key = self.journal.report_key or f"once/{uuidlib.uuid4().hex}"
         self.journal.report_key = None
         entry = OutboxEntry(key, change, message, dict(labels), submit, self.clock())
-        if submit:  # the core needs Gerrit's answer now
-            return self.outbox.send_now(entry)
         self.journal.queue_report(entry)  # sent once this turn is committed
         return ReportResult(True)
+
+    def submit(self, key: str, change: Change, message: str, labels: dict[str, int]) -> None:
+        """Report and submit; the answer comes back as ``SubmitCompleted(key)``.
+        With a store: a row committed with this turn, sent by the sender thread
+        (whose answer the outbox hands to ``on_submit``). In memory: at once."""
+        if self.journal is not None and self.outbox is not None:
+            self.journal.report_key = None
+            self.journal.queue_report(OutboxEntry(key, change, message, dict(labels), True,
+                                                  self.clock()))
+            return
+        try:
+            result = self.reporter.report(change, message, labels, submit=True)
+        except Exception as e:  # a reporter must not take the scheduler down
+            log.exception("submitting %s failed", change.id_string)
+            result = ReportResult(False, f"{type(e).__name__}: {e}")
+        self.results(SubmitCompleted(key, result.ok, result.error))
 
 
 class Scheduler:
@@ -213,6 +228,9 @@ class Scheduler:
         journal.attach(self.door)
         self.effects.journal = journal
         self.effects.outbox = outbox
+        if outbox is not None:  # Gerrit's answer to a submit: a result event
+            outbox.on_submit = lambda key, r: self.add_result_event(
+                SubmitCompleted(key, r.ok, r.error))
         self.sender = sender
 
     @property
@@ -260,7 +278,39 @@ class Scheduler:
             self._reconcile()
             self.engine.process()
             self._persist()
+            if self._resume_submits():
+                self.engine.process()
+                self._persist()
         return restored
+
+    def _resume_submits(self) -> bool:
+        """Submits the last process decided (restored items still submitting):
+        an answered row answers again now (its event may have been lost with
+        the process); an unsent or begun row is the sender's (Gerrit is asked
+        before a begun one is repeated). An item whose row is missing was never
+        sent: it decides again. True if an item was set to decide again."""
+        outbox = self.effects.outbox
+        ctx = self.engine.ctx
+        if outbox is None or not ctx.submits:
+            return False
+        known = outbox.answers(ctx.submits)
+        again = False
+        for key, item in list(ctx.submits.items()):
+            if key not in known:
+                ctx.submits.pop(key)
+                self.door.set(item, submit_state=SubmitState.NONE, submit_key=None)
+                self.door.note(item, "restart", "its submit was not recorded: deciding again")
+                again = True
+                continue
+            answer = known[key]
+            if answer is not None:
+                self.door.note(item, "restart", "its submit was answered before the scheduler "
+                               "stopped: using that answer")
+                self.add_result_event(SubmitCompleted(key, answer.ok, answer.error))
+            else:
+                self.door.note(item, "restart", "its submit was in flight when the scheduler "
+                               "stopped: sent once (Gerrit is asked first if it may have been)")
+        return again
 
     def _relaunch_in_flight(self) -> None:
         """Builds and merges in flight when the last process stopped cannot

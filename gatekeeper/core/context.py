@@ -22,9 +22,9 @@ log = logging.getLogger("gatekeeper.core.context")
 class Effects(Protocol):
     """The outside world as the core sees it (the scheduler binds the adapters).
 
-    launch/cancel/merge are fire-and-forget: results come back as events.
-    report is synchronous because a submit's outcome decides what happens to
-    the items behind."""
+    launch/cancel/merge/submit are fire-and-forget: results come back as
+    events (a submit's as ``SubmitCompleted`` with its key, in a later turn).
+    report returns at once (with a store it only queues the outbox row)."""
 
     def launch(self, request: BuildRequest) -> None: ...
 
@@ -34,6 +34,9 @@ class Effects(Protocol):
 
     def report(self, change: Change, message: str, labels: dict[str, int],
                submit: bool) -> ReportResult: ...
+
+    def submit(self, key: str, change: Change, message: str,
+               labels: dict[str, int]) -> None: ...
 
     def mail(self, mail: MailReport) -> None: ...
 
@@ -52,6 +55,7 @@ class Context:
     # merge request belongs to which item and build set.
     builds: dict[str, tuple[QueueItem, BuildSet]] = field(default_factory=dict)
     merges: dict[str, tuple[QueueItem, BuildSet]] = field(default_factory=dict)
+    submits: dict[str, QueueItem] = field(default_factory=dict)  # report key -> submitting item
     # Items that left their queue, newest last, for ``explain`` after the fact.
     finished: deque[QueueItem] = field(default_factory=lambda: deque(maxlen=500))
     # What each pipeline's gate strategy has learned (flake rates, broken rate).

@@ -23,9 +23,11 @@ from gatekeeper.model.events import (
     BuildStarted,
     MergeCompleted,
     ResultEvent,
+    SubmitCompleted,
     TriggerEvent,
 )
 from gatekeeper.model.runtime import PipelineState, QueueItem
+from gatekeeper.model.states import SubmitState
 
 log = logging.getLogger("gatekeeper.core.engine")
 
@@ -76,8 +78,17 @@ class Engine:
                 self._on_merge(ev)
             case BuildStarted() | BuildProgress() | BuildFailing() | BuildCompleted():
                 self._on_build(ev)
+            case SubmitCompleted():
+                self._on_submit(ev)
             case _:
                 assert_never(ev)
+
+    def _on_submit(self, ev: SubmitCompleted) -> None:
+        item = self.ctx.submits.get(ev.key)
+        if item is None or item.dequeued or item.submit_key != ev.key:
+            log.debug("submit answer %s is for nothing current; ignored", ev.key)
+            return
+        self._manager(item).on_submit_completed(item, ev)
 
     def _on_merge(self, ev: MergeCompleted) -> None:
         owner = self.ctx.merges.pop(ev.request_uuid, None)
@@ -202,8 +213,8 @@ class Engine:
                         door.set(q, window=pipeline.window.capped(
                             max(q.window_floor, q.window)))
             for item in state.items():
-                if item.dequeued:
-                    continue
+                if item.dequeued or item.submit_state == SubmitState.SUBMITTING:
+                    continue  # (submitting: Gerrit's answer decides, not the layout)
                 selected = jobsel.select_jobs(layout, name, item.change)
                 if item.live and not selected:
                     manager.remove(item, "no jobs for it in the new layout")

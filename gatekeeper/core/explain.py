@@ -7,6 +7,7 @@ import time
 
 from gatekeeper.core.engine import Engine
 from gatekeeper.model.runtime import HistoryEntry, QueueItem
+from gatekeeper.model.states import SubmitState
 
 
 def _ts(t: float) -> str:
@@ -24,6 +25,8 @@ def explain_item(item: QueueItem) -> str:
         f"{item.item_ahead.display_name if item.item_ahead else 'the branch tip'}"
         f"{'' if item.active else ' (waiting outside the window)'}")
     head = f"{item.display_name} in {item.pipeline} ({'live' if item.live else 'dependency'}): {where}"
+    if item.submit_state == SubmitState.SUBMITTING:
+        head += "\n  submitting: waiting for Gerrit's answer to its submit"
     if item.failing_reasons:
         head += "\n  failing because " + "; ".join(item.failing_reasons)
     return head + "\n" + render_history(item.history)

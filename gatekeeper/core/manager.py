@@ -20,6 +20,7 @@ from gatekeeper.model.events import (
     BuildFailing,
     BuildStarted,
     MergeCompleted,
+    SubmitCompleted,
     TriggerEvent,
 )
 from gatekeeper.model.runtime import (
@@ -36,6 +37,7 @@ from gatekeeper.model.states import (
     BuildResult,
     BuildSetResult,
     MergeState,
+    SubmitState,
 )
 
 log = logging.getLogger("gatekeeper.core.manager")
@@ -86,19 +88,30 @@ class PipelineManager:
         if isinstance(change, Change):
             if event.type == "patchset-created" and self.pipeline.dequeue_on_new_patchset:
                 for item in list(self.state.index.get(change.key, [])):
-                    if isinstance(item.change, Change) and item.change.patchset < change.patchset:
+                    if isinstance(item.change, Change) and item.change.patchset < change.patchset \
+                            and not self.submitting(item, event):
                         self.remove(item, f"patchset {change.patchset} was uploaded; "
                                     f"patchset {item.change.patchset} is out of date")
             elif event.type == "change-abandoned":
                 for item in list(self.state.index.get(change.key, [])):
-                    self.remove(item, "the change was abandoned")
+                    if not self.submitting(item, event):
+                        self.remove(item, "the change was abandoned")
             elif event.type == "change-merged":
                 for item in list(self.state.index.get(change.key, [])):
-                    if not item.merged:
+                    if not item.merged and not self.submitting(item, event):
                         self.remove(item, "the change was merged outside this pipeline",
                                     merged=True)
         if matched:
             self.enqueue(change, trigger=event.describe())
+
+    def submitting(self, item: QueueItem, event: TriggerEvent) -> bool:
+        """True if ``item``'s submit is with Gerrit: the answer decides what
+        becomes of it (Gerrit's own change-merged may come first)."""
+        if item.submit_state != SubmitState.SUBMITTING:
+            return False
+        self.door.note(item, "submit", f"{event.type} while its submit is with Gerrit: "
+                       "waiting for Gerrit's answer to the submit")
+        return True
 
     def enqueue(self, change: Change | Ref, trigger: str) -> QueueItem | None:
         if isinstance(change, Change):
@@ -353,6 +366,10 @@ class PipelineManager:
 
     def process_item(self, q: ChangeQueue, item: QueueItem, nnfi: QueueItem | None,
                      pos: int) -> QueueItem | None:
+        if item.submit_state == SubmitState.SUBMITTING:
+            # At the head, done, waiting for Gerrit: the items behind are tested
+            # on top of it and cannot finish before it (merges stay in order).
+            return item
         ahead = item.item_ahead
         if ahead is not None and not ahead.live:
             ahead = None
@@ -378,7 +395,7 @@ class PipelineManager:
             return nnfi
         if ahead is None and item.live and self.is_complete(item):
             self.finish(q, item)
-            return nnfi
+            return item if item.submit_state == SubmitState.SUBMITTING else nnfi
         if not failing and item.live:
             return item
         return nnfi
@@ -700,19 +717,56 @@ class PipelineManager:
             return
         self.door.set(bs, result=BuildSetResult.SUCCESS)
         action = self.pipeline.success
-        result = self.report(item, "success", action, "")
-        if action is not None and action.submit and action.send:
-            if not result.ok:
-                why = f"Gerrit did not submit {item.display_name}: {result.error or 'no reason given'}"
-                self.door.set(bs, result=BuildSetResult.MERGER_FAILURE)
-                self.door.note(item, "submit", why)
-                self.report(item, "merge-failure", self.merge_failure_action(), why)
-                self.window_shrink(q, item)
-                self.remove(item, why)
-                return
+        if action is not None and action.submit and action.send \
+                and isinstance(item.change, Change):
+            self.submit(item, action)  # finished by on_submit_completed
+            return
+        self.report(item, "success", action, "")
+        if action is not None and action.submit and action.send:  # a ref: nothing to submit
             self.door.set(item, merged=True)
             self.door.note(item, "submit", f"{item.display_name} submitted")
             self.window_grow(q, item)
+        self.remove(item, "reported success", merged=True)
+
+    def submit(self, item: QueueItem, action: ReporterAction) -> None:
+        """Decide the success report with its submit, recorded before it is
+        sent; Gerrit's answer comes back as a ``SubmitCompleted`` event."""
+        c = item.change
+        assert isinstance(c, Change)
+        if action.smtp is not None:
+            self.mail(item, "success", action, action.smtp, "")
+        key = self.door.decide_report(item, "success")
+        message = self._message(item, "success", action, "")
+        labels = dict(action.labels)
+        self.door.set(item, submit_state=SubmitState.SUBMITTING, submit_key=key)
+        self.ctx.submits[key] = item
+        votes = " ".join(f"{k}{v:+d}" for k, v in labels.items())
+        self.door.note(item, "submit", f"success reported{' ' + votes if votes else ''}; "
+                       "submitting: waiting for Gerrit's answer")
+        try:
+            self.ctx.effects.submit(key, c, message, labels)
+        except Exception as e:  # an adapter must not leave it waiting forever
+            log.exception("submitting %s failed", c.id_string)
+            self.on_submit_completed(item, SubmitCompleted(key, False, f"{type(e).__name__}: {e}"))
+
+    def on_submit_completed(self, item: QueueItem, ev: SubmitCompleted) -> None:
+        """Gerrit answered ``item``'s submit: merged, or a merge failure."""
+        self.ctx.submits.pop(ev.key, None)
+        q = self.state.queue_named(item.queue)
+        if q is None or item.dequeued or item.submit_state != SubmitState.SUBMITTING:
+            return
+        if not ev.ok:
+            why = f"Gerrit did not submit {item.display_name}: {ev.error or 'no reason given'}"
+            self.door.set(item, submit_state=SubmitState.FAILED)
+            self.door.set(item.build_set, result=BuildSetResult.MERGER_FAILURE)
+            self.door.note(item, "submit", why)
+            self.report(item, "merge-failure", self.merge_failure_action(), why)
+            self.window_shrink(q, item)
+            self.remove(item, why)
+            return
+        self.door.set(item, merged=True, submit_state=SubmitState.SUBMITTED)
+        self.door.note(item, "submit", f"{item.display_name} submitted")
+        self.window_grow(q, item)
         self.remove(item, "reported success", merged=True)
 
     def merge_failure_action(self) -> ReporterAction | None:
@@ -728,15 +782,18 @@ class PipelineManager:
             self.door.note(item, "report", f"{kind}: nothing to report to Gerrit")
             return ReportResult(True)
         self.door.decide_report(item, kind)
-        fields = base_fields(self.pipeline, item, self.ctx.status_url)
-        jobs = "" if kind == "start" else job_lines(self.selected(item), item, fields)
-        message = compose(self.pipeline, kind, action, fields, jobs, reason)
+        message = self._message(item, kind, action, reason)
         labels = dict(action.labels)
         result = self._send(c, message, labels, action.submit)
         votes = " ".join(f"{k}{v:+d}" for k, v in labels.items())
         self.door.note(item, "report", f"{kind} reported{' ' + votes if votes else ''}"
                        + ("" if result.ok else f"; Gerrit said: {result.error}"))
         return result
+
+    def _message(self, item: QueueItem, kind: str, action: ReporterAction, reason: str) -> str:
+        fields = base_fields(self.pipeline, item, self.ctx.status_url)
+        jobs = "" if kind == "start" else job_lines(self.selected(item), item, fields)
+        return compose(self.pipeline, kind, action, fields, jobs, reason)
 
     def mail(self, item: QueueItem, kind: str, action: ReporterAction, smtp: MailAction,
              reason: str) -> None:
@@ -784,6 +841,7 @@ class PipelineManager:
         if report is not None:
             self.report(item, report, self.pipeline.failure, f"Removed from the queue: {reason}.")
         self.ctx.merges.pop(item.build_set.merge_request or "", None)
+        self.ctx.submits.pop(item.submit_key or "", None)
         self.door.note(item, "dequeue", reason)
         self.door.remove_item(self.state, q, item, reason)
         self._left += 1

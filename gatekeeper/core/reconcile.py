@@ -13,6 +13,7 @@ from gatekeeper.core.engine import Engine
 from gatekeeper.core.filters import check_requirements
 from gatekeeper.model.change import Change
 from gatekeeper.model.runtime import QueueItem
+from gatekeeper.model.states import SubmitState
 
 WHILE = "while the scheduler was stopped"
 
@@ -40,13 +41,18 @@ def stale_reason(engine: Engine, item: QueueItem, fresh: Change) -> tuple[str, b
 def reconcile(engine: Engine, fresh: Mapping[int, Change],
               submitted: Collection[str] = ()) -> list[tuple[QueueItem, str]]:
     """Dequeue the restored items ``fresh`` (change number -> Gerrit's view)
-    shows are stale; items in ``submitted`` (uuids) were submitted by us just
-    before the stop and finish normally. Returns (item, reason) dequeued."""
+    shows are stale. A submitting item is left alone: its submit may have
+    merged it before the stop, and the outbox's answer (asked of Gerrit if
+    need be) finishes it as a ``SubmitCompleted`` event. Items in
+    ``submitted`` (uuids: outbox rows of a submit sent or begun whose item
+    was not yet recorded as submitting) finish normally too. Returns (item,
+    reason) dequeued."""
     out = []
     for manager in engine.managers.values():
         for item in list(manager.state.items()):
             c = item.change
-            if item.dequeued or not isinstance(c, Change) or item.uuid in submitted:
+            if item.dequeued or not isinstance(c, Change) or item.uuid in submitted \
+                    or item.submit_state == SubmitState.SUBMITTING:
                 continue
             now = fresh.get(c.number)
             if now is None:

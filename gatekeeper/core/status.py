@@ -74,6 +74,7 @@ def _item(engine: Engine, item: QueueItem) -> dict[str, Any]:
         "tested_on_base": base, "tested_on_extra": extra,  # extra is shared: read-only
         "failing_reasons": list(item.failing_reasons),
         "merge_state": bs.merge_state, "merged": bs.merged, "merge_error": bs.merge_error,
+        "submit_state": item.submit_state,
         "jobs": jobs,
         "last_decision": item.history[-1].text if item.history else "",
     }

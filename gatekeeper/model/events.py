@@ -124,6 +124,16 @@ class MergeCompleted:
     url: str | None = None
 
 
+@dataclass(frozen=True)
+class SubmitCompleted:
+    """Gerrit's answer to an item's submit (sent by the report outbox, or by
+    the in-memory reporter); ``key`` is the report decision's key."""
+
+    key: str
+    ok: bool
+    error: str | None = None
+
+
 # --- management events ----------------------------------------------------
 
 
@@ -178,7 +188,7 @@ class Answered:
 # ``assert_never``, so a kind nobody handles is a type error, not a silent drop.
 
 BuildEvent: TypeAlias = BuildStarted | BuildProgress | BuildFailing | BuildCompleted
-ResultEvent: TypeAlias = BuildEvent | MergeCompleted
+ResultEvent: TypeAlias = BuildEvent | MergeCompleted | SubmitCompleted
 # What an operator (or SIGHUP) asks of the loop; Answered carries one and a reply.
 Request: TypeAlias = Reconfigure | Enqueue | Dequeue | Promote
 ManagementEvent: TypeAlias = Request | Answered

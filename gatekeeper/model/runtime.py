@@ -11,7 +11,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from gatekeeper.model.change import Change, Ref
-from gatekeeper.model.states import BuildResult, BuildSetResult, MergeState
+from gatekeeper.model.states import BuildResult, BuildSetResult, MergeState, SubmitState
 
 
 @dataclass(frozen=True)
@@ -115,6 +115,10 @@ class QueueItem:
     dequeued: bool = False
     dequeue_reason: str = ""
     merged: bool = False  # submitted by us
+    # The submit of a succeeded head: asked (the outbox key of its report) and
+    # answered by a SubmitCompleted event in a later turn.
+    submit_state: SubmitState = SubmitState.NONE
+    submit_key: str | None = None
     history: list[HistoryEntry] = field(default_factory=list, repr=False)
     trigger: str = ""  # the event that enqueued it, described
 

@@ -65,6 +65,15 @@ class MergeState(StrEnum):
     COMPLETE = "complete"  # answered (merged or not)
 
 
+class SubmitState(StrEnum):
+    """Where an item's submit is (a gate's success action submits)."""
+
+    NONE = ""  # not asked
+    SUBMITTING = "submitting"  # decided and in the outbox; Gerrit has not answered yet
+    SUBMITTED = "submitted"  # Gerrit merged it
+    FAILED = "failed"  # Gerrit refused it
+
+
 class NodeState(StrEnum):
     """A pool node's life: building -> ready -> in-use -> used/hold -> deleting -> deleted."""
 

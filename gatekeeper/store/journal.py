@@ -39,7 +39,7 @@ from gatekeeper.model.runtime import (
     QueueItem,
     SpeculativeChange,
 )
-from gatekeeper.model.states import MergeState
+from gatekeeper.model.states import MergeState, SubmitState
 from gatekeeper.store import schema, stmt
 from gatekeeper.store.outbox import OutboxEntry
 from gatekeeper.store.recorder import HistoryRecorder
@@ -461,10 +461,12 @@ class StateJournal:
 
 
 def reindex(core: CoreEngine) -> None:
-    """``ctx.builds``/``ctx.merges`` from the items: what is in flight now."""
+    """``ctx.builds``/``ctx.merges``/``ctx.submits`` from the items: what is in
+    flight now."""
     ctx = core.ctx
     ctx.builds.clear()
     ctx.merges.clear()
+    ctx.submits.clear()
     for state in core.states.values():
         for it in state.items():
             bs = it.build_set
@@ -473,6 +475,8 @@ def reindex(core: CoreEngine) -> None:
                     ctx.builds[b.uuid] = (it, bs)
             if bs.merge_state == MergeState.PENDING and bs.merge_request:
                 ctx.merges[bs.merge_request] = (it, bs)
+            if it.submit_state == SubmitState.SUBMITTING and it.submit_key:
+                ctx.submits[it.submit_key] = it
 
 
 def _put_meta(conn: Connection, key: str, value: Any) -> None:

@@ -8,17 +8,21 @@ been applied by Gerrit before a crash: Gerrit is asked first (a submit: is
 the change merged? a review: do our votes, or our message, already stand?)
 and the row is only marked, not sent again.
 
-Submits are sent at once, on the scheduler thread, because the core decides
-what happens to the items behind from the answer (``send_now``); the row is
-committed before the command goes out and marked after, so a restart that
-makes the same decision again finds the answer instead of submitting twice."""
+A submit is such a row too: the turn that decides it records the item as
+submitting and commits the row; the sender sends it like any other, and
+Gerrit's answer (``on_submit``) goes back to the scheduler as a
+``SubmitCompleted`` result event, handled in a later turn. A slow Gerrit
+delays that item's merge, never the scheduler. After a crash the restored
+item is still submitting: an unsent row is sent, a row begun is asked of
+Gerrit first, and a row already answered gives its answer again
+(``answers``), so a change is never submitted twice."""
 
 from __future__ import annotations
 
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
@@ -76,19 +80,21 @@ class Outbox:
         self.applied = applied  # asks Gerrit whether a possibly-sent row took effect
         self.clock = clock
         self.sends = 0  # commands given to the reporter (tests count them)
+        # Gerrit's answer to a submit row (its key, the result), once marked.
+        self.on_submit: Callable[[str, ReportResult], None] | None = None
         self._send_lock = threading.Lock()  # one row is sent by one thread
 
-    def send_now(self, entry: OutboxEntry) -> ReportResult:
-        """Send a submit now (the caller waits); the same key again returns the
-        first answer."""
+    def answers(self, keys: Iterable[str]) -> dict[str, ReportResult | None]:
+        """Each of ``keys`` that has a row: its answer, None while unsent."""
         t = schema.outbox
-        with self.engine.begin() as conn:
-            row = conn.execute(sa.select(t).where(t.c.key == entry.key)).first()
-            if row is None:
-                conn.execute(sa.insert(t).values(**entry.row()))
-                row = conn.execute(sa.select(t).where(t.c.key == entry.key)).first()
-        assert row is not None
-        return self._deliver(row)
+        wanted = list(keys)
+        if not wanted:
+            return {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(t.c.key, t.c.sent, t.c.ok, t.c.error)
+                                .where(t.c.key.in_(wanted))).all()
+        return {r.key: None if r.sent is None else ReportResult(bool(r.ok), r.error)
+                for r in rows}
 
     def submitted(self) -> set[str]:
         """Uuids of items whose submit was sent, or may have been (its answer is
@@ -134,8 +140,7 @@ class Outbox:
                 if done == Applied.ALL:
                     log.info("outbox %s: Gerrit already has it (sent before a restart)",
                              fresh.key)
-                    self._mark(fresh.id, ReportResult(True))
-                    return ReportResult(True)
+                    return self._mark(fresh, ReportResult(True))
                 if done == Applied.REVIEW:  # only the submit is missing
                     message, labels = "", {}
             with self.engine.begin() as conn:
@@ -147,14 +152,16 @@ class Outbox:
             except Exception as e:  # a reporter must not take the sender down
                 log.exception("reporting on %s failed", change.id_string)
                 result = ReportResult(False, f"{type(e).__name__}: {e}")
-            self._mark(fresh.id, result)
-            return result
+            return self._mark(fresh, result)
 
-    def _mark(self, row_id: int, result: ReportResult) -> None:
+    def _mark(self, row: Any, result: ReportResult) -> ReportResult:
         t = schema.outbox
         with self.engine.begin() as conn:
-            conn.execute(sa.update(t).where(t.c.id == row_id)
+            conn.execute(sa.update(t).where(t.c.id == row.id)
                          .values(sent=self.clock(), ok=result.ok, error=result.error))
+        if row.submit and self.on_submit is not None:
+            self.on_submit(row.key, result)  # marked first: a crash now finds the answer
+        return result
 
 
 class ReportSender:

@@ -20,7 +20,7 @@ from gatekeeper.model.runtime import (
     QueueItem,
     SpeculativeChange,
 )
-from gatekeeper.model.states import BuildResult, BuildSetResult, MergeState
+from gatekeeper.model.states import BuildResult, BuildSetResult, MergeState, SubmitState
 
 _CHANGE_FIELDS = tuple(f.name for f in fields(Change) if f.name != "approvals")
 _REF_FIELDS = tuple(f.name for f in fields(Ref))
@@ -132,6 +132,7 @@ def item_to_dict(item: QueueItem, changes: bool = True) -> dict[str, Any]:
         "failing_reasons": list(item.failing_reasons), "needs": list(item.needs),
         "reported_start": item.reported_start, "dequeued": item.dequeued,
         "dequeue_reason": item.dequeue_reason, "merged": item.merged,
+        "submit_state": item.submit_state, "submit_key": item.submit_key,
         "history": [[h.time, h.kind, h.text] for h in item.history],
         "trigger": item.trigger,
     }
@@ -150,6 +151,8 @@ def item_from_dict(d: dict[str, Any]) -> tuple[QueueItem, str | None]:
         needs=tuple(d.get("needs") or ()), reported_start=d.get("reported_start", False),
         dequeued=d.get("dequeued", False), dequeue_reason=d.get("dequeue_reason", ""),
         merged=d.get("merged", False),
+        submit_state=SubmitState(d.get("submit_state") or ""),
+        submit_key=d.get("submit_key"),
         history=[HistoryEntry(t, k, x) for t, k, x in d.get("history") or ()],
         trigger=d.get("trigger", ""))
     return item, d.get("ahead")

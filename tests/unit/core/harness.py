@@ -20,6 +20,7 @@ from gatekeeper.model.events import (
     BuildStarted,
     EventApproval,
     MergeCompleted,
+    SubmitCompleted,
     TriggerEvent,
 )
 from gatekeeper.scheduler import Scheduler
@@ -380,6 +381,24 @@ class Harness:
             self.clock.advance(60)
             self.release()
         raise AssertionError("builds keep coming")
+
+    # --- submits -----------------------------------------------------------
+    def hold_submits(self) -> list[tuple[str, Change, str, dict[str, int]]]:
+        """Submits wait until ``answer_submit`` (a Gerrit that takes its time):
+        the list of those decided and not answered yet, oldest first."""
+        held: list[tuple[str, Change, str, dict[str, int]]] = []
+        self.sched.effects.submit = lambda key, change, message, labels: held.append(
+            (key, change, message, dict(labels)))
+        self.held_submits = held
+        return held
+
+    def answer_submit(self, settle: bool = True) -> None:
+        """Gerrit handles the oldest held submit (refused as ``refuse_submit`` says)."""
+        key, change, message, labels = self.held_submits.pop(0)
+        r = self.reporter.report(change, message, labels, submit=True)
+        self.sched.add_result_event(SubmitCompleted(key, r.ok, r.error))
+        if settle:
+            self.settle()
 
     # --- views --------------------------------------------------------------
     def queue(self, pipeline: str = "gate") -> list[str]:

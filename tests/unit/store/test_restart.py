@@ -45,26 +45,70 @@ def test_restart_restores_queues_in_order_and_relaunches_builds_in_flight(store)
     assert all(n == 1 for n in votes(h).values()), votes(h)
 
 
-def test_a_submit_sent_before_the_crash_is_not_sent_again(store):
-    h = StoredHarness(store)
+def _submitting_at_the_crash(h: StoredHarness):
+    """a and b approved, a done: a's submit row committed with the turn that
+    made it *submitting*, not sent yet (the sender had not run)."""
     a, b = h.source.add("org/project"), h.source.add("org/project")
     h.approve(a)
     h.approve(b)
+    send = h.outbox.send_pending
+    h.outbox.send_pending = lambda: 0
     h.release("project-merge")
-
-    def crash(*_a, **_k):  # the database write of the turn that submitted never happens
-        raise RuntimeError("killed")
-
-    h.journal.flush = crash
     h.release(change=a)
-    assert h.merged == [1]
-    restart(h)
+    assert h.items()[0].submit_state == "submitting" and h.merged == []
+    h.outbox.send_pending = send
+    return a, b
+
+
+def _check_once(h: StoredHarness):
     h.release_all()
     assert h.merged == [1, 2]
     submits = [r for r in h.reporter.reports if r.submit]
     assert [r.change for r in submits] == ["1,1", "2,1"]
     assert all(n == 1 for n in votes(h).values()), votes(h)
-    assert "reported success" in h.sched.explain(1) or "submitted" in h.sched.explain(1)
+    assert "1,1 submitted" in h.sched.explain(1)
+
+
+def test_a_submit_committed_but_unsent_at_the_crash_is_sent_once(store):
+    h = StoredHarness(store)
+    _submitting_at_the_crash(h)
+    restart(h)
+    assert "its submit was in flight when the scheduler stopped" in h.sched.explain(1)
+    _check_once(h)
+
+
+def test_a_submit_answered_before_the_crash_is_not_sent_again(store):
+    h = StoredHarness(store)
+    _submitting_at_the_crash(h)
+
+    def crash(*_a, **_k):  # the turn handling Gerrit's answer is never written
+        raise RuntimeError("killed")
+
+    h.outbox.send_pending()  # Gerrit submits it; the row is marked; the answer is an event
+    assert h.merged == [1]
+    h.journal.flush = crash
+    h.sched.run_once()
+    restart(h)
+    assert "its submit was answered before the scheduler stopped" in h.sched.explain(1)
+    _check_once(h)
+
+
+def test_a_submit_gerrit_applied_while_the_sender_died_is_asked_not_repeated(store):
+    h = StoredHarness(store)
+    _submitting_at_the_crash(h)
+
+    def killed(*_a, **_k):  # kill -9 after Gerrit merged it, before the row was marked
+        raise KeyboardInterrupt
+
+    h.outbox._mark = killed
+    try:
+        h.outbox.send_pending()
+    except KeyboardInterrupt:
+        pass
+    assert h.merged == [1]
+    restart(h)  # reconcile sees 1 merged in Gerrit: not "merged elsewhere", it is ours
+    assert "merged outside this pipeline" not in h.sched.explain(1)
+    _check_once(h)
 
 
 def test_reconcile_dequeues_what_changed_in_gerrit_while_stopped(store):
