@@ -218,6 +218,18 @@ class GerritEmulator:
             self.faults.fail_reviews = count
             self.faults.fail_message = message
 
+    def hold_submits(self) -> None:
+        """Submits wait (a slow Gerrit) until ``release_submits``."""
+        self.faults.submits_open.clear()
+
+    def release_submits(self) -> None:
+        self.faults.submits_open.set()
+
+    def submits_waiting(self) -> int:
+        """Submit commands being held now."""
+        with self.faults.lock:
+            return self.faults.submits_waiting
+
     def stream_client_count(self) -> int:
         return self.bus.count()
 

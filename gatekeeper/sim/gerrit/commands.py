@@ -48,6 +48,22 @@ class Faults:
     lock: threading.Lock = field(default_factory=threading.Lock)
     fail_reviews: int = 0
     fail_message: str = "fatal: internal server error"
+    # A slow Gerrit: a submit waits while this is clear (then is applied,
+    # whether or not its client is still there, as Gerrit would).
+    submits_open: threading.Event = field(default_factory=lambda: _opened(threading.Event()))
+    submits_waiting: int = 0
+    SUBMIT_HOLD_MAX = 600.0  # seconds a held submit waits at most (a test forgot to release)
+
+    def wait_to_submit(self) -> None:
+        if self.submits_open.is_set():
+            return
+        with self.lock:
+            self.submits_waiting += 1
+        try:
+            self.submits_open.wait(self.SUBMIT_HOLD_MAX)
+        finally:
+            with self.lock:
+                self.submits_waiting -= 1
 
     def take_review_failure(self) -> str | None:
         with self.lock:
@@ -55,6 +71,11 @@ class Faults:
                 return None
             self.fail_reviews -= 1
             return self.fail_message
+
+
+def _opened(ev: threading.Event) -> threading.Event:
+    ev.set()
+    return ev
 
 
 @dataclass(frozen=True)
@@ -277,6 +298,8 @@ class GerritCommands:
             raise Fatal("--rebase is not supported by the emulator")
         if not targets:
             raise Fatal('Argument "{COMMIT | CHANGE,PATCHSET}" is required')
+        if values.get("submit"):
+            self.faults.wait_to_submit()
         ok = True
         with self.state.lock:
             resolved = []
