@@ -107,7 +107,7 @@ class PipelineManager:
     def submitting(self, item: QueueItem, event: TriggerEvent) -> bool:
         """True if ``item``'s submit is with Gerrit: the answer decides what
         becomes of it (Gerrit's own change-merged may come first)."""
-        if item.submit_state != SubmitState.SUBMITTING:
+        if not item.submitting:
             return False
         self.door.note(item, "submit", f"{event.type} while its submit is with Gerrit: "
                        "waiting for Gerrit's answer to the submit")
@@ -366,7 +366,7 @@ class PipelineManager:
 
     def process_item(self, q: ChangeQueue, item: QueueItem, nnfi: QueueItem | None,
                      pos: int) -> QueueItem | None:
-        if item.submit_state == SubmitState.SUBMITTING:
+        if item.submitting:
             # At the head, done, waiting for Gerrit: the items behind are tested
             # on top of it and cannot finish before it (merges stay in order).
             return item
@@ -395,7 +395,7 @@ class PipelineManager:
             return nnfi
         if ahead is None and item.live and self.is_complete(item):
             self.finish(q, item)
-            return item if item.submit_state == SubmitState.SUBMITTING else nnfi
+            return item if item.submitting else nnfi
         if not failing and item.live:
             return item
         return nnfi
@@ -753,7 +753,7 @@ class PipelineManager:
         """Gerrit answered ``item``'s submit: merged, or a merge failure."""
         self.ctx.submits.pop(ev.key, None)
         q = self.state.queue_named(item.queue)
-        if q is None or item.dequeued or item.submit_state != SubmitState.SUBMITTING:
+        if q is None or item.dequeued or not item.submitting:
             return
         if not ev.ok:
             why = f"Gerrit did not submit {item.display_name}: {ev.error or 'no reason given'}"

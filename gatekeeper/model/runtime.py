@@ -123,6 +123,11 @@ class QueueItem:
     trigger: str = ""  # the event that enqueued it, described
 
     @property
+    def submitting(self) -> bool:
+        """Its submit is with Gerrit: Gerrit's answer decides what becomes of it."""
+        return self.submit_state == SubmitState.SUBMITTING
+
+    @property
     def is_change(self) -> bool:
         return isinstance(self.change, Change)
 
