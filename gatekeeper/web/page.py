@@ -125,7 +125,9 @@ def item_html(item: dict[str, Any], dependent: bool) -> str:
              f'<span class="summary">{e(summary)}</span></div>'
              f'<div class="tested muted">tested on {e(tested)}'
              + ("" if item.get("live", True) else " · dependency, not reported") +
-             ("" if item.get("active", True) else " · waiting outside the window") + "</div>"]
+             ("" if item.get("active", True) else " · waiting outside the window")
+             + (" · submitting: waiting for Gerrit" if item.get("submit_state") == "submitting"
+                else "") + "</div>"]
     if item.get("failing"):
         reasons = "; ".join(str(r) for r in item.get("failing_reasons") or []) or "a job failed"
         parts.append(f'<div class="why">failing: {e(reasons)}')
