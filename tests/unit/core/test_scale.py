@@ -30,12 +30,9 @@ def run_gate(n: int, fail_every: int = 0, ceiling: int = 0) -> tuple[int, int, H
 
 
 def test_thousand_items_linear_cost():
-    # Every merge is its own turn (Gerrit's answer to a submit is an event) and
-    # a turn's passes visit the window: a window every merge grows, to N here,
-    # would make that N^2; with a ceiling a merge costs ~2 x the window.
     Harness.door_count = lambda self: self.sched.door.count
-    ops_small, muts_small, _ = run_gate(250, ceiling=40)
-    ops_big, muts_big, h = run_gate(1000, ceiling=40)
+    ops_small, muts_small, _ = run_gate(250)
+    ops_big, muts_big, h = run_gate(1000)
     assert h.merged == list(range(1, 1001))  # all merged, in queue order
     # 4x the items: linear is ~4x, quadratic would be ~16x.
     assert ops_big / ops_small < 5, (ops_small, ops_big)
@@ -74,9 +71,7 @@ def test_work_per_merged_change_does_not_grow_with_n():
         assert h.merged == list(range(1, n + 1))
         per_change.append((ops / n, muts / n, _note_chars(h) / n))
     (ops_s, muts_s, notes_s), (ops_b, muts_b, notes_b) = per_change
-    # (a merge costs two passes over the window once it is at its ceiling; at
-    # N=250 more of them happen while it still grows or the queue drains)
-    assert ops_b <= ops_s * 1.10 and muts_b <= muts_s * 1.05, per_change
+    assert ops_b <= ops_s * 1.05 and muts_b <= muts_s * 1.05, per_change
     assert notes_b <= notes_s * 1.05, per_change
     ops_s, muts_s, small = run_gate(250)
     ops_b, muts_b, big = run_gate(1000)
@@ -84,8 +79,5 @@ def test_work_per_merged_change_does_not_grow_with_n():
     # Without a ceiling too: item visits and mutations per change, and no
     # launch joins the chain it names (ZUUL_CHANGES is joined by the launcher
     # that sends the job, model/buildparams.py).
-    # (Item visits without a ceiling are not asserted since the submit became an
-    # answer in a later turn: each merge's turn visits more of the growing window,
-    # 76 -> 264 visits per change at 250 -> 1,000. Open: the dirty walk could skip them.)
-    assert muts_b / 1000 <= muts_s / 250 * 1.05, (muts_s, muts_b)
+    assert ops_b / 1000 <= ops_s / 250 * 1.05 and muts_b / 1000 <= muts_s / 250 * 1.05
     assert all(b.request.parameters.unjoined() == 2 for b in big.launcher.builds)
