@@ -152,7 +152,25 @@ class Outbox:
             except Exception as e:  # a reporter must not take the sender down
                 log.exception("reporting on %s failed", change.id_string)
                 result = ReportResult(False, f"{type(e).__name__}: {e}")
+            if submit and not result.ok:
+                result = self._submitted_anyway(fresh.key, change, result)
             return self._mark(fresh, result)
+
+    def _submitted_anyway(self, key: str, change: Change, result: ReportResult) -> ReportResult:
+        """A refused submit may have been applied: an attempt that timed out and
+        was retried ("change is merged"), a connection lost after Gerrit merged
+        it. Gerrit is asked before the gate calls it a merge failure."""
+        try:
+            done = self.applied(change, "", {}, True)
+        except Exception as e:
+            log.warning("outbox %s: cannot ask Gerrit whether the refused submit took "
+                        "effect: %s", key, e)
+            return result
+        if done == Applied.ALL:
+            log.info("outbox %s: Gerrit refused the submit (%s) but the change is merged",
+                     key, result.error)
+            return ReportResult(True)
+        return result
 
     def _mark(self, row: Any, result: ReportResult) -> ReportResult:
         t = schema.outbox

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from gatekeeper.interfaces import ReportResult
 from tests.unit.store.support import StoredHarness, restart
 
 
@@ -138,3 +139,26 @@ def test_outbox_entries_unsent_at_the_crash_are_sent_once(store):
     assert [r.labels for r in h.reporter.reports] == [{"Verified": 0}]
     h.release_all()
     assert [r.labels for r in h.reporter.reports] == [{"Verified": 0}, {"Verified": 2}]
+
+
+def test_a_submit_refused_after_gerrit_merged_it_is_a_success(store):
+    """The reporter's first attempt timed out after Gerrit merged the change; its
+    retry was refused ("change is merged"): Gerrit is asked, and it merged."""
+    h = StoredHarness(store)
+    real = h.reporter.report
+
+    def timed_out_then_refused(change, message, labels, submit=False):
+        result = real(change, message, labels, submit=submit)
+        if submit:
+            return ReportResult(False, "change is closed")
+        return result
+
+    h.reporter.report = timed_out_then_refused
+    a = h.source.add("org/project")
+    h.approve(a)
+    h.release_all()
+    assert h.merged == [1]
+    assert "1,1 submitted" in h.sched.explain(1)
+    assert not [r for r in h.reporter.reports if "Merge Failed" in r.message
+                or "merge-failure" in r.message]
+    assert sum(r.submit for r in h.reporter.reports) == 1
