@@ -30,7 +30,9 @@ def _regex(depth: int = 2) -> st.SearchStrategy[str]:
 _TEXT = st.text(st.sampled_from("abreckhxK ſéÉ\nRECHEK.sS\u212a"), max_size=12)
 
 
-@settings(max_examples=200, deadline=None)
+# derandomize: random regexes can nest quantifiers into slow backtracking (one seed
+# took 15 s); a fixed sequence keeps CI from drawing a pathological one.
+@settings(max_examples=200, deadline=None, derandomize=True)
 @given(body=_regex(), flags=st.sampled_from(["", "(?i)", "(?x)", "(?s)", "(?a)", "(?ai)"]),
        texts=st.lists(_TEXT, min_size=1, max_size=6))
 @example(body="(recheck|reverify)", flags="(?i)", texts=["RECHECK", "ReVerify", "re check"])
