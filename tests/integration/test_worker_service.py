@@ -54,18 +54,24 @@ def submit(client: gear.Client, name: str, args: bytes | str, unique: str) -> ge
     return job
 
 
+def request_for(env: WorkerEnv, uuid: str, ref: str, sha: str, change: int = 1234,
+                **kw: Any) -> BuildRequest:
+    """The launcher's request for the build ``build_args`` describes."""
+    params = {k: v for k, v in build_args(env, uuid, ref, sha, change=change).items()
+              if k != "gatekeeper"}
+    return BuildRequest(uuid=uuid, job=JOB, label=LABEL, parameters=params, timeout=120,
+                        run=GATE_SCRIPT, projects=(DEVSTACK,), **kw)
+
+
 def test_launcher_to_worker_end_to_end(worker_env: WorkerEnv, service: WorkerService,
                                        gearman_server: GearmanServerHandle) -> None:
     env = worker_env
     ref, sha = env.sources.make_change({"feature.txt": "via gearman\n"})
-    args = build_args(env, "e2e00000001", ref, sha, change=4242)
-    params = {k: v for k, v in args.items() if k != "gatekeeper"}
     events = EventLog()
     launcher = GearmanLauncher(gearman_server.host, gearman_server.port, events).start()
     try:
         assert launcher.wait_for_server(10)
-        launcher.launch(BuildRequest(uuid="e2e00000001", job=JOB, label=LABEL, parameters=params,
-                                     timeout=120, run=GATE_SCRIPT, projects=(DEVSTACK,)))
+        launcher.launch(request_for(env, "e2e00000001", ref, sha, change=4242))
         started = events.wait_for(BuildStarted, "e2e00000001", timeout=60)[0]
         done = events.wait_for(BuildCompleted, "e2e00000001", timeout=120)[0]
     finally:
@@ -232,10 +238,7 @@ def test_restarted_scheduler_stops_a_build_waiting_for_a_node(
         wait_for(lambda: all(j.data for j in sleepers), 90, "both nodes taken")
         old = GearmanLauncher(gearman_server.host, gearman_server.port, EventLog()).start()
         assert old.wait_for_server(10)
-        params = {k: v for k, v in build_args(env, "wait0000003", ref, sha).items()
-                  if k != "gatekeeper"}
-        old.launch(BuildRequest(uuid="wait0000003", job=JOB, label=LABEL, parameters=params,
-                                timeout=120, run=GATE_SCRIPT, projects=(DEVSTACK,)))
+        old.launch(request_for(env, "wait0000003", ref, sha))
         wait_for(lambda: "wait0000003" in svc.running_builds, 30, "third build taken")
         old.stop()  # the scheduler is gone; its build waits on the worker for a node
         new = GearmanLauncher(gearman_server.host, gearman_server.port, EventLog()).start()
@@ -261,16 +264,13 @@ def test_failure_output_reports_early_and_fails_the_build(
     (WORK_DATA), then FAILURE though the script exited 0; the console says why."""
     env = worker_env
     ref, sha = env.sources.make_change({"ok.txt": "fine\n"})
-    args = build_args(env, "fout0000001", ref, sha, change=4343)
-    params = {k: v for k, v in args.items() if k != "gatekeeper"}
     events = EventLog()
     launcher = GearmanLauncher(gearman_server.host, gearman_server.port, events).start()
     try:
         assert launcher.wait_for_server(10)
-        launcher.launch(BuildRequest(uuid="fout0000001", job=JOB, label=LABEL, parameters=params,
-                                     timeout=120, run=GATE_SCRIPT, projects=(DEVSTACK,),
-                                     failure_output=(r"^devstack gate: \S+ change 4343\b",
-                                                     "never printed")))
+        launcher.launch(request_for(env, "fout0000001", ref, sha, change=4343,
+                                    failure_output=(r"^devstack gate: \S+ change 4343\b",
+                                                    "never printed")))
         early = events.wait_for(BuildFailing, "fout0000001", timeout=90)[0]
         done = events.wait_for(BuildCompleted, "fout0000001", timeout=120)[0]
     finally:
