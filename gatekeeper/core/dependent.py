@@ -212,6 +212,7 @@ class DependentManager(PipelineManager):
                             "which it depends on")
             seen.add(it.change.key)
         self.door.reorder(q, order)
+        self._left += 1  # the chains of the build sets prepared before are not
         prev = None
         for it in order:
             if it.item_ahead is not prev:

@@ -29,6 +29,7 @@ class Dirty:
         self.queue_of: dict[QueueItem, ChangeQueue] = {}
         self.owner: dict[object, QueueItem] = {}  # build set / build -> its item
         self.fallbacks = 0  # changes it could not place (each asked for a full walk)
+        self._order = 0  # the next QueueItem.order
 
     def mark(self, item: QueueItem | None) -> None:
         if item is None or item.dequeued or item in self.items:
@@ -57,8 +58,18 @@ class Dirty:
     # --- the registry (kept by the Door's structural changes) ----------------
 
     def own(self, item: QueueItem, queue: ChangeQueue) -> None:
+        """Register ``item``, which is now last of ``queue`` (added, or
+        registered in queue order)."""
         self.queue_of[item] = queue
         self.own_set(item, item.build_set)
+        item.order = self._order
+        self._order += 1
+
+    def renumber(self, items: list[QueueItem]) -> None:
+        """``items`` are a queue in its new order."""
+        for item in items:
+            item.order = self._order
+            self._order += 1
 
     def own_set(self, item: QueueItem, bs: BuildSet) -> None:
         self.owner[bs] = item

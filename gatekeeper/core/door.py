@@ -120,6 +120,7 @@ class Door:
 
     def reorder(self, queue: ChangeQueue, items: list[QueueItem]) -> None:
         queue.items[:] = items
+        self.dirty.renumber(items)
         self.dirty.full.add(queue)
         self._emit("reorder", _target(queue), queue, items=[i.uuid for i in items])
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import bisect
 import heapq
 import logging
-from typing import TypeVar
+from operator import attrgetter
+from typing import NamedTuple, TypeVar
 
 from gatekeeper.core import jobs as jobsel
 from gatekeeper.core.context import Context
@@ -57,22 +58,46 @@ def _index(seq: list[T], x: T, lo: int = 0) -> int:
     return i if i >= lo else -1
 
 
+_order = attrgetter("order")
+
+
+def _position(items: list[QueueItem], x: QueueItem, lo: int = 0) -> int:
+    """Where ``x`` is in ``items`` (a queue as a pass began: ascending
+    ``order``) at or after ``lo``, else -1: a bisection, where ``_index``
+    compares every item ahead of it (a thousand with no window ceiling)."""
+    j = bisect.bisect_left(items, x.order, lo, key=_order)
+    return j if j < len(items) and items[j] is x else -1
+
+
+class _Prepared(NamedTuple):
+    changes: tuple[SpeculativeChange, ...]
+    merge_items: tuple[MergeItem, ...]
+    left: int  # PipelineManager._left then
+    heads_left: int  # its queue's merged heads gone then
+
+
 class PipelineManager:
     speculative = True  # items are tested on top of the items ahead of them
+    # tests: every chain extended is checked against a walk, every position
+    # bisected against a scan
+    check_chains = False
 
     def __init__(self, ctx: Context, state: PipelineState):
         self.ctx = ctx
         self.state = state
         self.door = ctx.door
-        # build set uuid -> (its changes, their merge items): derived data, so
-        # no Door; the item behind extends its ahead's items instead of
-        # rebuilding one per change of the chain (a manager lives for one layout)
-        self._merge_items: dict[str, tuple[tuple[SpeculativeChange, ...],
-                                           tuple[MergeItem, ...], int]] = {}
-        # Items dequeued so far. A chain changes without a reset of the items
-        # on it only when an item leaves (merged); remembered with the merge
-        # items, an unchanged count says the item ahead's chain is as it was.
+        # build set uuid -> its changes, their merge items and the departure
+        # counts when it was prepared: derived data, so no Door; the item
+        # behind extends its ahead's items instead of rebuilding one per change
+        # of the chain (a manager lives for one layout)
+        self._merge_items: dict[str, _Prepared] = {}
+        # A chain changes without a reset of the items on it only when an item
+        # leaves merged. Merged heads of a queue leave from the front of every
+        # chain in it (counted per queue); any other departure or reorder is
+        # counted in ``_left``, and an unchanged count says the chains of the
+        # build sets prepared since are as they were, less the heads gone.
         self._left = 0
+        self._heads_left: dict[str, int] = {}
         # items every dirty pass visits (a strategy's judgment reads the
         # items around them and what was learned; see DependentManager)
         self.every_pass: set[QueueItem] = set()
@@ -242,7 +267,7 @@ class PipelineManager:
         for item in marked | self.every_pass:
             if item in pushed or dirty.queue_of.get(item) is not q:
                 continue
-            j = _index(items, item)
+            j = self._position(items, item)
             if j < 0:  # enqueued during this pass: the next one
                 continue
             heap.append(j)
@@ -292,14 +317,14 @@ class PipelineManager:
             out[item] = nxt
             self.visited(item)
             for x in dirty.removed[seen_gone:]:
-                j = _index(items, x)
+                j = self._position(items, x)
                 if j >= 0:
                     bisect.insort(gone, j)
             seen_gone = len(dirty.removed)
             for x in dirty.log[seen_log:]:
                 if x in pushed or x not in dirty.items or dirty.queue_of.get(x) is not q:
                     continue
-                j = _index(items, x, k + 1)
+                j = self._position(items, x, k + 1)
                 if j >= 0:  # (ahead of this one: the next pass)
                     heapq.heappush(heap, j)
                     pushed.add(x)
@@ -312,6 +337,12 @@ class PipelineManager:
                 if j < n and items[j] not in pushed and self._ahead(items[j]) is not nxt:
                     pushed.add(items[j])
                     heapq.heappush(heap, j)
+
+    def _position(self, items: list[QueueItem], x: QueueItem, lo: int = 0) -> int:
+        j = _position(items, x, lo)
+        if self.check_chains:
+            assert j == _index(items, x, lo), (x, j)
+        return j
 
     @staticmethod
     def _ahead(item: QueueItem) -> QueueItem | None:
@@ -485,18 +516,17 @@ class PipelineManager:
                           ref=c.ref)
             return True
         ahead = item.item_ahead if self.speculative else None
-        known = self._merge_items.get(ahead.build_set.uuid) if ahead is not None else None
-        if ahead is not None and known is not None and known[2] == self._left \
-                and known[0] is ahead.build_set.changes:
-            # Nothing left the queue since the item ahead was prepared, on the
-            # build set it still has: extend its state without walking the chain.
-            changes = known[0] + (self._spec(c),)
-            merge_items = known[1] + (self._merge_item(changes[-1]),)
+        extended = self._extend(item, ahead) if ahead is not None else None
+        if extended is not None:
+            changes, merge_items = extended
         else:
             changes, merge_items = self._walk_chain(item)
+        if self.check_chains:
+            assert (changes, merge_items) == self._walk_chain(item, reuse=False), item
         if len(self._merge_items) >= MERGE_ITEMS_KEPT:
             del self._merge_items[next(iter(self._merge_items))]  # the oldest
-        self._merge_items[bs.uuid] = (changes, merge_items, self._left)
+        self._merge_items[bs.uuid] = _Prepared(changes, merge_items, self._left,
+                                               self._heads_left.get(item.queue, 0))
         uuid = self.ctx.new_uuid()
         request = MergeRequest(uuid, merge_items,
                                ref_name=f"refs/gatekeeper/{c.branch}/Z{bs.uuid}")
@@ -508,23 +538,46 @@ class PipelineManager:
         self.ctx.effects.merge(request)
         return False
 
-    def _walk_chain(self, item: QueueItem) -> tuple[tuple[SpeculativeChange, ...],
-                                                    tuple[MergeItem, ...]]:
+    def _extend(self, item: QueueItem, ahead: QueueItem) -> tuple[
+            tuple[SpeculativeChange, ...], tuple[MergeItem, ...]] | None:
+        """``item``'s chain as the item ahead's plus ``item``, less the heads
+        that merged since it was prepared; None when that is not known to be
+        its chain (then it is walked). Costs no Python step per change of the
+        chain: a queue with no window ceiling keeps a thousand on it."""
+        known = self._merge_items.get(ahead.build_set.uuid)
+        if known is None or known.changes is not ahead.build_set.changes \
+                or known.left != self._left:
+            return None
+        drop = self._heads_left.get(item.queue, 0) - known.heads_left
+        if not 0 <= drop < len(known.changes):
+            return None
+        q = self.state.queue_named(item.queue)
+        head = q.items[0].change if q is not None and q.items else None
+        first = known.changes[drop]
+        if not isinstance(head, Change) or (first.project, first.number, first.patchset) \
+                != (head.project, head.number, head.patchset):
+            return None  # (a Ref at the head, or a head not on the chain)
+        spec = self._spec(item.change)
+        return (known.changes[drop:] + (spec,),
+                known.merge_items[drop:] + (self._merge_item(spec),))
+
+    def _walk_chain(self, item: QueueItem, reuse: bool = True) -> tuple[
+            tuple[SpeculativeChange, ...], tuple[MergeItem, ...]]:
         """The changes and merge items of ``item``'s chain, the ones of the item
         ahead extended when it was prepared on this same chain."""
         chain = [x for x in self.speculative_chain(item) if isinstance(x.change, Change)]
-        ahead_item = chain[-2] if len(chain) > 1 else None
-        reuse = ahead_item.build_set.changes if ahead_item is not None else ()
-        if len(reuse) == len(chain) - 1:
+        ahead_item = chain[-2] if len(chain) > 1 and reuse else None
+        known_changes = ahead_item.build_set.changes if ahead_item is not None else ()
+        if ahead_item is not None and len(known_changes) == len(chain) - 1:
             # The item ahead was prepared on this same chain: extend its state
-            # instead of rebuilding it (keeps long queues cheap).
-            changes = reuse + (self._spec(item.change),)
-            known = self._merge_items.get(ahead_item.build_set.uuid) if ahead_item else None
+            # instead of rebuilding it.
+            changes = known_changes + (self._spec(item.change),)
+            known = self._merge_items.get(ahead_item.build_set.uuid)
         else:
             changes = tuple(self._spec(it.change) for it in chain)
             known = None
-        if known is not None and known[0] is reuse:
-            return changes, known[1] + (self._merge_item(changes[-1]),)
+        if known is not None and known.changes is known_changes:
+            return changes, known.merge_items + (self._merge_item(changes[-1]),)
         return changes, tuple(self._merge_item(x) for x in changes)
 
     def _merge_item(self, x: SpeculativeChange) -> MergeItem:
@@ -843,8 +896,11 @@ class PipelineManager:
         self.ctx.merges.pop(item.build_set.merge_request or "", None)
         self.ctx.submits.pop(item.submit_key or "", None)
         self.door.note(item, "dequeue", reason)
+        if merged and q.items and q.items[0] is item:
+            self._heads_left[q.name] = self._heads_left.get(q.name, 0) + 1
+        else:
+            self._left += 1
         self.door.remove_item(self.state, q, item, reason)
-        self._left += 1
         self.ctx.finished.append(item)
         if not merged and self.speculative:
             for b in behind:

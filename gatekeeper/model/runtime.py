@@ -121,6 +121,10 @@ class QueueItem:
     submit_key: str | None = None
     history: list[HistoryEntry] = field(default_factory=list, repr=False)
     trigger: str = ""  # the event that enqueued it, described
+    # Increases along its queue: a position found by bisection, not a scan of
+    # the queue. Kept by the Door's tracker (core/dirty.py), not stored: the
+    # tracker numbers restored items when it registers them.
+    order: int = field(default=0, repr=False)
 
     @property
     def submitting(self) -> bool:

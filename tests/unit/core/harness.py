@@ -201,7 +201,7 @@ class FakeMerger:
         self.held: list[MergeRequest] = []
         self._commit_memo: dict[tuple[str, str], str] = {}  # (commit before, ref) -> after
         # (len(items), id(items[-1])) -> (items, commits): the states built, newest last
-        self._states: dict[tuple[int, int], tuple[tuple[MergeItem, ...], dict[str, str]]] = {}
+        self._states: dict[int, tuple[tuple[MergeItem, ...], dict[str, str]]] = {}
 
     def merge(self, request: MergeRequest) -> None:
         self.requests.append(request)
@@ -219,9 +219,12 @@ class FakeMerger:
                 conflict_files=("README",)))
             return
         # A real merger builds on the state it built for the item ahead (the
-        # request's items extend that one's): so does this one.
-        ahead = self._states.get((len(items) - 1, id(items[-2]))) if len(items) > 1 else None
-        if ahead is not None and ahead[0] == items[:-1]:  # identical items: compared at C speed
+        # request's items extend that one's, less the heads merged since, which
+        # the branch tip now holds): so does this one.
+        ahead = self._states.get(id(items[-2])) if len(items) > 1 else None
+        n = len(items) - 1
+        if ahead is not None and len(ahead[0]) >= n \
+                and ahead[0][len(ahead[0]) - n:] == items[:-1]:  # compared at C speed
             commits, todo = dict(ahead[1]), items[-1:]
         else:
             commits, todo = {}, items
@@ -234,7 +237,7 @@ class FakeMerger:
             commits[it.project] = commit
         if len(self._states) >= 4096:
             del self._states[next(iter(self._states))]  # the oldest
-        self._states[(len(items), id(items[-1]))] = (items, dict(commits))
+        self._states[id(items[-1])] = (items, dict(commits))
         self.harness.sched.add_result_event(MergeCompleted(
             request.uuid, True, commits=commits, ref=request.ref_name,
             url="git://merger.example.org"))
