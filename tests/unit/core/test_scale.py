@@ -1,6 +1,7 @@
 """1,000 items in one gate queue: cost grows linearly, not quadratically."""
 
 from gatekeeper.model.events import EventApproval, TriggerEvent
+from gatekeeper.model.runtime import QueueItem
 from tests.unit.core.harness import Harness
 from tests.unit.core.layouts import layout
 
@@ -81,3 +82,37 @@ def test_work_per_merged_change_does_not_grow_with_n():
     # that sends the job, model/buildparams.py).
     assert ops_b / 1000 <= ops_s / 250 * 1.05 and muts_b / 1000 <= muts_s / 250 * 1.05
     assert all(b.request.parameters.unjoined() == 2 for b in big.launcher.builds)
+
+
+def test_chain_work_per_merged_change_does_not_grow_with_n(monkeypatch):
+    """Without a window ceiling the window, and every chain, grows to the
+    queue (1,000 changes deep). Each item's chain extends the one of the item
+    ahead, less the heads merged since: the speculative changes and merge
+    items built per merged change are the same at N=1,000 as at N=250 (they
+    were 36 per change at 250 and 130 at 1,000 when a chain was rebuilt after
+    every merge), and no pass scans the queue for an item's position."""
+    from gatekeeper.core import manager as manager_mod
+    from gatekeeper.core.manager import PipelineManager
+
+    monkeypatch.setattr(PipelineManager, "check_chains", False)  # it walks every chain
+    built = {"spec": 0, "scan": 0}
+    spec, index = PipelineManager._spec, manager_mod._index
+
+    def counting_spec(x):
+        built["spec"] += 1
+        return spec(x)
+
+    def counting_index(seq, x, lo=0):
+        built["scan"] += len(seq) if seq and isinstance(seq[0], QueueItem) else 0
+        return index(seq, x, lo)
+
+    monkeypatch.setattr(PipelineManager, "_spec", staticmethod(counting_spec))
+    monkeypatch.setattr(manager_mod, "_index", counting_index)
+    per_change = []
+    for n in (250, 1000):
+        built.update(spec=0, scan=0)
+        _, _, h = run_gate(n)
+        assert h.merged == list(range(1, n + 1))
+        per_change.append(built["spec"] / n)
+        assert built["scan"] == 0
+    assert per_change[1] <= per_change[0] * 1.05, per_change
