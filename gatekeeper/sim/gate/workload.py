@@ -112,7 +112,7 @@ class Workload:
     jobs: tuple[str, ...] = ("test",)
     duration: Duration = Duration(30.0)
     durations: dict[str, Duration] = field(default_factory=dict)  # per job
-    early_failure: float = 1.0  # a failing build ends at this fraction of its duration
+    early_failure: float = 1.0  # a failing build reports failing at this fraction of its run
     nodes: int = 0  # node pool capacity (0 = unlimited)
     projects: tuple[str, ...] = ("org/project",)
     merge_time: float = 0.0  # minutes the merger takes per speculative state

@@ -22,6 +22,7 @@ from gatekeeper.model.buildparams import BuildParameters
 from gatekeeper.model.change import Approval, Change, Ref
 from gatekeeper.model.events import (
     BuildCompleted,
+    BuildFailing,
     BuildStarted,
     EventApproval,
     MergeCompleted,
@@ -44,6 +45,9 @@ class SimBuild:
     start: float | None = None
     state: str = "waiting"  # waiting | running | done | cancelled
     flake: bool = False  # failed only because it flaked
+    # minutes into the run at which it reports failing (the job's
+    # failure-output matched); it runs on, holding its node, to ``minutes``
+    signal: float | None = None
 
 
 @dataclass
@@ -59,7 +63,7 @@ class Counters:
     node_seconds: float = 0.0
     useful: set[str] = field(default_factory=set)  # uuids of builds in a reported build set
     flake_builds: int = 0
-    early_ends: int = 0
+    early_signals: int = 0  # failing builds that said so before they ended
     max_busy: int = 0  # most nodes in use at once
 
 
@@ -232,11 +236,10 @@ class World:
         flaky = self._flakes(request, p.get("ZUUL_REF", ""))
         minutes = self._minutes(self.wl.duration_of(request.job))
         fails = broken or flaky
-        if fails and self.wl.early_failure < 1.0:
-            minutes *= self.wl.early_failure
-            self.c.early_ends += 1
+        signal = minutes * self.wl.early_failure if fails and self.wl.early_failure < 1.0 \
+            else None
         b = SimBuild(request, BuildResult.FAILURE if fails else BuildResult.SUCCESS, minutes,
-                     flake=flaky and not broken)
+                     flake=flaky and not broken, signal=signal)
         self.builds[request.uuid] = b
         if not self.wl.nodes or self._busy < self.wl.nodes:
             self._start(b)
@@ -249,7 +252,16 @@ class World:
         b.state, b.start = "running", self.now
         self.c.builds += 1
         self.results(BuildStarted(b.request.uuid, worker="sim", node="sim-node"))
+        if b.signal is not None:
+            self.at(self.now + b.signal * 60.0, self._failing, b)
         self.at(self.now + b.minutes * 60.0, self._complete, b)
+
+    def _failing(self, arg: object) -> None:
+        b = arg
+        assert isinstance(b, SimBuild)
+        if b.state == "running":  # (not cancelled meanwhile)
+            self.c.early_signals += 1
+            self.results(BuildFailing(b.request.uuid, pattern="early-failure"))
 
     def _complete(self, arg: object) -> None:
         b = arg

@@ -98,13 +98,29 @@ nodes: 30
     assert (again.merged, again.builds, again.outcomes) == (r.merged, r.builds, r.outcomes)
 
 
-def test_early_failure_ends_failing_builds_sooner() -> None:
+def test_early_failure_finds_failures_sooner() -> None:
     text = "arrivals: {backlog: 60}\nbad: 0.2\njobs: 2\nduration: 60\n"
     late = simulate(parse_workload(text, "w.yaml"), 2)
     early = simulate(parse_workload(text + "early-failure: 0.25\n", "w.yaml"), 2)
-    assert early.node_minutes < late.node_minutes
+    assert early.node_minutes < late.node_minutes  # the builds behind are cancelled sooner
     assert early.makespan_h < late.makespan_h
     assert early.merged == late.merged  # same fates, found sooner
+
+
+def test_early_failure_keeps_the_failing_build_on_its_node() -> None:
+    """A bad change with a good one behind: the bad build says it is failing
+    a quarter of the way in, so the good one is re-tested without it from
+    minute 15 (merged at 75, not 120), but the failing job runs on (as the
+    worker's does, for its logs) and holds its node the whole hour, and the
+    bad change is reported when it ends."""
+    text = ("arrivals: {times: [0, 0]}\nbad: 0.5\njobs: 1\nduration: 60\n"
+            "early-failure: 0.25\n")
+    r = simulate(parse_workload(text, "w.yaml"), 1)  # seed 1: the first is bad
+    # (minutes, merged, bad)
+    assert r.outcomes == [(pytest.approx(60.0), False, True), (pytest.approx(75.0), True, False)]
+    # 60 (the bad build, to its end) + 15 (the good one on top, cancelled)
+    # + 60 (the good one re-tested)
+    assert r.node_minutes == pytest.approx(135.0)
 
 
 def test_per_job_flakes_and_projects() -> None:
